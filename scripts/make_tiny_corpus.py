@@ -1,0 +1,140 @@
+"""Generate the embedded tiny corpus in Libri-light and LibriSpeech layout.
+
+Usage: python scripts/make_tiny_corpus.py [--out tiny/corpus]
+
+Synthesised speech (Debian's espeak-ng, resampled to 16 kHz mono FLAC by sox), one
+espeak voice per speaker, seeded so that every run writes the same files:
+
+  librispeech_finetuning/1h/{0..5}/{clean,other}/SPK/CHAP/   six tiny "10-minute" folds
+  librispeech_finetuning/9h/{clean,other}/SPK/CHAP/          the pool for new samples
+  LibriSpeech/{dev,test}-{clean,other}/SPK/CHAP/             evaluation sets
+  LibriSpeech/librivox-real/SPK/CHAP/                        five real LibriVox clips
+
+"other" speakers are made harder with reverberation and a telephone-band filter.
+The five real clips are public-domain LibriVox recordings ("Sense and Sensibility",
+chapter 1) shipped by Debian's pocketsphinx-testdata package.
+Needs: apt-get install espeak-ng sox libsox-fmt-all pocketsphinx-testdata
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import EVAL_SETS, REPO, UserError, atomic_path, run_main
+
+SEED = 10
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+# A small grammar: sentences share words, so a model trained on one fold can read
+# some words of the others.
+SUBJECTS = ["THE OLD MAN", "A YOUNG GIRL", "MY BROTHER", "HER FATHER", "THE CAPTAIN",
+            "OUR NEIGHBOUR", "THE DOCTOR", "HIS WIFE", "THE TEACHER", "A SMALL BOY"]
+VERBS = ["SAW", "FOUND", "LOST", "CARRIED", "PAINTED", "WANTED", "BROUGHT", "SOLD"]
+OBJECTS = ["THE RED BOX", "A LETTER", "HIS COAT", "THE GREEN DOOR", "SOME BREAD",
+           "A BLACK HORSE", "THE QUIET SHIP", "SIX CHAIRS", "THE KING'S MAP", "A JAR OF WAX"]
+ENDINGS = ["", "", "TODAY", "AT NIGHT", "IN THE SNOW", "BY THE RIVER", "LAST JUNE",
+           "WITHOUT A WORD", "DON'T YOU THINK"]
+
+# Each speaker of the corpus gets its own espeak voice: an accent and a voice variant.
+ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland", "en-gb-x-gbclan"]
+VOICES_F = [f"{accent}+f{v}" for v in range(1, 6) for accent in ACCENTS]
+VOICES_M = [f"{accent}+m{v}" for v in range(1, 8) for accent in ACCENTS]
+
+# Utterances per speaker. Each fold, the pool and each evaluation set has one female and
+# one male speaker per condition, as each Libri-light fold has.
+FOLD_UTTERANCES = 2
+POOL_UTTERANCES = 2
+EVAL_UTTERANCES = 2
+
+
+def sentence(rng: random.Random) -> str:
+    words = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS)]
+    return " ".join(w for w in words if w)
+
+
+def synthesise(text: str, voice: str, speed: int, pitch: int, other: bool, out: Path) -> None:
+    """Speak `text` with espeak-ng and write 16 kHz mono 16-bit FLAC (no dither)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
+                        "-w", str(wav), text.lower()], check=True)
+        effects = ["gain", "-n", "-6"]
+        if other:
+            effects += ["reverb", "40", "50", "60", "lowpass", "3400", "gain", "-n", "-3"]
+        subprocess.run(["sox", "-D", str(wav), "-r", "16000", "-c", "1", "-b", "16",
+                        "-C", "8", str(out), *effects], check=True)
+
+
+def write_chapter(root: Path, speaker: int, chapter: int, items: list[tuple[str, Path | None]],
+                  voice: str, speed: int, pitch: int, other: bool) -> None:
+    """Write SPK/CHAP/ with SPK-CHAP-NNNN.flac files and SPK-CHAP.trans.txt."""
+    folder = root / str(speaker) / str(chapter)
+    folder.mkdir(parents=True)
+    lines = []
+    for index, (text, source) in enumerate(items):
+        utt = f"{speaker}-{chapter}-{index:04d}"
+        if source is None:
+            synthesise(text, voice, speed, pitch, other, folder / f"{utt}.flac")
+        else:
+            subprocess.run(["sox", "-D", str(source), "-C", "8", str(folder / f"{utt}.flac")],
+                           check=True)
+        lines.append(f"{utt} {text}\n")
+    (folder / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines))
+
+
+def librivox_items() -> list[tuple[str, Path]]:
+    """The five real clips with their transcripts, upper-cased as in LibriSpeech."""
+    if not LIBRIVOX.is_dir():
+        raise UserError(f"{LIBRIVOX} not found; install it: apt-get install pocketsphinx-testdata")
+    items = []
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        text, _, fileid = line.rpartition("(")
+        text = text.replace("<s>", "").replace("</s>", "").strip().upper()
+        items.append((text, LIBRIVOX / f"{fileid.strip(' )')}.wav"))
+    return items
+
+
+def build(out: Path) -> None:
+    rng = random.Random(SEED)
+    voices = {"F": list(VOICES_F), "M": list(VOICES_M)}
+    speaker_ids = iter(range(100, 10_000, 37))
+
+    def speaker_pair(root: Path, condition: str, per_speaker: int) -> None:
+        """One female and one male speaker, each with one chapter, under `root`."""
+        for gender in ("F", "M"):
+            speaker = next(speaker_ids)
+            items = [(sentence(rng), None) for _ in range(per_speaker)]
+            write_chapter(root, speaker, speaker * 10 + 1, items, voices[gender].pop(0),
+                          speed=rng.randint(150, 185), pitch=rng.randint(30, 70),
+                          other=condition == "other")
+
+    finetuning = out / "librispeech_finetuning"
+    for pool, per_speaker in [(f"1h/{k}", FOLD_UTTERANCES) for k in range(6)] + \
+            [("9h", POOL_UTTERANCES)]:
+        for condition in ("clean", "other"):
+            speaker_pair(finetuning / pool / condition, condition, per_speaker)
+    for subset in EVAL_SETS:
+        speaker_pair(out / "LibriSpeech" / subset, subset.split("-")[1], EVAL_UTTERANCES)
+    write_chapter(out / "LibriSpeech" / "librivox-real", 9999, 1, librivox_items(),
+                  voice="", speed=0, pitch=0, other=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "tiny" / "corpus")
+    args = parser.parse_args()
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise UserError(f"{tool} not found; install it: apt-get install espeak-ng sox")
+    with atomic_path(args.out) as tmp:
+        build(tmp)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
