@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from common import UserError, atomic_path, git_commit, read_tsv, run_main
-from score import corpus_scores
+from score import summarise, utterance_errors
 
 
 def sha256(path: Path) -> str:
@@ -65,7 +65,7 @@ def to_words(task, tokens: list[int]) -> str:
     import torch
 
     letters = task.target_dictionary.string(torch.tensor(tokens, dtype=torch.long))
-    return letters.replace(" ", "").replace("|", " ").strip()
+    return " ".join(letters.replace(" ", "").replace("|", " ").split())
 
 
 def decode_subset(model, task, subset: str, device: str, max_tokens: int):
@@ -144,7 +144,8 @@ def main() -> int:
         start = time.perf_counter()
         hyps, refs = decode_subset(model, task, subset, device, args.max_tokens)
         seconds = time.perf_counter() - start
-        scores = corpus_scores(refs, hyps)
+        per_utterance = utterance_errors(refs, hyps)
+        scores = summarise(per_utterance)
         _, rows = read_tsv(args.data / f"{subset}.tsv")
         audio_seconds = sum(n for _, n in rows) / 16_000
         record = {"subset": subset, **scores, "utterances": len(hyps),
@@ -152,7 +153,9 @@ def main() -> int:
                   "checkpoint_sha256": checkpoint_sha, "manifest": str(args.data.resolve()),
                   "decoder": "viterbi", "device": device, "commit": git_commit(),
                   "versions": versions(), "decode_seconds": round(seconds, 3),
-                  "real_time_factor": round(seconds / audio_seconds, 5), **meta}
+                  "real_time_factor": round(seconds / audio_seconds, 5),
+                  "utterance_errors": [u[0] for u in per_utterance],
+                  "utterance_words": [u[1] for u in per_utterance], **meta}
         with atomic_path(args.out / subset) as tmp:
             tmp.mkdir()
             (tmp / "hyp.wrd").write_text("".join(h + "\n" for h in hyps))

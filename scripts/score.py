@@ -18,24 +18,33 @@ import editdistance
 from common import UserError, run_main
 
 
-def corpus_scores(refs: list[str], hyps: list[str]) -> dict:
-    """Corpus-level WER and CER (percent) with their error and length counts."""
+def utterance_errors(refs: list[str], hyps: list[str]) -> list[tuple[int, int, int, int]]:
+    """(word errors, reference words, char errors, reference chars) for each utterance."""
     if len(refs) != len(hyps):
         raise UserError(f"{len(refs)} references but {len(hyps)} hypotheses; "
                         "give one line per utterance in both, in the same order")
-    errors = words = char_errors = chars = 0
+    out = []
     for index, (ref, hyp) in enumerate(zip(refs, hyps), 1):
         ref_words, hyp_words = ref.split(), hyp.split()
         if not ref_words:
             raise UserError(f"reference line {index} is empty; every utterance needs words")
-        errors += editdistance.eval(ref_words, hyp_words)
-        words += len(ref_words)
         ref_chars, hyp_chars = " ".join(ref_words), " ".join(hyp_words)
-        char_errors += editdistance.eval(ref_chars, hyp_chars)
-        chars += len(ref_chars)
-    return {"wer": 100.0 * errors / max(words, 1), "errors": errors, "words": words,
-            "cer": 100.0 * char_errors / max(chars, 1), "char_errors": char_errors,
-            "chars": chars}
+        out.append((editdistance.eval(ref_words, hyp_words), len(ref_words),
+                    editdistance.eval(ref_chars, hyp_chars), len(ref_chars)))
+    return out
+
+
+def summarise(per_utterance: list[tuple[int, int, int, int]]) -> dict:
+    """Corpus-level WER and CER (percent) with their error and length counts."""
+    if not per_utterance:
+        raise UserError("no utterances to score")
+    errors, words, char_errors, chars = (sum(column) for column in zip(*per_utterance))
+    return {"wer": 100.0 * errors / words, "errors": errors, "words": words,
+            "cer": 100.0 * char_errors / chars, "char_errors": char_errors, "chars": chars}
+
+
+def corpus_scores(refs: list[str], hyps: list[str]) -> dict:
+    return summarise(utterance_errors(refs, hyps))
 
 
 def read_lines(path: Path) -> list[str]:

@@ -1,0 +1,37 @@
+"""Shared fixtures: the repository paths, the tiny corpus, and the scripts on sys.path."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+TINY = REPO / "tiny" / "corpus"
+PYTHON = sys.executable
+
+
+def run_script(name: str, *args, check=True) -> subprocess.CompletedProcess:
+    """Run scripts/<name> as a user would; return the finished process."""
+    proc = subprocess.run([PYTHON, str(REPO / "scripts" / name), *map(str, args)],
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["make", "--no-print-directory", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"make {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A private copy of the tiny corpus that a test may damage."""
+    dest = tmp_path / "corpus"
+    shutil.copytree(TINY, dest)
+    return dest
