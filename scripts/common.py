@@ -7,6 +7,7 @@ the paper's Table 9).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -128,3 +129,40 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+# Released checkpoints (https://dl.fbaipublicfiles.com/fairseq/wav2vec/). fairseq publishes no
+# checksums for them: None means "record the SHA-256 of the first download" (see
+# scripts/fetch_checkpoint.py); put a value here to pin one.
+CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/fairseq/wav2vec/"
+CHECKPOINT_SHA256: dict[str, str | None] = {
+    "wav2vec_small.pt": None, "libri960_big.pt": None, "wav2vec_vox_new.pt": None,
+    "wav2vec_small_10m.pt": None, "wav2vec_big_10m.pt": None, "wav2vec_vox_10m_new.pt": None,
+}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: Path) -> str:
+    """SHA-256 of `path` after checking it against the `<path>.sha256` recorded beside it.
+
+    fairseq checkpoints are pickles, and unpickling runs code: nothing loads one that fails.
+    """
+    path = Path(path)
+    record = path.with_name(path.name + ".sha256")
+    if not record.is_file():
+        raise UserError(f"{path}: no recorded SHA-256 ({record.name}); fetch it with "
+                        "`make pretrained` / `make decode-original`, or record one you trust: "
+                        f"python scripts/fetch_checkpoint.py --record {path}")
+    expected = record.read_text().split()[0]
+    actual = sha256_file(path)
+    if actual != expected:
+        raise UserError(f"{path}: SHA-256 {actual} differs from the recorded {expected}; "
+                        "delete the file and fetch it again")
+    return actual

@@ -14,23 +14,15 @@ fairseq checkpoints are pickles.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
 import time
 from pathlib import Path
 
-from common import UserError, atomic_path, git_commit, read_tsv, run_main
+from common import (UserError, atomic_path, git_commit, read_tsv, run_main, sha256_file,
+                    verify_checkpoint)
 from score import summarise, utterance_errors
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load(checkpoint: Path, data: Path, device: str):
@@ -124,6 +116,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--verify-sha256", action="store_true",
+                        help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
     parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recorded in each wer.json (model, protocol, split, seed, ...)")
     args = parser.parse_args()
@@ -138,8 +132,9 @@ def main() -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = dict(item.split("=", 1) for item in args.meta)
+    checkpoint_sha = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
+        sha256_file(args.checkpoint)
     model, task = load(args.checkpoint, args.data, device)
-    checkpoint_sha = sha256(args.checkpoint)
     for subset in args.subsets:
         start = time.perf_counter()
         hyps, refs = decode_subset(model, task, subset, device, args.max_tokens)

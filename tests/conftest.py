@@ -35,3 +35,12 @@ def corpus(tmp_path) -> Path:
     dest = tmp_path / "corpus"
     shutil.copytree(TINY, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_env(tmp_path_factory):
+    """A tiny pre-trained model and the tiny split-0 manifests, made once per test session."""
+    root = tmp_path_factory.mktemp("tiny-env")
+    make("pretrain-tiny", f"PRETRAINED_DIR={root / 'pretrained'}", f"DEMO_ROOT={root / 'demo'}")
+    make("manifests", f"DATA={TINY}", "SPLITS=0", f"MANIFEST_ROOT={root / 'manifests'}")
+    return root

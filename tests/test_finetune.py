@@ -1,0 +1,200 @@
+"""make finetune: recipes composed value by value, batch arithmetic, normalize, resume, sweep."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, make, run_script
+from plan_finetune import fit_batch
+
+SEC = 16000
+
+
+def knobs(env, **extra):
+    values = {"PRETRAINED_DIR": env / "pretrained", "MANIFEST_ROOT": env / "manifests",
+              "RUN_ROOT": env / "runs", **extra}
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="module")
+def fake_released(tiny_env):
+    """The tiny model saved under the released names, with normalize as each one was trained.
+
+    Only for composing configs: fine-tuning them would need the real architectures.
+    """
+    folder = tiny_env / "fake-pretrained"
+    folder.mkdir(exist_ok=True)
+    state = torch.load(tiny_env / "pretrained/tiny.pt", weights_only=False)
+    for name, normalize in [("wav2vec_small.pt", False), ("libri960_big.pt", True),
+                            ("wav2vec_vox_new.pt", True), ("tiny.pt", False)]:
+        state["cfg"]["task"]["normalize"] = normalize
+        torch.save(state, folder / name)
+        run_script("fetch_checkpoint.py", "--record", folder / name)
+    return folder
+
+
+def composed(env, folder, model, protocol, **extra):
+    proc = make("finetune", *knobs(env, PRETRAINED_DIR=folder, MODEL=model, PROTOCOL=protocol,
+                                   CFG=1, **extra))
+    return yaml.safe_load(proc.stdout), proc.stderr
+
+
+# The reference facts (shared/reference/wav2vec2-10min.md): fairseq's base_10m.yaml and
+# vox_10m.yaml, and the paper's Table 6 / appendix B.
+FAIRSEQ_COMMON = {"mask_prob": 0.65, "mask_channel_prob": 0.25, "mask_channel_length": 64,
+                  "layerdrop": 0.1, "activation_dropout": 0.1, "feature_grad_mult": 0.0,
+                  "freeze_finetune_updates": 10000, "max_update": 13000}
+FAIRSEQ_SIZE = {"base": (3_200_000, 8, 5e-5, False), "large": (1_280_000, 20, 1e-4, True),
+                "vox": (1_280_000, 20, 1e-4, True)}
+PAPER_COMMON = {"mask_prob": 0.75, "mask_length": 10, "mask_channel_prob": 0.512,
+                "mask_channel_length": 64, "freeze_finetune_updates": 10000,
+                "feature_grad_mult": 0.0, "max_update": 12000}
+PAPER_SIZE = {"base": (3_200_000, 8, 0.05), "large": (1_280_000, 24, 0.1),
+              "vox": (1_280_000, 24, 0.1)}
+
+
+@pytest.mark.parametrize("model", ["base", "large", "vox"])
+def test_fairseq_protocol_reproduces_the_released_configs(tiny_env, fake_released, model):
+    cfg, stderr = composed(tiny_env, fake_released, model, "fairseq", GPUS=1)
+    tokens, gpu_equivalents, lr, normalize = FAIRSEQ_SIZE[model]
+    values = {**cfg["model"], "max_update": cfg["optimization"]["max_update"]}
+    assert {k: values[k] for k in FAIRSEQ_COMMON} == FAIRSEQ_COMMON
+    assert cfg["optimization"]["lr"] == [lr] and cfg["task"]["normalize"] is normalize
+    assert cfg["common"]["fp16"] is True and cfg["task"]["labels"] == "ltr"
+    assert cfg["optimization"]["sentence_avg"] is True
+    assert cfg["optimizer"]["adam_betas"] == "(0.9,0.98)" and cfg["optimizer"]["adam_eps"] == 1e-8
+    assert cfg["lr_scheduler"]["phase_ratio"] == [0.1, 0.4, 0.5]
+    assert cfg["lr_scheduler"]["final_lr_scale"] == 0.05
+    assert cfg["criterion"] == {**cfg["criterion"], "_name": "ctc", "zero_infinity": True}
+    assert cfg["dataset"]["valid_subset"] == "dev_other"
+    assert cfg["dataset"]["validate_after_updates"] == 10000
+    assert cfg["checkpoint"]["best_checkpoint_metric"] == "wer"
+    assert cfg["checkpoint"]["save_interval_updates"] == 50
+    assert cfg["distributed_training"]["ddp_backend"] == "legacy_ddp"
+    # one GPU: the recipe's GPU-equivalents come back as update_freq
+    assert cfg["distributed_training"]["distributed_world_size"] == 1
+    assert cfg["optimization"]["update_freq"] == [gpu_equivalents]
+    assert cfg["dataset"]["max_tokens"] == tokens
+    assert f"= {gpu_equivalents * tokens / SEC:,.0f} s of audio per update" in stderr
+
+
+@pytest.mark.parametrize("model", ["base", "large", "vox"])
+def test_paper_protocol_follows_table_6(tiny_env, fake_released, model):
+    cfg, _ = composed(tiny_env, fake_released, model, "paper", GPUS=1)
+    tokens, gpus, layerdrop = PAPER_SIZE[model]
+    values = {**cfg["model"], "max_update": cfg["optimization"]["max_update"]}
+    assert {k: values[k] for k in PAPER_COMMON} == PAPER_COMMON
+    assert cfg["model"]["layerdrop"] == layerdrop
+    assert cfg["optimization"]["lr"] == [2e-5]
+    assert cfg["optimization"]["update_freq"] == [gpus] and cfg["dataset"]["max_tokens"] == tokens
+    assert cfg["task"]["normalize"] is (model != "base")
+
+
+def test_knobs_reach_the_config(tiny_env, fake_released):
+    cfg, stderr = composed(tiny_env, fake_released, "large", "fairseq", GPUS=2,
+                           MAX_TOKENS=600000, LR="3e-5", FP16="false",
+                           ARGS="model.mask_prob=0.5")
+    assert cfg["distributed_training"]["distributed_world_size"] == 2
+    uf, tokens = cfg["optimization"]["update_freq"][0], cfg["dataset"]["max_tokens"]
+    assert (uf, tokens) == (22, 581818)
+    assert cfg["optimization"]["lr"] == [3e-5] and cfg["common"]["fp16"] is False
+    assert cfg["model"]["mask_prob"] == 0.5
+    assert "here 2 GPU(s) x update_freq 22 x max_tokens 581,818" in stderr
+
+
+@pytest.mark.parametrize("gpu_eq_ws,uf,tokens,gpus,limit,expect_uf", [
+    (2, 4, 3_200_000, 1, None, 8), (2, 4, 3_200_000, 2, None, 4), (2, 4, 3_200_000, 8, None, 1),
+    (2, 4, 3_200_000, 1, 1_600_000, 16), (4, 5, 1_280_000, 1, 1_000_000, 26),
+    (24, 1, 1_280_000, 1, 640_000, 48), (4, 5, 1_280_000, 3, None, 7)])
+def test_update_freq_keeps_the_effective_batch(gpu_eq_ws, uf, tokens, gpus, limit, expect_uf):
+    batch = fit_batch(gpu_eq_ws, uf, tokens, gpus, limit)
+    assert batch["update_freq"] == expect_uf
+    assert batch["max_tokens"] <= (limit or tokens)
+    total = gpu_eq_ws * uf * tokens
+    assert total - gpus * expect_uf <= gpus * expect_uf * batch["max_tokens"] <= total
+
+
+def test_normalize_mismatch_is_an_error(tiny_env, fake_released, tmp_path):
+    for name in ("wav2vec_vox_new.pt", "wav2vec_vox_new.pt.sha256"):
+        # BASE's checkpoint (normalize false) under LV-60k's name (whose recipe says true)
+        (tmp_path / name).symlink_to(fake_released / name.replace("vox_new", "small"))
+    proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=tmp_path, MODEL="vox", CFG=1),
+                check=False)
+    assert proc.returncode != 0
+    assert "pre-trained with normalize=False but recipes/finetune/pretrained/vox.yaml says " \
+           "True" in proc.stderr
+
+
+def test_checkpoint_without_recorded_sha256_is_not_unpickled(tiny_env, fake_released, tmp_path):
+    (tmp_path / "wav2vec_small.pt").write_bytes((fake_released / "wav2vec_small.pt").read_bytes())
+    proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=tmp_path, CFG=1), check=False)
+    assert proc.returncode != 0 and "no recorded SHA-256" in proc.stderr
+    (tmp_path / "wav2vec_small.pt.sha256").write_text("0" * 64 + "  wav2vec_small.pt\n")
+    proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=tmp_path, CFG=1), check=False)
+    assert proc.returncode != 0 and "differs from the recorded" in proc.stderr
+
+
+def test_unknown_combination_lists_the_recipes(tiny_env, fake_released):
+    proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=fake_released, MODEL="tiny",
+                                   PROTOCOL="paper", CFG=1), check=False)
+    assert proc.returncode != 0 and "no recipe for MODEL=tiny PROTOCOL=paper" in proc.stderr
+
+
+def run_dir(env, root="runs", seed=1):
+    return env / root / "tiny-tiny" / "10min-0" / f"seed-{seed}"
+
+
+def test_resume_after_kill_continues_from_the_last_checkpoint(tiny_env):
+    args = ["make", "--no-print-directory", "finetune", "MODEL=tiny", "PROTOCOL=tiny",
+            *knobs(tiny_env, RUN_ROOT=tiny_env / "resume")]
+    run = run_dir(tiny_env, "resume")
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "checkpoint_last.pt").exists():
+        assert time.time() < deadline and proc.poll() is None, "no checkpoint was saved"
+        time.sleep(0.5)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "done").exists()
+    saved = torch.load(run / "checkpoints/checkpoint_last.pt", weights_only=False)
+    updates_at_kill = saved["optimizer_history"][-1]["num_updates"]
+    assert 0 < updates_at_kill < 600
+    make(*args[2:])
+    log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
+    assert f"@ {updates_at_kill} updates" in log  # fairseq: "Loaded checkpoint ... (epoch N @ M updates)"
+    assert (run / "done").exists()
+    final = torch.load(run / "checkpoints/checkpoint_last.pt", weights_only=False)
+    assert final["optimizer_history"][-1]["num_updates"] == 600
+    record = json.loads((run / "run.json").read_text())
+    assert record["seed"] == "1" and record["pretrained_sha256"] and record["commit"]
+    assert record["versions"]["fairseq"] == "0.12.3"
+    assert (run / "config.yaml").is_file() and list((run / "tensorboard").iterdir())
+
+
+def test_changed_settings_do_not_reuse_a_run(tiny_env):
+    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"),
+         "ARGS=optimization.max_update=10")
+    proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny",
+                *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"), "ARGS=optimization.max_update=20",
+                check=False)
+    assert proc.returncode != 0 and "was made with other settings" in proc.stderr
+
+
+def test_sweep_through_submitit_local_launcher(tiny_env):
+    make("sweep", "MODEL=tiny", "PROTOCOL=tiny", "SPLITS=0", "SEEDS=1 2",
+         "LAUNCHER=submitit_local", "EVAL_SETS=dev-other", "ARGS=optimization.max_update=20",
+         *knobs(tiny_env, RUN_ROOT=tiny_env / "sweep"))
+    for seed in (1, 2):
+        run = run_dir(tiny_env, "sweep", seed)
+        assert (run / "done").exists() and list((run / "hydra/.submitit").glob("*/*_log.out"))
+        record = json.loads((run / "decode/dev_other/wer.json").read_text())
+        assert record["seed"] == str(seed) and record["utterances"] == 4
+        saved = torch.load(run / "checkpoints/checkpoint_last.pt", weights_only=False)
+        assert saved["optimizer_history"][-1]["num_updates"] == 20
