@@ -8,8 +8,10 @@ SHELL := /bin/bash
 # ---- knobs (make VAR=value) -------------------------------------------------------------
 PYTHON ?= python3.11## Python 3.11 used to create .venv
 DATA ?= data## folder holding librispeech_finetuning/ and LibriSpeech/
-SPLIT ?= 0## Libri-light 10-minute fold 0..5
+SPLIT ?= 0## Libri-light 10-minute fold 0..5, or sSEED for a drawn sample
 SPLITS ?= 0 1 2 3 4 5## folds that `make manifests` writes
+SAMPLE ?=## seeds of new 10-minute samples drawn from the 9h pool, e.g. SAMPLE="1 2 3" (then SPLIT=s1)
+MINUTES ?= 10## audio per drawn sample, in minutes
 MODEL ?= base## pre-trained checkpoint: base, large, vox (or tiny)
 PROTOCOL ?= fairseq## fine-tuning protocol: fairseq or paper (or tiny)
 SEED ?= 1## training seed
@@ -79,7 +81,7 @@ DEMO := MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
-.PHONY: help setup test demo data pretrained manifests pretrain-tiny finetune decode decode-original sweep compare tiny-corpus clean-demo
+.PHONY: help setup test demo data pretrained manifests bench-manifests pretrain-tiny finetune decode decode-original sweep compare tiny-corpus clean-demo
 
 help: ## list targets and knobs
 	@echo "Targets:"
@@ -111,11 +113,12 @@ pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
 	$(PY) scripts/fetch_checkpoint.py $(notdir $(PRETRAINED)) --dest $(PRETRAINED_DIR)
 
-manifests: setup ## write $(MANIFEST_ROOT)/10min-K/ for each fold in SPLITS from DATA
-	@for k in $(SPLITS); do \
-		$(PY) scripts/manifests.py --data $(DATA) --split $$k --out $(MANIFEST_ROOT)/10min-$$k \
-			--eval-sets $(EVAL_SETS); \
-	done
+manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10min-sS/ for each seed in SAMPLE
+	@$(PY) scripts/manifests.py --data $(DATA) --out-root $(MANIFEST_ROOT) --eval-sets $(EVAL_SETS) \
+		$(if $(strip $(SPLITS)),--split $(SPLITS)) $(if $(strip $(SAMPLE)),--sample $(SAMPLE) --minutes $(MINUTES))
+
+bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
+	$(PY) scripts/bench_manifests.py --tree .bench/tree
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@test -f $(MANIFESTS)/train.tsv || { echo "error: $(MANIFESTS)/train.tsv not found; run: make manifests DATA=..." >&2; exit 1; }

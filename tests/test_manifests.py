@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,284 @@ def test_failed_rebuild_keeps_the_previous_manifests(corpus, tmp_path):
     assert build(corpus, out, check=False).returncode == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---- several splits, the summary table, reading the eval sets once ---------------------------
+
+import manifests  # noqa: E402  (conftest puts scripts/ on sys.path)
+
+
+def build_many(data, root, *args, check=True):
+    return run_script("manifests.py", "--data", data, "--out-root", root, "--eval-sets", *EVAL,
+                      *args, check=check)
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["split"])
+    assert lines[header].split() == ["split", "utterances", "minutes", "speakers", "clean", "other"]
+    return {line.split()[0]: line.split()[1:] for line in lines[header + 1:]}
+
+
+def test_several_splits_in_one_run_with_a_summary_table(tmp_path):
+    proc = build_many(TINY, tmp_path / "m", "--split", *"012345")
+    build(TINY, tmp_path / "single", split="4")
+    rows = table_rows(proc.stdout)
+    assert list(rows) == list("012345")
+    for k in "012345":
+        folder = tmp_path / "m" / f"10min-{k}"
+        assert f"wrote {folder}" in proc.stdout
+        info = json.loads((folder / "summary.json").read_text())["train"]
+        utts, minutes, speakers, clean, other = rows[k]
+        assert (int(utts), int(speakers)) == (info["utterances"], info["speakers"]) == (8, 4)
+        assert float(minutes) == pytest.approx(info["minutes"], abs=0.006)
+        assert float(clean.rstrip("%")) + float(other.rstrip("%")) == pytest.approx(100, abs=0.2)
+        assert float(other.rstrip("%")) == pytest.approx(100 * info["other_share"], abs=0.05)
+    for name in sorted(p.name for p in (tmp_path / "single").iterdir()):
+        assert ((tmp_path / "m/10min-4" / name).read_bytes()
+                == (tmp_path / "single" / name).read_bytes())
+
+
+def test_out_takes_a_single_split(tmp_path):
+    proc = run_script("manifests.py", "--data", TINY, "--split", "0", "1", "--out", tmp_path / "m",
+                      check=False)
+    assert proc.returncode == 2 and "--out takes one split" in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_each_input_is_read_once(tmp_path, monkeypatch, capsys):
+    calls = []
+    real_scan = manifests.scan
+    monkeypatch.setattr(manifests, "scan", lambda root, *a, **k: calls.append(
+        Path(root).relative_to(TINY).as_posix()) or real_scan(root, *a, **k))
+    monkeypatch.setattr(sys, "argv", ["manifests.py", "--data", str(TINY), "--split", "0", "1", "2",
+                                      "--sample", "1", "2", "--minutes", "0.1",
+                                      "--out-root", str(tmp_path), "--eval-sets", *EVAL])
+    assert manifests.main() == 0
+    assert sorted(calls) == sorted([f"LibriSpeech/{s}" for s in EVAL]
+                                   + [f"librispeech_finetuning/1h/{k}/{c}" for k in "012"
+                                      for c in ("clean", "other")]
+                                   + [f"librispeech_finetuning/9h/{c}" for c in ("clean", "other")])
+    assert list(table_rows(capsys.readouterr().out)) == ["0", "1", "2", "s1", "s2"]
+
+
+def test_a_bad_file_in_any_split_writes_nothing(corpus, tmp_path):
+    chapter = sorted((corpus / "librispeech_finetuning/1h/3/other").glob("*/*"))[0]
+    next(chapter.glob("*.trans.txt")).write_text("")
+    proc = build_many(corpus, tmp_path / "m", "--split", "0", "3", check=False)
+    assert_one_line_error(proc, "1h/3/other", "without a transcript")
+    assert not (tmp_path / "m").exists()
+
+
+# ---- new seeded samples from the 9h pool -----------------------------------------------------
+
+POOL = TINY / "librispeech_finetuning/9h"
+
+
+def tsv_rows(folder: Path) -> list[tuple[str, int]]:
+    return [(rel, int(n)) for rel, n in
+            (line.split("\t") for line in (folder / "train.tsv").read_text().splitlines()[1:])]
+
+
+def test_sample_folder_is_a_balanced_fold_of_the_target_length(tmp_path):
+    proc = build_many(TINY, tmp_path, "--sample", "7", "--minutes", "0.1")
+    folder = tmp_path / "10min-s7"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in (build(TINY, tmp_path / "fold") and tmp_path / "fold").iterdir())
+    info = json.loads((folder / "summary.json").read_text())
+    sample = info["sample"]
+    assert info["split"] == "s7" and list(table_rows(proc.stdout)) == ["s7"]
+    assert (sample["seed"], sample["target_minutes"], sample["gender_balanced"]) == (7, 0.1, False)
+    rows = tsv_rows(folder)
+    assert (folder / "train.tsv").read_text().splitlines()[0] == str(POOL.resolve())
+    assert [r for r, _ in rows] == sorted(r for r, _ in rows)
+    assert (sample["utterances"] == len(rows) == len(sample["utterance_ids"])
+            == info["train"]["utterances"])
+    assert sorted(sample["utterance_ids"]) == sorted(Path(r).stem for r, _ in rows)
+    for condition in ("clean", "other"):
+        mine = [(r, n) for r, n in rows if r.startswith(condition + "/")]
+        assert sum(n for _, n in mine) >= 0.1 * 60 * 16000 / 2  # half of the target from each
+        assert sorted({r.split("/")[1] for r, _ in mine}) == sorted(sample["speakers"][condition])
+        assert len(sample["speakers"][condition]) == 2
+    assert info["train"]["minutes"] >= 0.1
+    # the words are the pool's transcript lines, in fairseq's formats
+    for (rel, _), wrd, ltr in zip(rows, (folder / "train.wrd").read_text().splitlines(),
+                                  (folder / "train.ltr").read_text().splitlines()):
+        trans = next((POOL / rel).parent.glob("*.trans.txt")).read_text()
+        assert f"{Path(rel).stem} {wrd}\n" in trans
+        assert ltr == " ".join(" ".join(w) + " |" for w in wrd.split())
+
+
+def test_sample_is_deterministic_and_the_seed_matters(tmp_path):
+    build_many(TINY, tmp_path / "a", "--sample", *map(str, range(8)), "--minutes", "0.1")
+    build_many(TINY, tmp_path / "b", "--sample", "3", "--minutes", "0.1")
+    for p in (tmp_path / "b/10min-s3").iterdir():
+        assert p.read_bytes() == (tmp_path / "a/10min-s3" / p.name).read_bytes()
+    draws = {(tmp_path / f"a/10min-s{s}/train.tsv").read_text() for s in range(8)}
+    assert len(draws) > 1
+    # the draw depends on the pool, not on the order the files were listed in
+    pool = [u for c in ("clean", "other") for u in manifests.scan(POOL / c, prefix=c + "/")]
+    first = manifests.draw_sample(pool, 5, 0.1, None, POOL)
+    assert manifests.draw_sample(list(reversed(pool)), 5, 0.1, None, POOL) == first
+    assert manifests.draw_sample(pool, 6, 0.1, None, POOL)[1]["seed"] == 6
+
+
+def test_minutes_sets_how_much_is_drawn(tmp_path):
+    build_many(TINY, tmp_path, "--sample", "1", "--minutes", "0.2")
+    info = json.loads((tmp_path / "10min-s1/summary.json").read_text())
+    assert info["sample"]["target_minutes"] == 0.2 and info["train"]["minutes"] >= 0.2
+    for condition in ("clean", "other"):
+        per_speaker = {}
+        for rel, n in tsv_rows(tmp_path / "10min-s1"):
+            if rel.startswith(condition):
+                per_speaker[rel.split("/")[1]] = per_speaker.get(rel.split("/")[1], 0) + n
+        assert len(per_speaker) == 2 and min(per_speaker.values()) >= 0.2 * 60 * 16000 / 4
+
+
+def test_pool_too_small_for_the_target(tmp_path):
+    proc = build_many(TINY, tmp_path, "--sample", "1", check=False)  # 10 minutes from ~20 s
+    assert_one_line_error(proc, str(POOL / "clean"), "pool too small", "10-minute", "--minutes")
+    assert not (tmp_path / "10min-s1").exists()
+
+
+def test_missing_pool(corpus, tmp_path):
+    shutil.rmtree(corpus / "librispeech_finetuning/9h")
+    proc = build_many(corpus, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
+    assert_one_line_error(proc, "9h/clean", "not found")
+
+
+def clone_speaker(corpus: Path, condition: str, source: str, new: str) -> None:
+    """Copy a pool speaker's chapters under a new speaker id (files, transcript lines renamed)."""
+    for chapter in (corpus / "librispeech_finetuning/9h" / condition / source).iterdir():
+        dest = corpus / "librispeech_finetuning/9h" / condition / new / chapter.name
+        dest.mkdir(parents=True)
+        for f in chapter.iterdir():
+            target = dest / f.name.replace(f"{source}-", f"{new}-", 1)
+            if f.name.endswith(".trans.txt"):
+                target.write_text(f.read_text().replace(f"{source}-", f"{new}-"))
+            else:
+                shutil.copy(f, target)
+
+
+GENDERS = {"988": "F", "1025": "M", "3001": "F", "3002": "F", "3003": "F",
+           "1062": "F", "1099": "M", "3004": "F", "3005": "F"}
+
+
+def speakers_txt(genders: dict[str, str]) -> str:
+    return (";ID  |SEX| SUBSET           |MINUTES| NAME\n; a comment line\n\n"
+            + "".join(f"{s:<5}| {g} | train-clean-100  | 25.03 | Reader |{s}| name\n"
+                      for s, g in genders.items()))
+
+
+@pytest.fixture
+def gendered_pool(corpus):
+    """Three more female speakers in clean and two more in other: 4 F + 1 M per condition."""
+    for new in ("3001", "3002", "3003"):
+        clone_speaker(corpus, "clean", "988", new)
+    for new in ("3004", "3005"):
+        clone_speaker(corpus, "other", "1062", new)
+    return corpus
+
+
+def drawn_genders(root: Path, seeds) -> list[dict[str, list[str]]]:
+    out = []
+    for s in seeds:
+        sample = json.loads((root / f"10min-s{s}/summary.json").read_text())["sample"]
+        out.append({c: sorted(GENDERS[spk] for spk in sample["speakers"][c])
+                    for c in ("clean", "other")})
+    return out
+
+
+def test_speakers_txt_gives_one_female_and_one_male_per_condition(gendered_pool, tmp_path):
+    seeds = [str(s) for s in range(10)]
+    build_many(gendered_pool, tmp_path / "blind", "--sample", *seeds, "--minutes", "0.1")
+    assert any(d["clean"] == ["F", "F"] or d["other"] == ["F", "F"]
+               for d in drawn_genders(tmp_path / "blind", seeds))
+    (gendered_pool / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt(GENDERS))
+    build_many(gendered_pool, tmp_path / "seen", "--sample", *seeds, "--minutes", "0.1")
+    assert all(d == {"clean": ["F", "M"], "other": ["F", "M"]}
+               for d in drawn_genders(tmp_path / "seen", seeds))
+    sample = json.loads((tmp_path / "seen/10min-s0/summary.json").read_text())["sample"]
+    assert sample["gender_balanced"] is True
+    assert sample["genders"] == {s: GENDERS[s] for c in ("clean", "other")
+                                 for s in sample["speakers"][c]}
+    blind = json.loads((tmp_path / "blind/10min-s0/summary.json").read_text())["sample"]
+    assert blind["gender_balanced"] is False and "SPEAKERS.TXT" in blind["gender_note"]
+
+
+def test_speakers_txt_without_a_pool_speaker(gendered_pool, tmp_path):
+    (gendered_pool / "LibriSpeech/SPEAKERS.TXT").write_text(
+        speakers_txt({s: g for s, g in GENDERS.items() if s != "3002"}))
+    proc = build_many(gendered_pool, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
+    assert_one_line_error(proc, "SPEAKERS.TXT", "speaker 3002", "9h/clean")
+
+
+def test_speakers_txt_with_a_bad_line(corpus, tmp_path):
+    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt(GENDERS) + "988 | X | oops\n")
+    proc = build_many(corpus, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
+    assert_one_line_error(proc, "SPEAKERS.TXT:13", "F or M")
+
+
+def test_speakers_txt_without_a_male_speaker(corpus, tmp_path):
+    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt({**GENDERS, "1025": "F"}))
+    proc = build_many(corpus, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
+    assert_one_line_error(proc, str(corpus / "librispeech_finetuning/9h/clean"),
+                          "a female and a male speaker")
+
+
+# ---- the scan itself -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("subtype,channels,rate", [("PCM_16", 1, 16000), ("PCM_24", 2, 22050),
+                                                   ("PCM_S8", 1, 8000)])
+def test_header_reader_agrees_with_soundfile(tmp_path, subtype, channels, rate):
+    path = tmp_path / "x.flac"
+    soundfile.write(path, np.zeros((1234, channels), dtype="int16"), rate, subtype=subtype)
+    info = soundfile.info(str(path))
+    assert manifests.flac_streaminfo(str(path)) == (info.frames, info.samplerate, info.channels)
+    assert manifests.audio_samples(str(path)) == (1234, rate, channels)
+    for flac in sorted(TINY.rglob("*.flac"))[:10]:
+        info = soundfile.info(str(flac))
+        assert manifests.audio_samples(str(flac)) == (info.frames, info.samplerate, info.channels)
+
+
+def test_unusual_headers_are_left_to_soundfile(tmp_path):
+    path = tmp_path / "x.flac"
+    path.write_bytes(b"fLaC" + b"\x00" * 50)
+    assert manifests.flac_streaminfo(str(path)) is None
+    assert isinstance(manifests.audio_samples(str(path)), str)  # soundfile's error message
+
+
+def test_hidden_files_are_skipped_like_fairseqs_glob(corpus, tmp_path):
+    chapter = first_chapter(corpus)
+    (chapter / "._junk.flac").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble file
+    (chapter / ".hidden").mkdir()
+    (chapter / ".hidden/x.flac").write_bytes(b"junk")
+    build(corpus, tmp_path / "m")
+    assert len(tsv_rows(tmp_path / "m")) == 8
+
+
+def test_duplicate_utterance_ids(corpus, tmp_path):
+    audio = sorted(first_chapter(corpus).glob("*.flac"))[0]
+    other = sorted((corpus / "librispeech_finetuning/1h/0/clean").glob("*/*"))[1]
+    shutil.copy(audio, other / audio.name)
+    proc = build(corpus, tmp_path / "m", check=False)
+    assert_one_line_error(proc, audio.name, "also at", "remove one")
+
+
+def test_transcript_line_must_be_beside_its_audio(corpus, tmp_path):
+    chapters = sorted((corpus / "librispeech_finetuning/1h/0/clean").glob("*/*"))
+    audio = sorted(chapters[0].glob("*.flac"))[0]
+    audio.rename(chapters[1] / audio.name)
+    proc = build(corpus, tmp_path / "m", check=False)
+    assert_one_line_error(proc, audio.stem, "no audio file", "beside it")
+
+
+def test_a_big_tree_uses_the_process_pool(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifests, "POOL_MIN_FILES", 1)
+    try:
+        utts = manifests.scan(TINY / "LibriSpeech/dev-clean")
+        assert manifests._POOL is not None or manifests.cores() == 1
+    finally:
+        manifests.shutdown_pool()
+    root = TINY / "LibriSpeech/dev-clean"
+    assert [u.samples for u in utts] == [soundfile.info(str(root / u.rel)).frames for u in utts]
