@@ -57,7 +57,8 @@ JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue
 RUN_PROTOCOL = $(PROTOCOL)$(if $(LR),-lr$(LR))
 RUN = $(RUN_ROOT)/$(MODEL)-$(RUN_PROTOCOL)/10min-$(SPLIT)/seed-$(SEED)
 PLAN = $(PY) scripts/plan_finetune.py --model $(MODEL) --protocol $(PROTOCOL) \
-	--pretrained $(PRETRAINED) --gpus $(GPUS) $(if $(MAX_TOKENS),--max-tokens $(MAX_TOKENS)) \
+	--pretrained $(PRETRAINED) --train-tsv $(MANIFESTS)/train.tsv --gpus $(GPUS) \
+	$(if $(MAX_TOKENS),--max-tokens $(MAX_TOKENS)) \
 	$(if $(LR),--lr $(LR)) $(if $(FP16),--fp16 $(FP16))
 TRAIN = $(FAIRSEQ_ENV) WANDB_MODE=$${WANDB_MODE:-offline} WANDB_DIR=$(abspath $(RUN)) \
 	WANDB_NAME=$(MODEL)-$(RUN_PROTOCOL)-10min-$(SPLIT)-seed-$(SEED) \

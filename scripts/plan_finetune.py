@@ -27,7 +27,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from common import REPO, UserError, git_commit, run_main, verify_checkpoint, write_json_atomic
+from common import (REPO, UserError, git_commit, read_tsv, run_main, verify_checkpoint,
+                    write_json_atomic)
 
 RECIPES = REPO / "recipes" / "finetune"
 SAMPLE_RATE = 16_000
@@ -87,6 +88,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, help="samples per device batch (fit memory)")
     parser.add_argument("--lr", help="learning rate instead of the recipe's")
     parser.add_argument("--fp16", choices=["true", "false"], help="instead of the recipe's")
+    parser.add_argument("--train-tsv", type=Path, help="the split's train.tsv, to compare sizes")
     parser.add_argument("--record", type=Path, help="write run.json here")
     parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recorded in run.json (split, seed, command, ...)")
@@ -117,6 +119,13 @@ def main() -> int:
           f"{recipe.dataset.max_tokens:,} samples = {batch['effective_batch_seconds']:,.0f} s "
           f"of audio per update; here {batch['gpus']} GPU(s) x update_freq "
           f"{batch['update_freq']} x max_tokens {batch['max_tokens']:,}", file=sys.stderr)
+    if args.train_tsv and args.train_tsv.is_file():
+        _, rows = read_tsv(args.train_tsv)
+        batch["split_seconds"] = sum(n for _, n in rows) / SAMPLE_RATE
+        if batch["split_seconds"] < batch["effective_batch_seconds"]:
+            print(f"the split holds {batch['split_seconds']:,.0f} s, less than that: fairseq "
+                  "ends an update at the end of an epoch, so each update sees the whole split "
+                  "once", file=sys.stderr)
     if args.record:
         import fairseq
         import torch
