@@ -48,11 +48,18 @@ def load_records(runs: Path) -> list[dict]:
         raise UserError(f"{runs}: no wer.json found; run `make decode` (or decode-original) first")
     records = []
     for path in paths:
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: unreadable ({err}); decode it again with `make decode`") \
+                from None
         for key in ("subset", "wer", "errors", "words", "model"):
             if key not in record:
                 raise UserError(f"{path}: no '{key}'; decode it again with `make decode`")
         record["path"] = str(path)
+        if bool(record.get("utterance_errors")) != bool(record.get("utterance_words")):
+            raise UserError(f"{path}: utterance_errors and utterance_words must come together; "
+                            "decode it again with `make decode`")
         if record.get("utterance_errors"):
             record["ci_low"], record["ci_high"] = bootstrap_interval(
                 record["utterance_errors"], record["utterance_words"])
@@ -122,14 +129,18 @@ def plot(records: list[dict], subset: str, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     trained = [r for r in records if r["subset"] == subset and r.get("protocol") != "released"]
-    groups = sorted({(r["model"], r.get("protocol", "")) for r in trained})
+    released_only = {r["model"] for r in records if r["subset"] == subset} - \
+        {r["model"] for r in trained}
+    groups = sorted({(r["model"], r.get("protocol", "")) for r in trained} |
+                    {(model, "released") for model in released_only})
     splits = sorted({str(r.get("split")) for r in trained}, key=lambda s: (not s.isdigit(), s))
     for index, (model, protocol) in enumerate(groups):
         colour = f"C{index}"
         points = [(splits.index(str(r.get("split"))), r["wer"]) for r in trained
                   if (r["model"], r.get("protocol", "")) == (model, protocol)]
-        ax.scatter([x + 0.08 * index for x, _ in points], [y for _, y in points], color=colour,
-                   label=f"{MODEL_TITLES.get(model, model)} {protocol}: runs")
+        if points:
+            ax.scatter([x + 0.08 * index for x, _ in points], [y for _, y in points],
+                       color=colour, label=f"{MODEL_TITLES.get(model, model)} {protocol}: runs")
         if subset in PAPER_NO_LM.get(model, {}):
             ax.axhline(PAPER_NO_LM[model][subset], color=colour, linestyle="--",
                        label=f"{MODEL_TITLES[model]}: paper")

@@ -46,8 +46,9 @@ def fetch_checkpoint(name: str, dest: Path, base_url: str | None) -> Path:
         os.replace(part, path.with_name(name + ".bad"))
         raise UserError(f"{path.with_name(name + '.bad')}: SHA-256 {digest}, expected {pinned}; "
                         "delete it and fetch again")
+    # the record first: a file in place without one would be refused as never checked
+    write_text_atomic(path.with_name(name + ".sha256"), f"{digest}  {name}\n")
     os.replace(part, path)
-    record(path)
     how = "matches the pinned value" if pinned else \
         "recorded on first download (fairseq publishes none): compare it with a trusted copy"
     print(f"{path}: SHA-256 {digest} {how}")

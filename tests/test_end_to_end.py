@@ -62,3 +62,14 @@ def test_rerun_is_a_no_op_that_keeps_results(demo):
     stdout = make("demo", *knobs).stdout
     assert "is finished" in stdout and "is up to date" in stdout
     assert wer_json.stat().st_mtime_ns == before
+
+
+def test_decoder_agrees_with_fairseqs_validation_wer(demo):
+    """Our best-path decoding and scoring give the dev_other WER fairseq logged in training."""
+    root, _, _ = demo
+    run = root / "demo" / RUN
+    log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
+    logged = [line for line in log.splitlines() if "[dev_other][INFO]" in line]
+    best = float(logged[-1].split("best_wer ")[1].split()[0])
+    ours = json.loads((run / "decode/dev_other/wer.json").read_text())
+    assert ours["wer"] == pytest.approx(best, abs=0.001)

@@ -1,0 +1,284 @@
+"""make compare / scripts/compare.py on fabricated wer.json files, checked against hand-computed
+numbers: per-split mean ± sd over seeds, the spread across splits, the difference from the
+paper's Table 9, the plain-language verdicts, the released checkpoint's row, the bootstrap
+intervals, table9.csv, the plots, and the one-line errors."""
+import csv
+import json
+
+import pytest
+
+from conftest import make, run_script
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SHA = "ab" * 32
+CSV_COLUMNS = ["model", "protocol", "split", "seed", "subset", "wer", "ci_low", "ci_high",
+               "errors", "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+
+
+def varied(wer: int) -> tuple[list[int], list[int]]:
+    """Four utterances of 25 words whose errors add up to `wer` (so WER = `wer` %) but differ."""
+    spread = [-10, 5, -2, 7]
+    errors = [wer // 4 + d for d in spread]
+    errors[-1] += wer - sum(errors)
+    return errors, [25, 25, 25, 25]
+
+
+def write_wer(runs, model, protocol, subset, wer, split=None, seed=None, utterances=None,
+              drop=()):
+    """A wer.json as decode.py writes it, where `make decode` / `make decode-original` put it."""
+    if protocol == "released":
+        folder = runs / f"{model}-released" / "decode" / subset
+        split = seed = "-"
+    else:
+        folder = runs / f"{model}-{protocol}" / f"10min-{split}" / f"seed-{seed}" / "decode" / \
+            subset
+    errors, words = utterances or varied(wer)
+    assert 100 * sum(errors) / sum(words) == wer
+    record = {"subset": subset, "wer": float(wer), "errors": sum(errors), "words": sum(words),
+              "cer": wer / 2, "char_errors": sum(errors) * 2, "chars": sum(words) * 8,
+              "utterances": len(errors), "checkpoint_sha256": SHA, "model": model,
+              "protocol": protocol, "split": str(split), "seed": str(seed), "commit": "c0ffee",
+              "utterance_errors": errors, "utterance_words": words}
+    for key in drop:
+        del record[key]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return folder / "wer.json"
+
+
+# LARGE, fairseq protocol, three splits. By hand (sd is the sample standard deviation):
+#   dev_clean: split 0 seeds 40, 44 -> 42.0 ± 2.8 (sqrt 8); split 1: 46; split 2 seeds 43, 45 -> 44
+#              across the split means 42, 46, 44: 44.0 ± 2.0, 42.0 – 46.0, 44.0 - 43.0 = +1.0,
+#              and the paper's 43.0 lies within 42.0 – 46.0
+#   dev_other: split 0 seeds 50, 52 -> 51.0 ± 1.4 (sqrt 2); split 1: 54; split 2 seeds 55, 57 -> 56
+#              across 51, 54, 56: 53.7 ± 2.5 (sqrt(19/3)), 51.0 – 56.0, 53.67 - 46.3 = +7.4,
+#              and the paper's 46.3 lies outside 51.0 – 56.0
+TRAINED = {("0", "1"): (40, 50), ("0", "2"): (44, 52), ("1", "1"): (46, 54),
+           ("2", "1"): (43, 55), ("2", "2"): (45, 57)}
+RELEASED = {"dev_clean": 41, "dev_other": 48}
+# BASE has only its released checkpoint decoded: a table of its own, no verdicts.
+RELEASED_BASE = {"dev_clean": 47}
+
+
+def fabricate(runs):
+    for (split, seed), wers in TRAINED.items():
+        for subset, wer in zip(["dev_clean", "dev_other"], wers):
+            write_wer(runs, "large", "fairseq", subset, wer, split, seed)
+    for subset, wer in RELEASED.items():
+        write_wer(runs, "large", "released", subset, wer)
+    for subset, wer in RELEASED_BASE.items():
+        write_wer(runs, "base", "released", subset, wer)
+
+
+def one_error(proc) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def table_rows(md: str, heading: str) -> dict[str, list[str]]:
+    """{row name: cells} of the markdown table under `### heading`."""
+    block = md.split(f"### {heading}\n", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+    rows = {}
+    for line in block.splitlines()[2:]:
+        name, *cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[name] = cells
+    return rows
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """compare.py run twice on the same runs (the second run for determinism)."""
+    root = tmp_path_factory.mktemp("compare")
+    runs = root / "runs"
+    fabricate(runs)
+    first = run_script("compare.py", "--runs", runs, "--out", root / "out1")
+    second = run_script("compare.py", "--runs", runs, "--out", root / "out2")
+    return root, runs, first, second
+
+
+def test_split_rows_spread_and_difference_from_the_paper(report):
+    root, _, proc, _ = report
+    md = (root / "out1/table9.md").read_text()
+    assert proc.stdout.startswith(md)  # the report is also printed
+    assert "wrote" in proc.stdout.splitlines()[-1]
+    rows = table_rows(md, "LARGE (LS-960), protocol fairseq")
+    assert md.split("### LARGE (LS-960), protocol fairseq\n\n", 1)[1].startswith(
+        "| row | dev_clean | dev_other |\n")
+    assert rows == {
+        "paper, Table 9, no LM": ["43.0", "46.3"],
+        "released 10-min checkpoint, Viterbi": ["41.0", "48.0"],
+        "split 0 (2 seeds)": ["42.0 ± 2.8", "51.0 ± 1.4"],
+        "split 1 (1 seed)": ["46.0", "54.0"],
+        "split 2 (2 seeds)": ["44.0 ± 1.4", "56.0 ± 1.4"],
+        "across 3 splits: mean ± sd": ["44.0 ± 2.0", "53.7 ± 2.5"],
+        "min – max over splits": ["42.0 – 46.0", "51.0 – 56.0"],
+        "mean − paper": ["+1.0", "+7.4"],
+    }
+
+
+def test_verdicts_say_within_and_outside(report):
+    root, _, _, _ = report
+    md = (root / "out1/table9.md").read_text()
+    verdicts = md.split("## Does the paper's number lie within the range of the splits?\n\n",
+                        1)[1].split("\n\n", 1)[0].splitlines()
+    assert verdicts == [
+        "- LARGE (LS-960), protocol fairseq, dev_clean: the paper's 43.0 lies within the range "
+        "of the 3 split(s), 42.0 – 46.0.",
+        "- LARGE (LS-960), protocol fairseq, dev_other: the paper's 46.3 lies outside the range "
+        "of the 3 split(s), 51.0 – 56.0.",
+    ]
+
+
+def test_released_only_model_gets_its_own_table(report):
+    root, _, _, _ = report
+    md = (root / "out1/table9.md").read_text()
+    rows = table_rows(md, "BASE (LS-960), protocol released only")
+    assert rows["paper, Table 9, no LM"] == ["46.1", "51.5"]
+    assert rows["released 10-min checkpoint, Viterbi"] == ["47.0", "not decoded"]
+    assert rows["min – max over splits"] == ["—", "—"]
+    assert rows["mean − paper"] == ["—", "—"]
+    assert not any(name.startswith("split ") for name in rows)
+    assert "BASE (LS-960), protocol released only, dev_clean" not in md  # no verdict without runs
+
+
+def test_every_run_has_a_bootstrap_interval_around_its_wer(report):
+    root, _, _, _ = report
+    md = (root / "out1/table9.md").read_text()
+    run_lines = md.split("## Every run\n", 1)[1].strip().splitlines()[2:]
+    assert len(run_lines) == 2 * len(TRAINED) + len(RELEASED) + len(RELEASED_BASE)
+    for line in run_lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        wer, (low, high) = float(cells[5]), map(float, cells[6].split(" – "))
+        assert low < wer < high, line  # utterances differ, so the interval has width
+        assert cells[7] == f"{round(wer)} / 100"
+    assert "| large | fairseq | 0 | 2 | dev_clean | 44.00 |" in md
+    assert "| large | released | - | - | dev_other | 48.00 |" in md
+
+
+def test_bootstrap_is_deterministic(report):
+    root, _, first, second = report
+    assert (root / "out1/table9.md").read_text() == (root / "out2/table9.md").read_text()
+    assert (root / "out1/table9.csv").read_text() == (root / "out2/table9.csv").read_text()
+    assert first.stdout == second.stdout.replace("out2", "out1")
+
+
+def test_table9_csv_has_one_row_per_run_and_subset(report):
+    root, runs, _, _ = report
+    with open(root / "out1/table9.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == CSV_COLUMNS
+        rows = list(reader)
+    assert len(rows) == 2 * len(TRAINED) + len(RELEASED) + len(RELEASED_BASE)
+    expected = {("large", "fairseq", split, seed, subset): wer
+                for (split, seed), wers in TRAINED.items()
+                for subset, wer in zip(["dev_clean", "dev_other"], wers)}
+    expected |= {("large", "released", "-", "-", s): w for s, w in RELEASED.items()}
+    expected |= {("base", "released", "-", "-", s): w for s, w in RELEASED_BASE.items()}
+    assert {(r["model"], r["protocol"], r["split"], r["seed"], r["subset"]): float(r["wer"])
+            for r in rows} == expected
+    for r in rows:
+        assert float(r["ci_low"]) < float(r["wer"]) < float(r["ci_high"])
+        assert int(r["errors"]) == round(float(r["wer"])) and r["words"] == "100"
+        assert r["utterances"] == "4" and r["checkpoint_sha256"] == SHA and r["commit"] == "c0ffee"
+        path = runs.joinpath(*_relative(r, runs))
+        assert r["path"] == str(path) and path.is_file()
+
+
+def _relative(r, runs):
+    if r["protocol"] == "released":
+        return [f"{r['model']}-released", "decode", r["subset"], "wer.json"]
+    return [f"{r['model']}-{r['protocol']}", f"10min-{r['split']}", f"seed-{r['seed']}",
+            "decode", r["subset"], "wer.json"]
+
+
+def test_a_png_per_subset(report):
+    root, _, _, _ = report
+    pngs = sorted(p.name for p in (root / "out1").glob("*.png"))
+    assert pngs == ["wer-dev_clean.png", "wer-dev_other.png"]
+    for name in pngs:
+        data = (root / "out1" / name).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 1000
+        assert data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
+    # nothing half-written is left behind
+    assert sorted(p.name for p in (root / "out1").iterdir()) == \
+        ["table9.csv", "table9.md", *pngs]
+
+
+def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
+    runs = tmp_path / "runs"
+    # 4/10, 8/20, 12/30, 16/40: every utterance (and every resample) has WER 40 %
+    write_wer(runs, "large", "paper", "test_other", 40, "3", "7",
+              utterances=([4, 8, 12, 16], [10, 20, 30, 40]))
+    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    md = (tmp_path / "out/table9.md").read_text()
+    assert "| large | paper | 3 | 7 | test_other | 40.00 | 40.0 – 40.0 | 40 / 100 |" in md
+    rows = table_rows(md, "LARGE (LS-960), protocol paper")
+    # one split: no across-splits row, and its range is the one value
+    assert rows == {"paper, Table 9, no LM": ["45.3"],
+                    "released 10-min checkpoint, Viterbi": ["not decoded"],
+                    "split 3 (1 seed)": ["40.0"],
+                    "min – max over splits": ["40.0 – 40.0"],
+                    "mean − paper": ["-5.3"]}
+    assert ("the paper's 45.3 lies outside the range of the 1 split(s), 40.0 – 40.0." in md)
+    row = next(csv.DictReader(open(tmp_path / "out/table9.csv", newline="")))
+    assert float(row["ci_low"]) == float(row["ci_high"]) == 40.0
+
+
+def test_through_make(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    fabricate(runs)
+    proc = make("compare", f"RUN_ROOT={runs}", f"RESULTS={out}")
+    assert "| split 0 (2 seeds) | 42.0 ± 2.8 | 51.0 ± 1.4 |" in proc.stdout
+    assert "| across 3 splits: mean ± sd | 44.0 ± 2.0 | 53.7 ± 2.5 |" in proc.stdout
+    assert "| mean − paper | +1.0 | +7.4 |" in proc.stdout
+    assert (out / "table9.md").read_text() in proc.stdout
+    assert (out / "table9.csv").read_text().count("\n") == 1 + 2 * len(TRAINED) + 3
+    assert all((out / f"wer-{s}.png").read_bytes()[:8] == PNG_MAGIC
+               for s in ("dev_clean", "dev_other"))
+
+
+def test_no_wer_json_is_one_line(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "large-fairseq/10min-0/seed-1/decode/dev_clean").mkdir(parents=True)  # empty
+    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+                                check=False))
+    assert line == (f"error: {runs}: no wer.json found; run `make decode` (or decode-original) "
+                    "first")
+    assert not (tmp_path / "out").exists()
+    proc = make("compare", f"RUN_ROOT={tmp_path / 'nowhere'}", f"RESULTS={tmp_path / 'out'}",
+                check=False)
+    assert proc.returncode != 0
+    assert f"error: {tmp_path / 'nowhere'}: no wer.json found" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key", ["subset", "wer", "errors", "words", "model"])
+def test_a_wer_json_missing_a_key_is_one_line_naming_it(tmp_path, key):
+    runs = tmp_path / "runs"
+    write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
+    bad = write_wer(runs, "large", "fairseq", "dev_other", 48, "1", "1", drop=[key])
+    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+                                check=False))
+    assert line == f"error: {bad}: no '{key}'; decode it again with `make decode`"
+    assert not (tmp_path / "out").exists()  # nothing is written from a partial set
+
+
+def test_missing_utterance_words_is_one_line_naming_the_file(tmp_path):
+    runs = tmp_path / "runs"
+    bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1",
+                    drop=["utterance_words"])
+    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+                                check=False))
+    assert line.startswith(f"error: {bad}: ") and "utterance_words" in line
+
+
+def test_an_unreadable_wer_json_is_one_line_naming_the_file(tmp_path):
+    runs = tmp_path / "runs"
+    bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
+    bad.write_text(bad.read_text()[:40])
+    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+                                check=False))
+    assert line.startswith(f"error: {bad}: ")
