@@ -127,7 +127,9 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 	@overrides=$$($(PLAN)); \
 	if [ -n "$(CFG)" ]; then $(call TRAIN) $$overrides $(ARGS) --cfg job 2>/dev/null; exit; fi; \
 	mkdir -p $(RUN)/logs; \
-	$(call TRAIN) $$overrides $(ARGS) --cfg job 2>/dev/null > $(RUN)/config.yaml.new; \
+	$(call TRAIN) $$overrides $(ARGS) --cfg job 2> $(RUN)/logs/compose.err > $(RUN)/config.yaml.new \
+		|| { grep -vE "Warning|warn|^ |^$$|DEBUG" $(RUN)/logs/compose.err | tail -n 3 >&2; \
+		     echo "error: fairseq could not compose the config; check ARGS and the recipe" >&2; exit 1; }; \
 	if [ -f $(RUN)/config.yaml ] && ! cmp -s $(RUN)/config.yaml $(RUN)/config.yaml.new; then \
 		rm $(RUN)/config.yaml.new; \
 		echo "error: $(RUN) was made with other settings (see its config.yaml); delete it, or pick another SEED or RUN_ROOT" >&2; exit 1; fi; \
