@@ -141,8 +141,9 @@ CHECKPOINT_SHA256: dict[str, str | None] = {
 }
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (sha256, md5, ...), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
@@ -161,7 +162,7 @@ def verify_checkpoint(path: Path) -> str:
                         "`make pretrained` / `make decode-original`, or record one you trust: "
                         f"python scripts/fetch_checkpoint.py --record {path}")
     expected = record.read_text().split()[0]
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != expected:
         raise UserError(f"{path}: SHA-256 {actual} differs from the recorded {expected}; "
                         "delete the file and fetch it again")

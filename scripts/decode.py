@@ -20,7 +20,7 @@ import platform
 import time
 from pathlib import Path
 
-from common import (UserError, atomic_path, git_commit, read_tsv, run_main, sha256_file,
+from common import (UserError, atomic_path, git_commit, read_tsv, run_main, file_digest,
                     verify_checkpoint)
 from score import summarise, utterance_errors
 
@@ -133,7 +133,7 @@ def main() -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = dict(item.split("=", 1) for item in args.meta)
     checkpoint_sha = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
-        sha256_file(args.checkpoint)
+        file_digest(args.checkpoint)
     model, task = load(args.checkpoint, args.data, device)
     for subset in args.subsets:
         start = time.perf_counter()

@@ -17,7 +17,6 @@ Needs only the standard library.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -32,7 +31,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from common import DICT_LTR, UserError, run_main, write_text_atomic
+from common import DICT_LTR, UserError, file_digest, run_main, write_text_atomic
 
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without data before a download counts as dropped
@@ -166,14 +165,6 @@ def set_aside(path: Path) -> Path:
     bad = path.with_name(path.name.removesuffix(".part") + ".bad")
     os.replace(path, bad)
     return bad
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: Path, url: str, sha256=None, md5=None, check=None) -> None:

@@ -17,13 +17,13 @@ import argparse
 import os
 from pathlib import Path
 
-from common import (CHECKPOINT_SHA256, CHECKPOINT_URL, UserError, run_main, sha256_file,
+from common import (CHECKPOINT_SHA256, CHECKPOINT_URL, UserError, run_main, file_digest,
                     verify_checkpoint, write_text_atomic)
 from fetch import download, mirror
 
 
 def record(path: Path) -> str:
-    digest = sha256_file(path)
+    digest = file_digest(path)
     write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
     return digest
 
@@ -40,7 +40,7 @@ def fetch_checkpoint(name: str, dest: Path, base_url: str | None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     part = path.with_name(name + ".part")
     download(mirror(CHECKPOINT_URL + name, base_url), part)
-    digest = sha256_file(part)
+    digest = file_digest(part)
     pinned = CHECKPOINT_SHA256[name]
     if pinned and digest != pinned:
         os.replace(part, path.with_name(name + ".bad"))
