@@ -14,10 +14,9 @@ import logging
 import time
 from pathlib import Path
 
-from common import UserError, read_tsv, run_main
+from common import SAMPLE_RATE, UserError, read_tsv, run_main
 from decode import decode_subset, load
 
-SAMPLE_RATE = 16_000
 
 
 def main() -> int:

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from common import REPO, UserError, run_main
+from common import REPO, SAMPLE_RATE, UserError, run_main
 
-SAMPLE_RATE = 16_000
 ARCH = {
     # fairseq's wav2vec2_base_librispeech.yaml and wav2vec2_large_librivox.yaml
     "base": ["model.conv_feature_layers='[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2'",

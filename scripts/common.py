@@ -39,6 +39,7 @@ PAPER_NO_LM = {
 MODEL_TITLES = {"base": "BASE (LS-960)", "large": "LARGE (LS-960)",
                 "vox": "LARGE (LV-60k)", "tiny": "tiny (embedded corpus)"}
 EVAL_SETS = ("dev-clean", "dev-other", "test-clean", "test-other")
+SAMPLE_RATE = 16_000  # wav2vec 2.0 reads 16 kHz mono audio
 
 
 class UserError(Exception):

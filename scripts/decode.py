@@ -20,8 +20,8 @@ import platform
 import time
 from pathlib import Path
 
-from common import (UserError, atomic_path, git_commit, read_tsv, run_main, file_digest,
-                    verify_checkpoint)
+from common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit, read_tsv,
+                    run_main, verify_checkpoint)
 from score import summarise, utterance_errors
 
 
@@ -142,7 +142,7 @@ def main() -> int:
         per_utterance = utterance_errors(refs, hyps)
         scores = summarise(per_utterance)
         _, rows = read_tsv(args.data / f"{subset}.tsv")
-        audio_seconds = sum(n for _, n in rows) / 16_000
+        audio_seconds = sum(n for _, n in rows) / SAMPLE_RATE
         record = {"subset": subset, **scores, "utterances": len(hyps),
                   "checkpoint": str(args.checkpoint.resolve()),
                   "checkpoint_sha256": checkpoint_sha, "manifest": str(args.data.resolve()),

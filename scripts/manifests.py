@@ -37,10 +37,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (DICT_LTR, EVAL_SETS, LETTERS, REPO, UserError, atomic_path, letters,
-                    read_transcripts, run_main, subset_name, write_json_atomic)
+from common import (DICT_LTR, EVAL_SETS, LETTERS, REPO, SAMPLE_RATE, UserError, atomic_path,
+                    letters, read_transcripts, run_main, subset_name, write_json_atomic)
 
-SAMPLE_RATE = 16_000
 CONDITIONS = ("clean", "other")
 POOL_MIN_FILES = 2_000  # below this, starting worker processes costs more than it saves
 

@@ -27,11 +27,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from common import (REPO, UserError, git_commit, read_tsv, run_main, verify_checkpoint,
-                    write_json_atomic)
+from common import (REPO, SAMPLE_RATE, UserError, git_commit, read_tsv, run_main,
+                    verify_checkpoint, write_json_atomic)
 
 RECIPES = REPO / "recipes" / "finetune"
-SAMPLE_RATE = 16_000
 
 
 def compose(model: str, protocol: str):
