@@ -124,18 +124,19 @@ bench-manifests: setup ## time manifests.py against fairseq's manifest scripts o
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@test -f $(MANIFESTS)/train.tsv || { echo "error: $(MANIFESTS)/train.tsv not found; run: make manifests DATA=..." >&2; exit 1; }
 	@test -f "$(PRETRAINED)" || { echo "error: pre-trained checkpoint '$(PRETRAINED)' for MODEL=$(MODEL) not found; $(if $(filter tiny,$(MODEL)),run: make pretrain-tiny,download it: make pretrained MODEL=$(MODEL))" >&2; exit 1; }
-	@overrides=$$($(PLAN)); \
+	@$(if $(CFG),,mkdir -p $(RUN)/logs;) \
+	overrides=$$($(PLAN) $(if $(CFG),,--record $(RUN)/run.json.new \
+		--meta split=$(SPLIT) seed=$(SEED) launcher=$(LAUNCHER) args="$(ARGS)")); \
 	if [ -n "$(CFG)" ]; then $(call TRAIN) $$overrides $(ARGS) --cfg job 2>/dev/null; exit; fi; \
-	mkdir -p $(RUN)/logs; \
 	$(call TRAIN) $$overrides $(ARGS) --cfg job 2> $(RUN)/logs/compose.err > $(RUN)/config.yaml.new \
 		|| { grep -vE "Warning|warn|^ |^$$|DEBUG" $(RUN)/logs/compose.err | tail -n 3 >&2; \
 		     echo "error: fairseq could not compose the config; check ARGS and the recipe" >&2; exit 1; }; \
 	if [ -f $(RUN)/config.yaml ] && ! cmp -s $(RUN)/config.yaml $(RUN)/config.yaml.new; then \
-		rm $(RUN)/config.yaml.new; \
+		rm $(RUN)/config.yaml.new $(RUN)/run.json.new; \
 		echo "error: $(RUN) was made with other settings (see its config.yaml); delete it, or pick another SEED or RUN_ROOT" >&2; exit 1; fi; \
 	mv $(RUN)/config.yaml.new $(RUN)/config.yaml; \
-	if [ -f $(RUN)/done ]; then echo "$(RUN) is finished; delete it to train again"; exit 0; fi; \
-	$(PLAN) --record $(RUN)/run.json --meta split=$(SPLIT) seed=$(SEED) launcher=$(LAUNCHER) args="$(ARGS)" >/dev/null 2>&1; \
+	if [ -f $(RUN)/done ]; then rm $(RUN)/run.json.new; echo "$(RUN) is finished; delete it to train again"; exit 0; fi; \
+	mv $(RUN)/run.json.new $(RUN)/run.json; \
 	log=$(RUN)/logs/finetune-$(NOW).log; echo "training $(RUN) (log: $$log)"; \
 	$(call TRAIN,$(if $(LAUNCH_ARGS),--multirun)) $$overrides $(ARGS) $(LAUNCH_ARGS) > $$log 2>&1 \
 		|| { tail -n 20 $$log >&2; echo "error: fine-tuning failed; full log: $$log; rerun the same command to resume" >&2; exit 1; }; \
