@@ -1,76 +1,14 @@
 """Download a released wav2vec 2.0 checkpoint and record or verify its SHA-256.
 
-Usage:
-  python scripts/fetch_checkpoint.py NAME [--dest DIR] [--base-url URL]
-  python scripts/fetch_checkpoint.py --record PATH    # a checkpoint this project made
-
-NAME is one of common.CHECKPOINT_SHA256: wav2vec_small.pt, libri960_big.pt, wav2vec_vox_new.pt
-(pre-trained) or wav2vec_small_10m.pt, wav2vec_big_10m.pt, wav2vec_vox_10m_new.pt (fine-tuned on
-10 minutes). The download resumes a partial DEST/NAME.part. Where common.CHECKPOINT_SHA256 pins
-a SHA-256 the file must match it; fairseq publishes none, so by default the first download's
-SHA-256 is written to DEST/NAME.sha256 (trust on first use, printed for you to compare with a
-colleague's copy) and every later load is checked against that record before unpickling.
+Usage: python scripts/fetch_checkpoint.py --help   (the logic and its full usage: w2v2_10min/checkpoints.py)
 """
-from __future__ import annotations
-
-import argparse
-import os
+import sys
 from pathlib import Path
 
-from common import (CHECKPOINT_SHA256, CHECKPOINT_URL, UserError, run_main, file_digest,
-                    verify_checkpoint, write_text_atomic)
-from fetch import download, mirror
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
-
-def record(path: Path) -> str:
-    digest = file_digest(path)
-    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
-    return digest
-
-
-def fetch_checkpoint(name: str, dest: Path, base_url: str | None) -> Path:
-    if name not in CHECKPOINT_SHA256:
-        raise UserError(f"{name}: not a released checkpoint this project knows; choose from "
-                        f"{' '.join(CHECKPOINT_SHA256)}")
-    path = dest / name
-    if path.is_file():
-        verify_checkpoint(path)
-        print(f"{path}: already here, SHA-256 verified")
-        return path
-    dest.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(name + ".part")
-    download(mirror(CHECKPOINT_URL + name, base_url), part)
-    digest = file_digest(part)
-    pinned = CHECKPOINT_SHA256[name]
-    if pinned and digest != pinned:
-        os.replace(part, path.with_name(name + ".bad"))
-        raise UserError(f"{path.with_name(name + '.bad')}: SHA-256 {digest}, expected {pinned}; "
-                        "delete it and fetch again")
-    # the record first: a file in place without one would be refused as never checked
-    write_text_atomic(path.with_name(name + ".sha256"), f"{digest}  {name}\n")
-    os.replace(part, path)
-    how = "matches the pinned value" if pinned else \
-        "recorded on first download (fairseq publishes none): compare it with a trusted copy"
-    print(f"{path}: SHA-256 {digest} {how}")
-    return path
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", nargs="?", help="checkpoint file name")
-    parser.add_argument("--dest", type=Path, default=Path("pretrained"))
-    parser.add_argument("--base-url", default=os.environ.get("FETCH_BASE_URL") or None)
-    parser.add_argument("--record", type=Path, metavar="PATH",
-                        help="record the SHA-256 of a checkpoint this project made")
-    args = parser.parse_args()
-    if args.record:
-        print(f"{args.record}: SHA-256 {record(args.record)} recorded")
-    elif args.name:
-        fetch_checkpoint(args.name, args.dest, args.base_url)
-    else:
-        parser.error("give NAME or --record PATH")
-    return 0
-
+from w2v2_10min.common import run_main  # noqa: E402
+from w2v2_10min.checkpoints import main  # noqa: E402
 
 if __name__ == "__main__":
     run_main(main)

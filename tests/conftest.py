@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository paths, the tiny corpus, and the scripts on sys.path."""
+"""Shared fixtures: the repository paths, the tiny corpus, running scripts and Make targets."""
 import shutil
 import subprocess
 import sys
@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 TINY = REPO / "tiny" / "corpus"
 PYTHON = sys.executable
 
 
 def run_script(name: str, *args, check=True) -> subprocess.CompletedProcess:
-    """Run scripts/<name> as a user would; return the finished process."""
-    proc = subprocess.run([PYTHON, str(REPO / "scripts" / name), *map(str, args)],
-                          capture_output=True, text=True)
+    """Run scripts/<name> (or another path under the repository) as a user would."""
+    script = REPO / name if "/" in name else REPO / "scripts" / name
+    proc = subprocess.run([PYTHON, str(script), *map(str, args)], capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

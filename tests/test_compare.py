@@ -8,10 +8,11 @@ import json
 import pytest
 
 from conftest import make, run_script
+from w2v2_10min import layout
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
-CSV_COLUMNS = ["model", "protocol", "split", "seed", "subset", "wer", "ci_low", "ci_high",
+CSV_COLUMNS = ["model", "protocol", "split", "seed", "decoder", "subset", "wer", "ci_low", "ci_high",
                "errors", "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
 
 
@@ -24,14 +25,18 @@ def varied(wer: int) -> tuple[list[int], list[int]]:
 
 
 def write_wer(runs, model, protocol, subset, wer, split=None, seed=None, utterances=None,
-              drop=()):
-    """A wer.json as decode.py writes it, where `make decode` / `make decode-original` put it."""
+              drop=(), decoder=None):
+    """A wer.json as decode.py writes it, where `make decode` / `make decode-original` put it.
+
+    Without `decoder` it is a Viterbi record as runs made before decoders had folders of their
+    own (no `decoder` key); with one, it goes to that decoder's folder and names it.
+    """
     if protocol == "released":
-        folder = runs / f"{model}-released" / "decode" / subset
+        run = runs / f"{model}-released"
         split = seed = "-"
     else:
-        folder = runs / f"{model}-{protocol}" / f"10min-{split}" / f"seed-{seed}" / "decode" / \
-            subset
+        run = runs / f"{model}-{protocol}" / f"10min-{split}" / f"seed-{seed}"
+    folder = layout.decode_dir(run, decoder or "viterbi") / subset
     errors, words = utterances or varied(wer)
     assert 100 * sum(errors) / sum(words) == wer
     record = {"subset": subset, "wer": float(wer), "errors": sum(errors), "words": sum(words),
@@ -39,6 +44,8 @@ def write_wer(runs, model, protocol, subset, wer, split=None, seed=None, utteran
               "utterances": len(errors), "checkpoint_sha256": SHA, "model": model,
               "protocol": protocol, "split": str(split), "seed": str(seed), "commit": "c0ffee",
               "utterance_errors": errors, "utterance_words": words}
+    if decoder:
+        record["decoder"] = decoder
     for key in drop:
         del record[key]
     folder.mkdir(parents=True, exist_ok=True)
@@ -282,3 +289,37 @@ def test_an_unreadable_wer_json_is_one_line_naming_the_file(tmp_path):
     line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line.startswith(f"error: {bad}: ")
+
+
+def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
+    """A 4-gram decode beside the Viterbi one: its own section, paper row, CSV rows and plot."""
+    runs = tmp_path / "runs"
+    for (split, seed), wers in TRAINED.items():
+        for subset, wer in zip(["dev_clean", "dev_other"], wers):
+            write_wer(runs, "large", "fairseq", subset, wer, split, seed)
+            write_wer(runs, "large", "fairseq", subset, wer // 4, split, seed, decoder="4gram",
+                      utterances=([wer // 4, 0, 0, 0], [25, 25, 25, 25]))
+    write_wer(runs, "large", "released", "dev_other", 48)
+    write_wer(runs, "large", "released", "dev_other", 12, decoder="4gram",
+              utterances=([12, 0, 0, 0], [25, 25, 25, 25]))
+    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    md = (tmp_path / "out/table9.md").read_text()
+    viterbi = table_rows(md, "LARGE (LS-960), protocol fairseq")
+    lm = table_rows(md, "LARGE (LS-960), protocol fairseq, 4-gram LM")
+    assert md.index("## Viterbi, no LM") < md.index("### LARGE (LS-960), protocol fairseq\n") \
+        < md.index("## 4-gram LM") < md.index("### LARGE (LS-960), protocol fairseq, 4-gram LM")
+    assert viterbi["paper, Table 9, no LM"] == ["43.0", "46.3"]
+    assert lm["paper, Table 9, 4-gram LM"] == ["8.6", "12.9"]
+    assert viterbi["split 1 (1 seed)"] == ["46.0", "54.0"]
+    assert lm["split 1 (1 seed)"] == [f"{46 // 4:.1f}", f"{54 // 4:.1f}"]
+    assert viterbi["released 10-min checkpoint, Viterbi"] == ["not decoded", "48.0"]
+    assert lm["released 10-min checkpoint, 4-gram LM"] == ["not decoded", "12.0"]
+    with open(tmp_path / "out/table9.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    decoders = [r["decoder"] for r in rows]
+    assert decoders.count("viterbi") == decoders.count("4gram") == 2 * len(TRAINED) + 1
+    for r in rows:
+        assert ("decode-4gram" in r["path"]) == (r["decoder"] == "4gram")
+    assert {p.name for p in (tmp_path / "out").glob("*.png")} == {
+        "wer-dev_clean.png", "wer-dev_other.png", "wer-dev_clean-4gram.png",
+        "wer-dev_other-4gram.png"}

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-import fetch_checkpoint
-from common import UserError
+from w2v2_10min import checkpoints
+from w2v2_10min.common import UserError
 from conftest import make, run_script
 from test_fetch import Server, local_only, one_error  # noqa: F401  (local_only is autouse)
 
@@ -112,7 +112,7 @@ def test_downloads_records_decodes_and_reuses(tmp_path, tiny_env, finetuned, mir
 def fetched(tmp_path, server):
     """NAME already fetched (and its SHA-256 recorded) into tmp_path/released."""
     server.files[NAME] = NOISE
-    fetch_checkpoint.fetch_checkpoint(NAME, tmp_path / "released", server.url)
+    checkpoints.fetch_checkpoint(NAME, tmp_path / "released", server.url)
     assert len(requests_for(server)) == 1
     return tmp_path / "released" / NAME
 
@@ -130,7 +130,7 @@ def test_a_changed_file_is_refused_before_loading(tmp_path, tiny_env, fetched, m
     # decode.py checks it too, before unpickling anything
     proc = run_script("decode.py", "--checkpoint", fetched, "--verify-sha256",
                       "--data", tiny_env / "manifests/10min-0", "--subsets", "dev_clean",
-                      "--out", tmp_path / "out", "--device", "cpu", check=False)
+                      "--run", tmp_path / "out", "--device", "cpu", check=False)
     assert "differs from the recorded" in one_error(proc)
     assert not (tmp_path / "out").exists()
 
@@ -147,16 +147,16 @@ def test_a_download_differing_from_a_pinned_sha256_is_set_aside(tmp_path, server
     server.files[NAME] = NOISE
     sha = hashlib.sha256(NOISE).hexdigest()
     dest = tmp_path / "released"
-    monkeypatch.setitem(fetch_checkpoint.CHECKPOINT_SHA256, NAME, "0" * 64)
+    monkeypatch.setitem(checkpoints.CHECKPOINT_SHA256, NAME, "0" * 64)
     with pytest.raises(UserError) as err:
-        fetch_checkpoint.fetch_checkpoint(NAME, dest, server.url)
+        checkpoints.fetch_checkpoint(NAME, dest, server.url)
     assert str(err.value) == (f"{dest / NAME}.bad: SHA-256 {sha}, expected {'0' * 64}; "
                               "delete it and fetch again")
     assert sorted(p.name for p in dest.iterdir()) == [f"{NAME}.bad"]  # no file, no record
     assert (dest / f"{NAME}.bad").read_bytes() == NOISE
 
-    monkeypatch.setitem(fetch_checkpoint.CHECKPOINT_SHA256, NAME, sha)
-    assert fetch_checkpoint.fetch_checkpoint(NAME, dest, server.url) == dest / NAME
+    monkeypatch.setitem(checkpoints.CHECKPOINT_SHA256, NAME, sha)
+    assert checkpoints.fetch_checkpoint(NAME, dest, server.url) == dest / NAME
     assert f"SHA-256 {sha} matches the pinned value" in capsys.readouterr().out
     assert (dest / f"{NAME}.sha256").read_text() == f"{sha}  {NAME}\n"
     assert len(requests_for(server)) == 2
@@ -164,7 +164,7 @@ def test_a_download_differing_from_a_pinned_sha256_is_set_aside(tmp_path, server
 
 def test_unknown_checkpoint_name_is_refused(tmp_path, server):
     with pytest.raises(UserError, match="not a released checkpoint this project knows"):
-        fetch_checkpoint.fetch_checkpoint("wav2vec_tiny_10m.pt", tmp_path, server.url)
+        checkpoints.fetch_checkpoint("wav2vec_tiny_10m.pt", tmp_path, server.url)
     assert server.requests == []
 
 

@@ -23,8 +23,8 @@ def demo(tmp_path_factory):
 
 def decode_train(root, checkpoint, out):
     run_script("decode.py", "--checkpoint", checkpoint, "--data", root / "demo/manifests/10min-0",
-               "--subsets", "train", "--out", out, "--device", "cpu")
-    return json.loads((out / "train" / "wer.json").read_text())
+               "--subsets", "train", "--run", out, "--device", "cpu")
+    return json.loads((out / "decode" / "train" / "wer.json").read_text())
 
 
 def test_demo_ends_with_the_table(demo):

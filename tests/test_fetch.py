@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import fetch
-from common import DICT_LTR, UserError
+from w2v2_10min import download as fetch  # the `make data` stage
+from w2v2_10min.common import UserError
+from w2v2_10min.formats import DICT_LTR
 from conftest import run_script
 
 NOISE = random.Random(0).randbytes(30_000)  # incompressible, so archives have some length

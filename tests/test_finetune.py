@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from conftest import REPO, make, run_script
-from plan_finetune import fit_batch
+from w2v2_10min.finetune import fit_batch
 
 SEC = 16000
 
@@ -198,3 +198,31 @@ def test_sweep_through_submitit_local_launcher(tiny_env):
         assert record["seed"] == str(seed) and record["utterances"] == 4
         saved = torch.load(run / "checkpoints/checkpoint_last.pt", weights_only=False)
         assert saved["optimizer_history"][-1]["num_updates"] == 20
+
+
+@pytest.mark.parametrize("knob,value,accepts", [
+    ("LR", "abc", "LR accepts a learning rate > 0"), ("LR", "-1", "LR accepts a learning rate > 0"),
+    ("SEED", "x", "SEED accepts a whole number >= 0"), ("GPUS", "0", "GPUS accepts a whole number >= 1"),
+    ("MAX_TOKENS", "1.5", "MAX_TOKENS accepts a whole number"), ("FP16", "yes", "FP16 accepts true or false"),
+    ("SPLIT", "7", "SPLIT accepts a fold 0..5 or sSEED"), ("LAUNCHER", "pbs", "LAUNCHER accepts local"),
+])
+def test_bad_knob_values_stop_before_anything_runs(tmp_path, knob, value, accepts):
+    proc = make("finetune", f"{knob}={value}", f"MANIFEST_ROOT={tmp_path}", f"RUN_ROOT={tmp_path}",
+                check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"error: {knob}={value}: ")
+    assert accepts in errors[0]
+    assert list(tmp_path.iterdir()) == []  # nothing composed, nothing written
+
+
+def test_a_finished_run_prints_timestamped_stage_lines(tiny_env):
+    """One start and one end line, with the time, in the terminal and in the run's log."""
+    proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny",
+                *knobs(tiny_env, RUN_ROOT=tiny_env / "stage-lines"), "ARGS=optimization.max_update=2")
+    lines = [line for line in proc.stderr.splitlines() if "] finetune: " in line]
+    assert len(lines) == 2 and lines[0].split("] finetune: ")[1].startswith("start (")
+    assert lines[1].split("] finetune: ")[1].startswith("done in ")
+    assert all(line[0] == "[" and line[5] == "-" and line[14] == ":" for line in lines)
+    log = sorted((run_dir(tiny_env, "stage-lines") / "logs").glob("finetune-*.log"))[-1]
+    assert [l for l in log.read_text().splitlines() if "] finetune: " in l] == lines

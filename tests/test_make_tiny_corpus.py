@@ -12,7 +12,7 @@ def inventory(root: Path) -> dict[str, Path]:
 
 def test_generator_reproduces_the_committed_corpus(tmp_path):
     out = tmp_path / "corpus"
-    run_script("make_tiny_corpus.py", "--out", out)
+    run_script("tiny/make_tiny_corpus.py", "--out", out)
     ours, committed = inventory(out), inventory(TINY)
     assert sorted(ours) == sorted(committed)
     for name, path in committed.items():

@@ -19,3 +19,21 @@ def test_help_lists_the_pipeline_targets():
     out = make("help").stdout
     for target in ("setup", "test", "demo", "manifests", "finetune", "decode", "compare"):
         assert f"  {target} " in out
+
+
+def test_help_groups_targets_and_knobs_by_stage():
+    out = make("help").stdout
+    sections = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert sections[:4] == ["Set-up and tests", "Data: download, verify, manifests",
+                            "Fine-tuning: one run is MODEL x PROTOCOL x SPLIT x SEED",
+                            "Decoding and report"]
+    stage_of = {}
+    section = None
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            section = line
+        elif line.strip():
+            stage_of[line.split()[0]] = section
+    assert stage_of["manifests"] == stage_of["DATA"] == sections[1]
+    assert stage_of["finetune"] == stage_of["SEED"] == stage_of["LR"] == sections[2]
+    assert stage_of["decode"] == stage_of["DECODER"] == stage_of["compare"] == sections[3]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO, TINY, run_script
+from conftest import TINY, run_script
 
 FAIRSEQ_EXAMPLES = Path(__import__("fairseq").__file__).parent / "examples" / "wav2vec"
 EVAL = ["dev-clean", "dev-other", "test-clean", "test-other"]
@@ -152,7 +152,7 @@ def test_failed_rebuild_keeps_the_previous_manifests(corpus, tmp_path):
 
 # ---- several splits, the summary table, reading the eval sets once ---------------------------
 
-import manifests  # noqa: E402  (conftest puts scripts/ on sys.path)
+from w2v2_10min import manifests  # noqa: E402
 
 
 def build_many(data, root, *args, check=True):

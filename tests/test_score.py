@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from common import UserError
+from w2v2_10min.common import UserError
 from conftest import run_script
-from score import corpus_scores
+from w2v2_10min.scoring import corpus_scores
 
 
 def test_hand_computed_corpus_wer():

@@ -1,9 +1,9 @@
 """Decoding speed: utterances per second and real-time factor, on CPU and on a GPU if present.
 
-Usage: python scripts/bench_decode.py --checkpoint CKPT --data MANIFEST_DIR --subset dev_other \
+Usage: python bench/bench_decode.py --checkpoint CKPT --data MANIFEST_DIR --subset dev_other \
            [--devices cpu cuda] [--repeats 3] [--max-tokens 1600000]
 
-Runs the project's decoder (scripts/decode.py: fairseq's task and dataset, best-path CTC) over
+Runs the project's decoder (w2v2_10min/decode.py: fairseq's task and dataset, best-path CTC) over
 the whole subset REPEATS times per device after one warm-up pass, and prints the best time of
 each as utterances/s and real-time factor (decoding seconds / audio seconds; lower is faster).
 """
@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
-from common import SAMPLE_RATE, UserError, read_tsv, run_main
-from decode import decode_subset, load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
+from w2v2_10min.common import SAMPLE_RATE, UserError, run_main  # noqa: E402
+from w2v2_10min.formats import read_tsv  # noqa: E402
+from w2v2_10min.decode import compute_emissions, load, viterbi  # noqa: E402
+
+
+def decode_once(model, task, subset: str, device: str, max_tokens: int) -> list[str]:
+    """Emissions and Viterbi hypotheses for one subset, as `make decode` computes them."""
+    emissions, _ = compute_emissions(model, task, subset, device, max_tokens)
+    return viterbi(task, emissions)
 
 
 def main() -> int:
@@ -43,13 +52,13 @@ def main() -> int:
         if device not in ("cpu", "cuda"):
             raise UserError(f"--devices {device}: give cpu or cuda")
         model, task = load(args.checkpoint, args.data, device)
-        decode_subset(model, task, args.subset, device, args.max_tokens)  # warm-up
+        decode_once(model, task, args.subset, device, args.max_tokens)  # warm-up
         best = float("inf")
         for _ in range(args.repeats):
             if device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            decode_subset(model, task, args.subset, device, args.max_tokens)
+            decode_once(model, task, args.subset, device, args.max_tokens)
             if device == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)

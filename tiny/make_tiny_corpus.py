@@ -1,6 +1,6 @@
 """Generate the embedded tiny corpus in Libri-light and LibriSpeech layout.
 
-Usage: python scripts/make_tiny_corpus.py [--out tiny/corpus]
+Usage: python tiny/make_tiny_corpus.py [--out tiny/corpus]
 
 Synthesised speech (Debian's espeak-ng, resampled to 16 kHz mono FLAC by sox), one
 espeak voice per speaker, seeded so that every run writes the same files:
@@ -18,13 +18,18 @@ Needs: apt-get install espeak-ng sox libsox-fmt-all pocketsphinx-testdata
 from __future__ import annotations
 
 import argparse
+import sys
 import random
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from common import EVAL_SETS, REPO, UserError, atomic_path, run_main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
+
+from w2v2_10min.common import REPO, UserError, atomic_path, run_main  # noqa: E402
+from w2v2_10min.paper import EVAL_SETS  # noqa: E402
 
 SEED = 10
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")

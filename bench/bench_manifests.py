@@ -1,7 +1,7 @@
 """Time scripts/manifests.py against fairseq's wav2vec_manifest.py + libri_labels.py on one tree.
 
 Usage:
-  python scripts/bench_manifests.py [--tree .bench/tree] [--files 20000] [--runs 3]
+  python bench/bench_manifests.py [--tree .bench/tree] [--files 20000] [--runs 3]
 
 Builds (once, cached under --tree) a LibriSpeech-sized synthetic corpus in the layout
 manifests.py reads: a 48-utterance fold librispeech_finetuning/1h/0/{clean,other}/SPK/CHAP/ and
@@ -28,8 +28,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import EVAL_SETS, REPO, UserError, atomic_path, run_main, subset_name
-from manifests import cores
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
+
+from w2v2_10min.common import REPO, UserError, atomic_path, run_main  # noqa: E402
+from w2v2_10min.formats import subset_name  # noqa: E402
+from w2v2_10min.paper import EVAL_SETS  # noqa: E402
+from w2v2_10min.manifests import cores  # noqa: E402
 
 TREE_VERSION = 1
 CHAPTER = 20  # utterances per chapter

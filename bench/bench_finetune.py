@@ -1,6 +1,6 @@
 """Does a 10-minute recipe fit this GPU, and how long does an update take? A benchmark.
 
-Usage: python scripts/bench_finetune.py --model large --max-tokens 1280000 640000 \
+Usage: python bench/bench_finetune.py --model large --max-tokens 1280000 640000 \
            [--cap-gb 16] [--updates 12] [--work .bench/finetune]
 
 Builds, under WORK, a synthetic 10-minute split (48 utterances of noise, 2-35 s, about 600 s
@@ -27,7 +27,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from common import REPO, SAMPLE_RATE, UserError, run_main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
+
+from w2v2_10min.common import REPO, SAMPLE_RATE, UserError, run_main  # noqa: E402
 
 ARCH = {
     # fairseq's wav2vec2_base_librispeech.yaml and wav2vec2_large_librivox.yaml

@@ -1,0 +1,14 @@
+"""Fit a fine-tuning recipe to the hardware at hand: print fairseq overrides that keep its batch.
+
+Usage: python scripts/finetune.py --help   (the logic and its full usage: w2v2_10min/finetune.py)
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
+
+from w2v2_10min.common import run_main  # noqa: E402
+from w2v2_10min.finetune import main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,101 @@
+"""Download a released wav2vec 2.0 checkpoint and record or verify its SHA-256.
+
+Usage:
+  python scripts/fetch_checkpoint.py NAME [--dest DIR] [--base-url URL]
+  python scripts/fetch_checkpoint.py --record PATH    # a checkpoint this project made
+
+NAME is one of common.CHECKPOINT_SHA256: wav2vec_small.pt, libri960_big.pt, wav2vec_vox_new.pt
+(pre-trained) or wav2vec_small_10m.pt, wav2vec_big_10m.pt, wav2vec_vox_10m_new.pt (fine-tuned on
+10 minutes). The download resumes a partial DEST/NAME.part. Where common.CHECKPOINT_SHA256 pins
+a SHA-256 the file must match it; fairseq publishes none, so by default the first download's
+SHA-256 is written to DEST/NAME.sha256 (trust on first use, printed for you to compare with a
+colleague's copy) and every later load is checked against that record before unpickling.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from w2v2_10min.common import UserError, file_digest, write_text_atomic
+from w2v2_10min.download import download, mirror
+
+
+# Released checkpoints (https://dl.fbaipublicfiles.com/fairseq/wav2vec/). fairseq publishes no
+# checksums for them: None means "record the SHA-256 of the first download" (see
+# scripts/fetch_checkpoint.py); put a value here to pin one.
+CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/fairseq/wav2vec/"
+CHECKPOINT_SHA256: dict[str, str | None] = {
+    "wav2vec_small.pt": None, "libri960_big.pt": None, "wav2vec_vox_new.pt": None,
+    "wav2vec_small_10m.pt": None, "wav2vec_big_10m.pt": None, "wav2vec_vox_10m_new.pt": None,
+}
+
+
+def verify_checkpoint(path: Path) -> str:
+    """SHA-256 of `path` after checking it against the `<path>.sha256` recorded beside it.
+
+    fairseq checkpoints are pickles, and unpickling runs code: nothing loads one that fails.
+    """
+    path = Path(path)
+    record = path.with_name(path.name + ".sha256")
+    if not record.is_file():
+        raise UserError(f"{path}: no recorded SHA-256 ({record.name}); fetch it with "
+                        "`make pretrained` / `make decode-original`, or record one you trust: "
+                        f"python scripts/fetch_checkpoint.py --record {path}")
+    expected = record.read_text().split()[0]
+    actual = file_digest(path)
+    if actual != expected:
+        raise UserError(f"{path}: SHA-256 {actual} differs from the recorded {expected}; "
+                        "delete the file and fetch it again")
+    return actual
+
+
+def record(path: Path) -> str:
+    digest = file_digest(path)
+    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
+    return digest
+
+
+def fetch_checkpoint(name: str, dest: Path, base_url: str | None) -> Path:
+    if name not in CHECKPOINT_SHA256:
+        raise UserError(f"{name}: not a released checkpoint this project knows; choose from "
+                        f"{' '.join(CHECKPOINT_SHA256)}")
+    path = dest / name
+    if path.is_file():
+        verify_checkpoint(path)
+        print(f"{path}: already here, SHA-256 verified")
+        return path
+    dest.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(name + ".part")
+    download(mirror(CHECKPOINT_URL + name, base_url), part)
+    digest = file_digest(part)
+    pinned = CHECKPOINT_SHA256[name]
+    if pinned and digest != pinned:
+        os.replace(part, path.with_name(name + ".bad"))
+        raise UserError(f"{path.with_name(name + '.bad')}: SHA-256 {digest}, expected {pinned}; "
+                        "delete it and fetch again")
+    # the record first: a file in place without one would be refused as never checked
+    write_text_atomic(path.with_name(name + ".sha256"), f"{digest}  {name}\n")
+    os.replace(part, path)
+    how = "matches the pinned value" if pinned else \
+        "recorded on first download (fairseq publishes none): compare it with a trusted copy"
+    print(f"{path}: SHA-256 {digest} {how}")
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", help="checkpoint file name")
+    parser.add_argument("--dest", type=Path, default=Path("pretrained"))
+    parser.add_argument("--base-url", default=os.environ.get("FETCH_BASE_URL") or None)
+    parser.add_argument("--record", type=Path, metavar="PATH",
+                        help="record the SHA-256 of a checkpoint this project made")
+    args = parser.parse_args(argv)
+    if args.record:
+        print(f"{args.record}: SHA-256 {record(args.record)} recorded")
+    elif args.name:
+        fetch_checkpoint(args.name, args.dest, args.base_url)
+    else:
+        parser.error("give NAME or --record PATH")
+    return 0
+

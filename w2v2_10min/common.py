@@ -1,0 +1,125 @@
+"""Helpers every stage shares: one-line user errors, atomic writes, checksums, provenance.
+
+Nothing here runs on its own; the stage modules of this package import what they need.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+SAMPLE_RATE = 16_000  # wav2vec 2.0 reads 16 kHz mono audio
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 1."""
+
+
+def run_main(main) -> None:
+    """Call main(); turn a UserError into one line on stderr and exit status 1."""
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; rename it onto `path` only on success.
+
+    Works for files and folders: a failure or interruption leaves `path` as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
+    try:
+        yield target
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def git_commit() -> str:
+    """The repository's commit, with `-dirty` when files differ from it."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (sha256, md5, ...), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+
+
+def versions() -> dict:
+    """Versions of what produced a result: Python, torch, fairseq."""
+    import platform
+
+    import fairseq
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "fairseq": fairseq.__version__}
+
+
+def timestamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@contextlib.contextmanager
+def stage(name: str, detail: str = "", log: Path | None = None):
+    """Print one timestamped start line and one end line (with the duration) for a stage.
+
+    The lines go to stderr and, when given, to the stage's log file as well.
+    """
+    def say(text: str) -> None:
+        line = f"[{timestamp()}] {name}: {text}"
+        print(line, file=sys.stderr, flush=True)
+        if log is not None:
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    say(f"start{' (' + detail + ')' if detail else ''}")
+    started = time.monotonic()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "done"
+    finally:
+        seconds = time.monotonic() - started
+        say(f"{outcome} in {int(seconds // 60)}m{seconds % 60:04.1f}s")

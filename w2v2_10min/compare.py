@@ -1,0 +1,243 @@
+"""Gather decoded runs into a Table-9-style report: paper, released checkpoint, each split.
+
+Usage: python scripts/compare.py --runs runs --out results
+
+Reads every decoded subset under RUNS (w2v2_10min.layout.wer_json_files): each run's
+decode/<subset>/wer.json (Viterbi) and decode-<decoder>/<subset>/wer.json (other decoders, e.g.
+4gram), for trained runs RUNS/<model>-<protocol>/10min-<split>/seed-<seed>/ and released
+checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, atomically:
+  OUT/table9.md   per model, protocol and decoder: the paper's row for that decoder (no LM for
+                  Viterbi, 4-gram for 4gram), the released checkpoint's row, each split's WER
+                  (mean ± sd over seeds), the spread across splits, and whether the paper's
+                  number lies within the splits' range; then every run with its bootstrap 95%
+                  interval over utterances
+  OUT/table9.csv  one row per run, decoder and subset, with the interval
+  OUT/wer-<subset>.png (Viterbi), OUT/wer-<subset>-<decoder>.png (others): WER per split and
+                  seed, paper and released checkpoint as lines
+and prints table9.md.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from w2v2_10min import layout
+from w2v2_10min.common import UserError, atomic_path, write_text_atomic
+from w2v2_10min.paper import DECODER_TITLES, LM_TITLES, DECODER_LM, MAIN_SUBSETS, MODEL_TITLES, paper_row
+
+BOOTSTRAP_SAMPLES = 1000
+
+
+def bootstrap_interval(errors: list[int], words: list[int], seed: int = 0) -> tuple[float, float]:
+    """95% interval of corpus WER, resampling utterances with replacement."""
+    errors_a, words_a = np.asarray(errors, float), np.asarray(words, float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(errors_a), size=(BOOTSTRAP_SAMPLES, len(errors_a)))
+    wers = 100.0 * errors_a[picks].sum(1) / np.maximum(words_a[picks].sum(1), 1)
+    low, high = np.percentile(wers, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def load_records(runs: Path) -> list[dict]:
+    paths = layout.wer_json_files(runs)
+    if not paths:
+        raise UserError(f"{runs}: no wer.json found; run `make decode` (or decode-original) first")
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: unreadable ({err}); decode it again with `make decode`") \
+                from None
+        for key in ("subset", "wer", "errors", "words", "model"):
+            if key not in record:
+                raise UserError(f"{path}: no '{key}'; decode it again with `make decode`")
+        record["path"] = str(path)
+        record["decoder"] = record.get("decoder") or layout.decoder_of(path.parent.parent.name)
+        if bool(record.get("utterance_errors")) != bool(record.get("utterance_words")):
+            raise UserError(f"{path}: utterance_errors and utterance_words must come together; "
+                            "decode it again with `make decode`")
+        if record.get("utterance_errors"):
+            record["ci_low"], record["ci_high"] = bootstrap_interval(
+                record["utterance_errors"], record["utterance_words"])
+        records.append(record)
+    return records
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def heading(model: str, protocol: str, decoder: str) -> str:
+    """`LARGE (LS-960), protocol fairseq`, with the LM named for decoders other than Viterbi."""
+    title = f"{MODEL_TITLES.get(model, model)}, protocol {protocol}"
+    return title if decoder == layout.VITERBI else f"{title}, {decoder_name(decoder)}"
+
+
+def decoder_name(decoder: str) -> str:
+    """Short name of a decoder in rows and legends: `Viterbi`, `4-gram LM`."""
+    return "Viterbi" if decoder == layout.VITERBI else LM_TITLES.get(DECODER_LM.get(decoder),
+                                                                      decoder)
+
+
+def model_table(model: str, protocol: str, decoder: str, records: list[dict],
+                subsets: list[str], released: list[dict]) -> tuple[str, list[str]]:
+    """Markdown rows for one model, protocol and decoder, and the plain-language verdicts."""
+    paper = paper_row(model, decoder)
+    by_split: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by_split[str(r.get("split", "?"))][r["subset"]].append(r["wer"])
+    split_means = {s: {sub: statistics.mean(v) for sub, v in subs.items()}
+                   for s, subs in by_split.items()}
+    title = heading(model, protocol, decoder)
+    lines = [f"### {title}", "", "| row | " + " | ".join(subsets) + " |",
+             "|---|" + "---|" * len(subsets)]
+
+    def row(name, cells):
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    lm = LM_TITLES.get(DECODER_LM.get(decoder), "no such row")
+    row(f"paper, Table 9, {lm}", [f"{paper[s]:.1f}" if s in paper else "—" for s in subsets])
+    released_wer = {r["subset"]: r for r in released}
+    row(f"released 10-min checkpoint, {decoder_name(decoder)}",
+        [f"{released_wer[s]['wer']:.1f}" if s in released_wer else "not decoded" for s in subsets])
+    for split in sorted(by_split, key=lambda s: (not s.isdigit(), s)):
+        seeds = max(len(v) for v in by_split[split].values())
+        row(f"split {split} ({seeds} seed{'s' if seeds > 1 else ''})",
+            [fmt(by_split[split].get(s, [])) for s in subsets])
+    across = {s: [m[s] for m in split_means.values() if s in m] for s in subsets}
+    if len(split_means) > 1:
+        row(f"across {len(split_means)} splits: mean ± sd", [fmt(across[s]) for s in subsets])
+    row("min – max over splits", [f"{min(v):.1f} – {max(v):.1f}" if v else "—"
+                                  for v in across.values()])
+    row("mean − paper", [f"{statistics.mean(across[s]) - paper[s]:+.1f}"
+                         if across[s] and s in paper else "—" for s in subsets])
+    verdicts = []
+    for s in subsets:
+        if s in paper and across[s]:
+            low, high = min(across[s]), max(across[s])
+            inside = "lies within" if low <= paper[s] <= high else "lies outside"
+            verdicts.append(f"- {title}, {s}: the paper's {paper[s]:.1f} {inside} the range of "
+                            f"the {len(across[s])} split(s), {low:.1f} – {high:.1f}.")
+    return "\n".join(lines), verdicts
+
+
+def run_rows(records: list[dict]) -> list[dict]:
+    keys = ["model", "protocol", "split", "seed", "decoder", "subset", "wer", "ci_low", "ci_high", "errors",
+            "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+    return [{k: r.get(k, "") for k in keys} for r in records]
+
+
+def plot(records: list[dict], subset: str, decoder: str, out: Path) -> None:
+    """WER per split and seed of one subset and decoder; paper and released as lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    records = [r for r in records if r["subset"] == subset and r["decoder"] == decoder]
+    trained = [r for r in records if r.get("protocol") != "released"]
+    released_only = {r["model"] for r in records} - \
+        {r["model"] for r in trained}
+    groups = sorted({(r["model"], r.get("protocol", "")) for r in trained} |
+                    {(model, "released") for model in released_only})
+    splits = sorted({str(r.get("split")) for r in trained}, key=lambda s: (not s.isdigit(), s))
+    for index, (model, protocol) in enumerate(groups):
+        colour = f"C{index}"
+        points = [(splits.index(str(r.get("split"))), r["wer"]) for r in trained
+                  if (r["model"], r.get("protocol", "")) == (model, protocol)]
+        if points:
+            ax.scatter([x + 0.08 * index for x, _ in points], [y for _, y in points],
+                       color=colour, label=f"{MODEL_TITLES.get(model, model)} {protocol}: runs")
+        if subset in paper_row(model, decoder):
+            ax.axhline(paper_row(model, decoder)[subset], color=colour, linestyle="--",
+                       label=f"{MODEL_TITLES[model]}: paper")
+        for r in records:
+            if r["model"] == model and r.get("protocol") == "released":
+                ax.axhline(r["wer"], color=colour, linestyle=":",
+                           label=f"{MODEL_TITLES.get(model, model)}: released checkpoint")
+    ax.set_xticks(range(len(splits)), [f"split {s}" for s in splits])
+    ax.set_ylabel("WER (%)")
+    ax.set_title(f"{subset}: 10-minute fine-tuning, {DECODER_TITLES.get(decoder, decoder)}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def report(records: list[dict]) -> str:
+    subsets = [s for s in MAIN_SUBSETS if any(r["subset"] == s for r in records)] + \
+        sorted({r["subset"] for r in records} - set(MAIN_SUBSETS))
+    parts = ["# 10-minute fine-tuning: WER (%) against the paper's Table 9", "",
+             "One section per decoder, compared with the paper's row for the same kind of "
+             "decoding. Split rows: mean ± sd over seeds.", ""]
+    verdicts = []
+    for decoder in sorted({r["decoder"] for r in records}, key=decoder_order):
+        released = defaultdict(list)
+        trained = defaultdict(list)
+        for r in records:
+            if r["decoder"] != decoder:
+                continue
+            if r.get("protocol") == "released":
+                released[r["model"]].append(r)
+            else:
+                trained[(r["model"], r.get("protocol", "?"))].append(r)
+        parts += [f"## {DECODER_TITLES.get(decoder, decoder)}", ""]
+        for (model, protocol), recs in sorted(trained.items()):
+            table, said = model_table(model, protocol, decoder, recs, subsets,
+                                      released.get(model, []))
+            parts += [table, ""]
+            verdicts += said
+        for model in sorted(set(released) - {m for m, _ in trained}):
+            table, _ = model_table(model, "released only", decoder, [], subsets, released[model])
+            parts += [table, ""]
+    if verdicts:
+        parts += ["## Does the paper's number lie within the range of the splits?", "", *verdicts, ""]
+    parts += ["## Every run", "", "| model | protocol | split | seed | subset | WER | 95% CI "
+              "(bootstrap over utterances) | errors / words | decoder |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        ci = f"{r['ci_low']:.1f} – {r['ci_high']:.1f}" if "ci_low" in r else "—"
+        parts.append(f"| {r['model']} | {r.get('protocol', '')} | {r.get('split', '')} | "
+                     f"{r.get('seed', '')} | {r['subset']} | {r['wer']:.2f} | {ci} | "
+                     f"{r['errors']} / {r['words']} | {r['decoder']} |")
+    return "\n".join(parts) + "\n"
+
+
+def decoder_order(decoder: str) -> tuple:
+    """Viterbi first, then the other decoders by name."""
+    return (decoder != layout.VITERBI, decoder)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    records = load_records(args.runs)
+    text = report(records)
+    write_text_atomic(args.out / "table9.md", text)
+    rows = run_rows(records)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(args.out / "table9.csv", buffer.getvalue())
+    for subset, decoder in sorted({(r["subset"], r["decoder"]) for r in records}):
+        name = subset if decoder == layout.VITERBI else f"{subset}-{decoder}"
+        plot(records, subset, decoder, args.out / f"wer-{name}.png")
+    print(text)
+    print(f"wrote {args.out}/table9.md, table9.csv and wer-<subset>[-<decoder>].png")
+    return 0

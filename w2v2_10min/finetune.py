@@ -1,0 +1,293 @@
+"""The `make finetune` stage: fit the recipe to the hardware, then run fairseq-hydra-train.
+
+Usage:
+  python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
+      --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
+      [--gpus 1] [--max-tokens N] [--lr LR] [--fp16 true|false] [--launcher local|slurm|...] \
+      [--print-config] [--args 'model.mask_prob=0.5 ...']
+
+1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
+   overrides that run it on GPUS devices with the recipe's effective batch:
+     GPU-equivalents  = distributed_world_size x update_freq of the recipe
+     update_freq      = GPU-equivalents x recipe max_tokens / (GPUS x MAX_TOKENS), rounded up,
+                        with max_tokens then lowered so that GPUS x update_freq x max_tokens is
+                        exactly the recipe's samples per update
+   and task.normalize as stored in the pre-trained checkpoint (an error if the recipe disagrees);
+   the checkpoint is unpickled only after its SHA-256 matches <checkpoint>.sha256 beside it.
+2. Compose fairseq's full config (`--cfg job`) into RUN/config.yaml; --print-config prints it
+   and stops. A run folder whose config.yaml differs is refused (delete it or pick another
+   SEED/RUN_ROOT); a finished one (RUN/done) is left alone.
+3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
+   versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
+   goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
+RUN is RUN_ROOT/<model>-<protocol>[-lr<LR>]/10min-<split>/seed-<seed> (w2v2_10min.layout).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from w2v2_10min import layout
+from w2v2_10min.checkpoints import verify_checkpoint
+from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
+                               write_json_atomic, write_text_atomic)
+from w2v2_10min.formats import read_tsv
+
+RECIPES = REPO / "recipes" / "finetune"
+
+
+def compose(model: str, protocol: str):
+    """The recipe for MODEL and PROTOCOL as an OmegaConf config (without fairseq's defaults)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
+
+    if not (RECIPES / "scale" / f"{protocol}_{model}.yaml").is_file():
+        pairs = sorted(p.stem.replace("_", " / ") for p in (RECIPES / "scale").glob("*.yaml"))
+        raise UserError(f"no recipe for MODEL={model} PROTOCOL={protocol} "
+                        f"(recipes/finetune/scale/{protocol}_{model}.yaml); "
+                        f"choose one of: {', '.join(pairs)} (protocol / model)")
+    try:
+        with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+            return hydra_compose("10min", overrides=[f"pretrained={model}",
+                                                     f"protocol={protocol}"])
+    except MissingConfigException as err:
+        raise UserError(f"recipes/finetune: {err}") from None
+
+
+def checkpoint_normalize(path: Path) -> bool:
+    """task.normalize as the checkpoint was pre-trained (new cfg or old args format)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("cfg") is not None:
+        return bool(state["cfg"]["task"]["normalize"])
+    if state.get("args") is not None:
+        return bool(getattr(state["args"], "normalize", False))
+    raise UserError(f"{path}: no cfg or args inside; is this a fairseq wav2vec 2.0 checkpoint?")
+
+
+def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
+              max_tokens_limit: int | None) -> dict:
+    """Update frequency and max_tokens for GPUS devices that keep the recipe's batch."""
+    if gpus < 1:
+        raise UserError(f"GPUS={gpus}; give 1 or more")
+    gpu_equivalents = world_size * update_freq
+    samples_per_update = gpu_equivalents * max_tokens
+    limit = max_tokens_limit or max_tokens
+    new_update_freq = math.ceil(samples_per_update / (gpus * limit))
+    new_max_tokens = samples_per_update // (gpus * new_update_freq)
+    return {"gpu_equivalents": gpu_equivalents, "samples_per_update": samples_per_update,
+            "gpus": gpus, "update_freq": new_update_freq, "max_tokens": new_max_tokens,
+            "effective_batch_seconds": gpus * new_update_freq * new_max_tokens / SAMPLE_RATE}
+
+
+LAUNCHERS = ("local", "slurm", "submitit_local")
+# fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
+# Training only ever loads checkpoints this project made or whose checksum it verified.
+FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}
+
+
+def check_knobs(args) -> None:
+    """Each knob's value, checked before anything runs: one line naming the knob on error."""
+    def number(knob, text, kind, accepts, positive=True):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise UserError(f"{knob}={text}: not a number; {knob} accepts {accepts}") from None
+        if value != value or value < 0 or (positive and value == 0):
+            raise UserError(f"{knob}={text}: out of range; {knob} accepts {accepts}")
+        return value
+
+    if not re.fullmatch(r"[0-5]|s\d+", args.split):
+        raise UserError(f"SPLIT={args.split}: not a split; SPLIT accepts a fold 0..5 or sSEED "
+                        "for a drawn sample (e.g. s1)")
+    number("SEED", args.seed, int, "a whole number >= 0", positive=False)
+    number("GPUS", args.gpus, int, "a whole number >= 1")
+    if args.max_tokens:
+        number("MAX_TOKENS", args.max_tokens, int, "a whole number of samples >= 1")
+    if args.lr:
+        number("LR", args.lr, float, "a learning rate > 0, e.g. 3e-5")
+    if args.fp16 and args.fp16 not in ("true", "false"):
+        raise UserError(f"FP16={args.fp16}: FP16 accepts true or false")
+    if args.launcher not in LAUNCHERS:
+        raise UserError(f"LAUNCHER={args.launcher}: LAUNCHER accepts {', '.join(LAUNCHERS)}")
+    number("TIME_MIN", args.time_min, int, "minutes, a whole number >= 1")
+
+
+def plan(args) -> tuple[list[str], dict]:
+    """fairseq overrides that fit the recipe to GPUS devices, and what run.json records."""
+    recipe = compose(args.model, args.protocol)
+    if not args.pretrained.is_file():
+        fix = "run: make pretrain-tiny" if args.model == "tiny" else \
+            f"download it: make pretrained MODEL={args.model}"
+        raise UserError(f"pre-trained checkpoint '{args.pretrained}' for MODEL={args.model} "
+                        f"not found; {fix}")
+    pretrained_sha256 = verify_checkpoint(args.pretrained)  # before unpickling it
+    normalize = checkpoint_normalize(args.pretrained)
+    if not OmegaConf.is_missing(recipe.task, "normalize") and recipe.task.normalize != normalize:
+        raise UserError(f"{args.pretrained} was pre-trained with normalize={normalize} but "
+                        f"recipes/finetune/pretrained/{args.model}.yaml says "
+                        f"{recipe.task.normalize}: "
+                        "fine-tuning must use the pre-training value; fix the recipe or the file")
+    batch = fit_batch(recipe.distributed_training.distributed_world_size,
+                      recipe.optimization.update_freq[0], recipe.dataset.max_tokens,
+                      int(args.gpus), int(args.max_tokens) if args.max_tokens else None)
+    overrides = [f"task.normalize={str(normalize).lower()}",
+                 f"distributed_training.distributed_world_size={batch['gpus']}",
+                 f"optimization.update_freq=[{batch['update_freq']}]",
+                 f"dataset.max_tokens={batch['max_tokens']}"]
+    if args.lr:
+        overrides.append(f"optimization.lr=[{args.lr}]")
+    if args.fp16:
+        overrides.append(f"common.fp16={args.fp16}")
+    print(f"effective batch: {batch['gpu_equivalents']} GPU-equivalents x "
+          f"{recipe.dataset.max_tokens:,} samples = {batch['effective_batch_seconds']:,.0f} s "
+          f"of audio per update; here {batch['gpus']} GPU(s) x update_freq "
+          f"{batch['update_freq']} x max_tokens {batch['max_tokens']:,}", file=sys.stderr)
+    _, rows = read_tsv(args.manifests / "train.tsv")
+    batch["split_seconds"] = sum(n for _, n in rows) / SAMPLE_RATE
+    if batch["split_seconds"] < batch["effective_batch_seconds"]:
+        print(f"the split holds {batch['split_seconds']:,.0f} s, less than that: fairseq "
+              "ends an update at the end of an epoch, so each update sees the whole split "
+              "once", file=sys.stderr)
+    record = {"model": args.model, "protocol": args.protocol,
+              "lr": args.lr or recipe.optimization.lr[0],
+              "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
+              "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
+              "pretrained_sha256": pretrained_sha256, "split": args.split, "seed": args.seed,
+              "launcher": args.launcher, "args": args.args}
+    return overrides, record
+
+
+def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = False) -> list[str]:
+    """The fairseq-hydra-train call for this run (recipe groups, paths, plan, user overrides)."""
+    train = Path(sys.executable).with_name("fairseq-hydra-train")
+    command = [str(train), "--config-dir", str(REPO / "recipes" / "finetune"),
+               "--config-name", "10min"]
+    if multirun:
+        command.append("--multirun")
+    run = run.resolve()
+    command += [f"pretrained={args.model}", f"protocol={args.protocol}",
+                f"common.seed={args.seed}",
+                f"task.data={args.manifests.resolve()}",
+                f"model.w2v_path={args.pretrained.resolve()}",
+                f"checkpoint.save_dir={run}/checkpoints", f"hydra.run.dir={run}/hydra",
+                f"common.tensorboard_logdir={run}/tensorboard"]
+    if args.wandb_project:
+        command.append(f"common.wandb_project={args.wandb_project}")
+    return command + overrides + shlex.split(args.args)
+
+
+def launcher_overrides(args, run: Path) -> list[str]:
+    """Hydra's submitit launcher settings (SLURM or local processes); none for `local`."""
+    if args.launcher == "local":
+        return []
+    common = [f"hydra.sweep.dir={run.resolve()}/hydra",
+              f"hydra.launcher.timeout_min={args.time_min}"]
+    if args.launcher == "submitit_local":
+        return ["hydra/launcher=submitit_local", *common]
+    return ["hydra/launcher=submitit_slurm", *common,
+            f"hydra.launcher.gpus_per_node={args.gpus}", "hydra.launcher.tasks_per_node=1",
+            *([f"hydra.launcher.partition={args.partition}"] if args.partition else [])]
+
+
+def environment(args, run: Path) -> dict:
+    name = f"{args.model}-{layout.run_protocol(args.protocol, args.lr)}-10min-{args.split}-" \
+           f"seed-{args.seed}"
+    return {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+            "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
+
+
+def compose_config(args, run: Path, overrides: list[str]) -> str:
+    """fairseq's full config for the run, as `fairseq-hydra-train --cfg job` prints it."""
+    proc = subprocess.run(fairseq_command(args, run, overrides) + ["--cfg", "job"], cwd=REPO,
+                          capture_output=True, text=True, env=environment(args, run))
+    if proc.returncode != 0:
+        said = [line.strip() for line in proc.stderr.splitlines()
+                if line.strip() and not line.startswith(" ")
+                and not re.search("Warning|warn|DEBUG", line)]
+        hint = f" ({said[-1]})" if said else ""
+        raise UserError(f"fairseq could not compose the config{hint}; check ARGS and the recipe")
+    return proc.stdout
+
+
+def summary(log: Path) -> str | None:
+    """`num_updates N, best_wer W on dev_other` from fairseq's last validation line."""
+    sources = [log, *sorted(log.parent.parent.glob("hydra/.submitit/*/*_log.out"))]
+    lines = [line for path in sources if path.is_file()
+             for line in path.read_text(errors="replace").splitlines()
+             if "[dev_other][INFO]" in line]
+    match = re.search(r"(num_updates \d+).*(best_wer [\d.]+)", lines[-1]) if lines else None
+    return f"{match.group(1)}, {match.group(2)} on dev_other" if match else None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--protocol", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--seed", default="1")
+    parser.add_argument("--manifests", type=Path, required=True, help="the split's manifests")
+    parser.add_argument("--pretrained", type=Path, required=True)
+    parser.add_argument("--run-root", type=Path, default=Path("runs"))
+    parser.add_argument("--gpus", default="1")
+    parser.add_argument("--max-tokens", default="", help="samples per device batch (fit memory)")
+    parser.add_argument("--lr", default="", help="learning rate instead of the recipe's")
+    parser.add_argument("--fp16", default="", help="true or false instead of the recipe's")
+    parser.add_argument("--launcher", default="local", help=" | ".join(LAUNCHERS))
+    parser.add_argument("--partition", default="", help="SLURM partition")
+    parser.add_argument("--time-min", default="1440", help="SLURM time limit per run")
+    parser.add_argument("--wandb-project", default="")
+    parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the composed fairseq config and stop")
+    args = parser.parse_args(argv)
+    check_knobs(args)
+    if not (args.manifests / "train.tsv").is_file():
+        raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
+    run = layout.run_dir(args.run_root, args.model, args.protocol, args.split, args.seed,
+                         args.lr or None)
+    overrides, record = plan(args)
+    config = compose_config(args, run, overrides)
+    if args.print_config:
+        print(config, end="")
+        return 0
+    if (run / "config.yaml").is_file() and (run / "config.yaml").read_text() != config:
+        raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "
+                        "or pick another SEED or RUN_ROOT")
+    write_text_atomic(run / "config.yaml", config)
+    if (run / "done").exists():
+        print(f"{run} is finished; delete it to train again")
+        return 0
+    write_json_atomic(run / "run.json", {
+        **record, "commit": git_commit(), "host": platform.node(), "versions": versions(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    log = run / "logs" / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
+    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local") + \
+        launcher_overrides(args, run)
+    print(f"training {run} (log: {log})")
+    with stage("finetune", str(run), log):
+        with open(log, "a") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                  env=environment(args, run)).returncode
+        if code != 0:
+            print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
+                  file=sys.stderr)
+            raise UserError(f"fine-tuning failed; full log: {log}; "
+                            "rerun the same command to resume")
+    (run / "done").touch()
+    said = summary(log)
+    if said:
+        print(f"finished: {said}")
+    return 0

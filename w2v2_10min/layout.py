@@ -1,0 +1,45 @@
+"""Where each stage's outputs live: one function per folder, so no stage spells a path twice.
+
+  runs/<model>-<protocol>[-lr<LR>]/10min-<split>/seed-<seed>/   one fine-tuning run
+      checkpoints/ config.yaml run.json done logs/ tensorboard/
+      decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
+      decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
+  runs/<model>-released/decode*/<subset>/   a released fine-tuned checkpoint (the control row)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+VITERBI = "viterbi"
+RELEASED = "released"
+
+
+def run_protocol(protocol: str, lr: str | None = None) -> str:
+    """The protocol part of a run folder's name: `fairseq`, or `fairseq-lr3e-5` with LR."""
+    return f"{protocol}-lr{lr}" if lr else protocol
+
+
+def run_dir(root: Path, model: str, protocol: str, split: str, seed: str | int,
+            lr: str | None = None) -> Path:
+    return Path(root) / f"{model}-{run_protocol(protocol, lr)}" / f"10min-{split}" / f"seed-{seed}"
+
+
+def released_dir(root: Path, model: str) -> Path:
+    return Path(root) / f"{model}-{RELEASED}"
+
+
+def decode_dir(run: Path, decoder: str = VITERBI) -> Path:
+    """`decode/` for Viterbi (as runs have always had it), `decode-<decoder>/` for the rest."""
+    return Path(run) / ("decode" if decoder == VITERBI else f"decode-{decoder}")
+
+
+def decoder_of(folder_name: str) -> str:
+    """The decoder whose outputs a folder named `decode` or `decode-<decoder>` holds."""
+    return VITERBI if folder_name == "decode" else folder_name.removeprefix("decode-")
+
+
+def wer_json_files(root: Path) -> list[Path]:
+    """Every decoded subset under a runs folder, trained runs first, in sorted order."""
+    root = Path(root)
+    return sorted(root.glob("*/10min-*/seed-*/decode*/*/wer.json")) + \
+        sorted(root.glob(f"*-{RELEASED}/decode*/*/wer.json"))
