@@ -44,6 +44,10 @@ from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, 
 from w2v2_10min.formats import read_tsv
 
 RECIPES = REPO / "recipes" / "finetune"
+LAUNCHERS = ("local", "slurm", "submitit_local")
+# fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
+# Training only ever loads checkpoints this project made or whose checksum it verified.
+FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}
 
 
 def compose(model: str, protocol: str):
@@ -89,12 +93,6 @@ def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
     return {"gpu_equivalents": gpu_equivalents, "samples_per_update": samples_per_update,
             "gpus": gpus, "update_freq": new_update_freq, "max_tokens": new_max_tokens,
             "effective_batch_seconds": gpus * new_update_freq * new_max_tokens / SAMPLE_RATE}
-
-
-LAUNCHERS = ("local", "slurm", "submitit_local")
-# fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
-# Training only ever loads checkpoints this project made or whose checksum it verified.
-FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}
 
 
 def check_knobs(args) -> None:
