@@ -211,7 +211,7 @@ def test_a_png_per_subset(report):
         assert data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
     # nothing half-written is left behind
     assert sorted(p.name for p in (root / "out1").iterdir()) == \
-        ["table9.csv", "table9.md", *pngs]
+        ["README.md", "statistics.json", "table9.csv", "table9.md", *pngs]
 
 
 def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
