@@ -55,7 +55,7 @@ def analyse(records: list[dict]) -> list[dict]:
         paper = paper_row(model, decoder)
         choices = selected.get((model, protocol), {})
         setting = {"model": model, "protocol": protocol, "decoder": decoder,
-                   "selection": [choices[s] for s in sorted(choices, key=stats._split_order)],
+                   "selection": [choices[s] for s in sorted(choices, key=stats.split_order)],
                    "lrs": sorted({stats.lr_of(r) for r in runs}), "subsets": {}}
         for subset in _subsets(runs):
             here = [r for r in runs if r["subset"] == subset]
@@ -82,7 +82,7 @@ def analyse(records: list[dict]) -> list[dict]:
                 entry["selected"][kind] = {
                     "runs": [{"split": str(r["split"]), "lr": stats.lr_of(r),
                               "seed": str(r["seed"]), "wer": r["wer"], "path": r.get("path", "")}
-                             for r in sorted(chosen, key=lambda r: stats._split_order(r["split"]))],
+                             for r in sorted(chosen, key=lambda r: stats.split_order(r["split"]))],
                     "candidates": sorted({choices[str(r["split"])]["candidates"] for r in chosen}),
                     "mean": summary["mean"], "sd": summary["sd"], "pi": _pair(summary["pi"]),
                     "verdict": _verdict(entry["paper"], summary["pi"])}
@@ -102,7 +102,7 @@ def _seed_level(runs: list[dict], kind: str, paper) -> dict:
     result = {
         "runs": [{"split": str(r.get("split")), "seed": str(r.get("seed")), "wer": r["wer"],
                   "path": r.get("path", "")}
-                 for r in sorted(runs, key=lambda r: (stats._split_order(str(r.get("split"))),
+                 for r in sorted(runs, key=lambda r: (stats.split_order(str(r.get("split"))),
                                                       str(r.get("seed"))))],
         "split_means": {s: sum(v) / len(v) for s, v in summary["by_split"].items()},
         **{key: comp[key] for key in ("splits", "mean", "se", "var_split",
@@ -304,7 +304,7 @@ def plot_subset(analysis: list[dict], records: list[dict], subset: str, decoder:
     splits = sorted({r["split"] for s in settings
                      for level in s["subsets"][subset]["seed_level"].values()
                      for r in level["all"]["runs"]},
-                    key=stats._split_order)
+                    key=stats.split_order)
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(splits) + 2) + 3.5, 4))
     for index, setting in enumerate(settings):
         colour, entry = f"C{index}", setting["subsets"][subset]

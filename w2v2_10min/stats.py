@@ -53,7 +53,8 @@ def protocol_of(record: dict) -> str:
     return protocol.rsplit("-lr", 1)[0] if "-lr" in protocol else protocol
 
 
-def _split_order(split: str) -> tuple:
+def split_order(split: str) -> tuple:
+    """Sort key: official folds 0..5 first, then seeded samples s1, s2, ..., s10, ..."""
     split = str(split)
     return (split_kind(split) != "official", len(split), split)
 
@@ -89,7 +90,7 @@ def select_runs(records: list[dict]) -> list[dict]:
     chosen = []
     for (model, protocol, split), candidates in sorted(runs.items(),
                                                        key=lambda kv: (kv[0][:2],
-                                                                       _split_order(kv[0][2]))):
+                                                                       split_order(kv[0][2]))):
         with_4gram = sum("4gram" in d for d in candidates.values())
         decoder = "4gram" if with_4gram == len(candidates) else "viterbi"
         have = {run: d[decoder] for run, d in candidates.items() if decoder in d}
@@ -139,7 +140,7 @@ def variance_components(by_split: dict[str, list[float]]) -> dict:
       identical seeds        var_seed = 0, var_split = variance of the split values, ICC = 1
       all values equal       everything 0, ICC None
     """
-    splits = sorted(by_split, key=_split_order)
+    splits = sorted(by_split, key=split_order)
     values = [v for s in splits for v in by_split[s]]
     groups = [s for s in splits for _ in by_split[s]]
     counts = [len(by_split[s]) for s in splits]
@@ -171,7 +172,12 @@ def variance_components(by_split: dict[str, list[float]]) -> dict:
                 "var_total": var_split, "icc": 1.0, "se": (var_split / len(splits)) ** 0.5,
                 "method": "seeds of a split agree exactly: all variance is between splits"}
         return out
-    mean, se, var_split, var_seed, converged = _reml(values, groups)
+    try:
+        mean, se, var_split, var_seed, converged = _reml(values, groups)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
+        out |= {"mean": statistics.fmean(split_means), "converged": False,
+                "method": f"REML fit failed ({err}); no variance components"}
+        return out
     total = var_split + var_seed
     out |= {"mean": mean, "se": se, "var_split": var_split, "var_seed": var_seed,
             "var_total": total, "icc": var_split / total, "converged": converged,
@@ -248,7 +254,7 @@ def hierarchical_bootstrap(runs_by_split: dict[str, list[dict]], samples: int = 
     run lacks per-utterance counts or the runs disagree on their number. Returns low, high,
     samples and utterances (whether that level was resampled).
     """
-    splits = sorted(runs_by_split, key=_split_order)
+    splits = sorted(runs_by_split, key=split_order)
     runs = [r for s in splits for r in runs_by_split[s]]
     rng = np.random.default_rng(seed)
     lengths = {len(r.get("utterance_errors") or []) for r in runs}
@@ -265,8 +271,8 @@ def hierarchical_bootstrap(runs_by_split: dict[str, list[dict]], samples: int = 
     first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     picked = rng.integers(0, len(splits), size=(samples, len(splits)))  # splits, with replacement
     n = sizes[picked]  # then seeds within each drawn split, with replacement
-    draws = np.minimum((rng.random((samples, len(splits), sizes.max())) * n[..., None]).astype(int),
-                       n[..., None] - 1)
+    uniform = rng.random((samples, len(splits), sizes.max()))
+    draws = np.minimum((uniform * n[..., None]).astype(int), n[..., None] - 1)
     mask = np.arange(sizes.max()) < n[..., None]
     columns = first[picked][..., None] + draws
     chosen = np.take_along_axis(wers, columns.reshape(samples, -1), axis=1).reshape(columns.shape)
@@ -283,7 +289,7 @@ def summarise_runs(records: list[dict]) -> dict:
     decoder and subset. Keys: by_split ({split: [wer, ...]}), components, intervals, bootstrap
     (None with fewer than two splits)."""
     by_split: dict[str, list[dict]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: (_split_order(str(r.get("split"))),
+    for r in sorted(records, key=lambda r: (split_order(str(r.get("split"))),
                                             len(str(r.get("seed"))), str(r.get("seed")))):
         by_split[str(r.get("split"))].append(r)
     wers = {s: [r["wer"] for r in rs] for s, rs in by_split.items()}
