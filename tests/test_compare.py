@@ -335,7 +335,7 @@ def test_readme_answers_the_replication_question_traceably(report):
     md = (root / "out1/README.md").read_text()
     assert md == (root / "out2/README.md").read_text()
     assert md.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
-    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 3 split(s), 1–2 seeds each " \
+    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 3 splits, 1–2 seeds each " \
         "(5 runs)." in md
     rows = table_rows(md, "LARGE (LS-960), protocol fairseq, Viterbi, no LM")
     assert rows["paper, Table 9"] == ["43.0", "46.3"]

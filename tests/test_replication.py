@@ -36,7 +36,7 @@ def test_a_paper_number_far_below_is_said_to_be_below():
     assert level["icc"] > 0.8  # splits differ by points, seeds by half a point
     text = paragraph(setting)
     assert "The paper's 45.3 lies below the best-of-runs interval and below the interval for a " \
-        "mean of 3 seed(s)." in text
+        "mean of 3 seeds." in text
     assert "which 10 minutes you draw matters more than the seed." in text
 
 
@@ -65,6 +65,8 @@ def test_official_and_seeded_are_reported_apart_and_together():
     welch = levels["all"]["seeded_vs_official"]
     # official folds 0..5 sit at offsets -1.5, -.5, .5, 1.5, -1.5, -.5; s1..s3 at .5, 1.5, -1.5
     assert welch["difference"] == pytest.approx(1 / 6 - (-1 / 3))
+    assert "On test_other the 3 seeded samples average 0.5 points above the 6 official folds " \
+        f"(Welch's t-test p = {welch['p']:.2f};" in paragraph(setting)
 
 
 def test_readme_statistics_json_and_plot(tmp_path):
@@ -77,7 +79,7 @@ def test_readme_statistics_json_and_plot(tmp_path):
     assert not (tmp_path / "q.png").exists()
     text = readme(analysis, ["p.png"])
     assert text.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
-    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 9 split(s), 3 seeds each " \
+    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 9 splits, 3 seeds each " \
         "(27 runs)." in text
     assert "| released checkpoint | — | 47.0 |" in text
     assert "![p.png](p.png)" in text

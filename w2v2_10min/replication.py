@@ -151,8 +151,9 @@ def paragraph(setting: dict) -> str:
     seeds = first["seeds_per_split"]
     seeds_text = f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''}" if seeds[0] == seeds[1] else \
         f"{seeds[0]}–{seeds[1]} seeds"
-    sentences = [f"**{_title(setting)}.** {first['splits']} split(s), {seeds_text} each "
-                 f"({first['runs_count']} runs{', learning rate ' + lr if lr else ''})."]
+    sentences = [f"**{_title(setting)}.** {_plural(first['splits'], 'split')}, {seeds_text} "
+                 f"each ({_plural(first['runs_count'], 'run')}"
+                 f"{', learning rate ' + lr if lr else ''})."]
     for subset in subsets:
         entry = setting["subsets"][subset]
         if lr not in entry["seed_level"]:
@@ -169,7 +170,7 @@ def paragraph(setting: dict) -> str:
         if entry["paper"] is not None and sel and sel["verdict"]:
             text += (f" The paper's {entry['paper']:.1f} lies {sel['verdict']} the best-of-runs "
                      f"interval and {level['verdict_seed_mean']} the interval for a mean of "
-                     f"{level['seeds_in_mean']} seed(s).")
+                     f"{_plural(level['seeds_in_mean'], 'seed')}.")
         sentences.append(text)
     last = [s for s in subsets if lr in setting["subsets"][s]["seed_level"]][-1]
     level = setting["subsets"][last]["seed_level"][lr]["all"]
@@ -182,9 +183,23 @@ def paragraph(setting: dict) -> str:
             + ("which 10 minutes you draw matters more than the seed." if share > 60 else
                "the seed matters more than which 10 minutes you draw." if share < 40 else
                "which 10 minutes and which seed matter about equally."))
-    else:
-        sentences.append(f"Splits and seeds cannot be told apart here ({level['method']}).")
+    welch = level.get("seeded_vs_official")
+    if welch:
+        levels = setting["subsets"][last]["seed_level"][lr]
+        sentences.append(
+            f"On {last} the {levels['seeded']['splits']} seeded samples average "
+            f"{abs(welch['difference']):.1f} points "
+            f"{'above' if welch['difference'] > 0 else 'below'} the "
+            f"{levels['official']['splits']} official folds (Welch's t-test p = "
+            f"{welch['p']:.2f}; a small p says the official folds are not typical draws).")
+    if level["icc"] is None:
+        sentences.append(f"Splits and seeds cannot be told apart here ({level['method']}); "
+                         "`make sweep` over more splits and seeds answers it.")
     return " ".join(sentences)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _n(selected: dict) -> str:
@@ -214,7 +229,7 @@ def table(setting: dict) -> str:
             row(f"{pre}splits · runs", lambda e, g=get: "—" if not g(e) else
                 f"{g(e)['splits']} · {g(e)['runs_count']}")
             row(f"{pre}mean over splits [95% CI]", lambda e, g=get: "—" if not g(e) else
-                f"{_f(g(e)['mean'])} [{_iv(g(e)['ci'])}]")
+                _f(g(e)["mean"]) + (f" [{_iv(g(e)['ci'])}]" if g(e)["ci"] else ""))
             if kind != "all":
                 continue
             row(f"{pre}hierarchical bootstrap 95%", lambda e, g=get: "—" if not g(e) or
