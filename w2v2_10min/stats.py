@@ -263,7 +263,9 @@ def hierarchical_bootstrap(runs_by_split: dict[str, list[dict]], samples: int = 
         errors = np.array([r["utterance_errors"] for r in runs], float).T  # utterances x runs
         words = np.array([r["utterance_words"] for r in runs], float).T
         n = errors.shape[0]
-        counts = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(float)
+        picks = rng.integers(0, n, size=(samples, n)) + n * np.arange(samples)[:, None]
+        counts = np.bincount(picks.ravel(), minlength=samples * n).reshape(samples, n)
+        counts = counts.astype(float)  # how often each utterance is drawn, per replicate
         wers = 100 * (counts @ errors) / np.maximum(counts @ words, 1)  # samples x runs
     else:
         wers = np.tile(np.array([r["wer"] for r in runs], float), (samples, 1))
@@ -284,10 +286,10 @@ def hierarchical_bootstrap(runs_by_split: dict[str, list[dict]], samples: int = 
 
 # --- one group, everything ------------------------------------------------------------------
 
-def summarise_runs(records: list[dict]) -> dict:
+def summarise_runs(records: list[dict], bootstrap: bool = True) -> dict:
     """Variance components, intervals and bootstrap for runs of one model, protocol, lr,
     decoder and subset. Keys: by_split ({split: [wer, ...]}), components, intervals, bootstrap
-    (None with fewer than two splits)."""
+    (None with fewer than two splits or when not asked for)."""
     by_split: dict[str, list[dict]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (split_order(str(r.get("split"))),
                                             len(str(r.get("seed"))), str(r.get("seed")))):
@@ -297,4 +299,5 @@ def summarise_runs(records: list[dict]) -> dict:
     seeds = round(statistics.fmean(len(v) for v in wers.values()))
     return {"by_split": wers, "components": components,
             "intervals": intervals(components, max(seeds, 1)),
-            "bootstrap": hierarchical_bootstrap(by_split) if len(by_split) > 1 else None}
+            "bootstrap": hierarchical_bootstrap(by_split) if bootstrap and len(by_split) > 1
+            else None}
