@@ -211,7 +211,7 @@ def test_a_png_per_subset(report):
         assert data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
     # nothing half-written is left behind
     assert sorted(p.name for p in (root / "out1").iterdir()) == \
-        ["table9.csv", "table9.md", *pngs]
+        ["README.md", "statistics.json", "table9.csv", "table9.md", *pngs]
 
 
 def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
@@ -323,3 +323,37 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
     assert {p.name for p in (tmp_path / "out").glob("*.png")} == {
         "wer-dev_clean.png", "wer-dev_other.png", "wer-dev_clean-4gram.png",
         "wer-dev_other-4gram.png"}
+
+
+def test_readme_answers_the_replication_question_traceably(report):
+    """results/README.md: the paper's rule keeps seed 1 on every split (lowest dev_other), so the
+    kept runs are dev_clean 40, 46, 43 and dev_other 50, 54, 55; by hand, their prediction
+    interval for a new split is mean ± t(0.975, 2) · sd · sqrt(1 + 1/3)."""
+    from scipy.stats import t
+
+    root, runs, _, _ = report
+    md = (root / "out1/README.md").read_text()
+    assert md == (root / "out2/README.md").read_text()
+    assert md.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
+    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 3 splits, 1–2 seeds each " \
+        "(5 runs)." in md
+    rows = table_rows(md, "LARGE (LS-960), protocol fairseq, Viterbi, no LM")
+    assert rows["paper, Table 9"] == ["43.0", "46.3"]
+    assert rows["released checkpoint"] == ["41.0", "48.0"]
+    assert rows["splits · runs"] == ["3 · 5", "3 · 5"]
+    assert rows["selected (paper's rule): mean ± sd"] == ["43.0 ± 3.0", "53.0 ± 2.6"]
+    half = [t.ppf(0.975, 2) * sd * (4 / 3) ** 0.5 for sd in (3.0, 7 ** 0.5)]
+    assert rows["selected (paper's rule): new split, best of n: 95% PI"] == [
+        f"{43 - half[0]:.1f} – {43 + half[0]:.1f} (n=1–2)",
+        f"{53 - half[1]:.1f} – {53 + half[1]:.1f} (n=1–2)"]
+    assert rows["selected (paper's rule): paper vs best-of-n PI"] == ["within", "within"]
+    kept = md.split("Runs kept by the paper's rule:\n\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split(" | ")[2] for line in kept.splitlines()[2:]] == ["—, 1"] * 3
+    assert f"`{runs}/large-fairseq/10min-2/seed-1/decode/dev_other/wer.json`" in kept
+    assert "![wer-dev_other.png](wer-dev_other.png)" in md
+    stats = json.loads((root / "out1/statistics.json").read_text())
+    level = stats[0]["subsets"]["dev_other"]["seed_level"][""]["all"]
+    assert sorted((r["split"], r["seed"], r["wer"]) for r in level["runs"]) == sorted(
+        (split, seed, wers[1]) for (split, seed), wers in TRAINED.items())
+    for r in level["runs"]:
+        assert json.loads(open(r["path"]).read())["wer"] == r["wer"]

@@ -12,8 +12,12 @@ checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, 
                   number lies within the splits' range; then every run with its bootstrap 95%
                   interval over utterances
   OUT/table9.csv  one row per run, decoder and subset, with the interval
-  OUT/wer-<subset>.png (Viterbi), OUT/wer-<subset>-<decoder>.png (others): WER per split and
-                  seed, paper and released checkpoint as lines
+  OUT/wer-<subset>.png (Viterbi), OUT/wer-<subset>-<decoder>.png (others): each split's seeds
+                  as points, the run kept by the paper's rule ringed, split means, the
+                  prediction band for a new split, paper dashed, released checkpoint dotted
+  OUT/README.md   how consistently it replicates: a paragraph per model, protocol and decoder,
+                  then the statistics (w2v2_10min.replication, docs/statistics.md) and the plots
+  OUT/statistics.json  every statistic with the wer.json files it came from
 and prints table9.md.
 """
 from __future__ import annotations
@@ -28,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2v2_10min import layout
-from w2v2_10min.common import UserError, atomic_path, write_text_atomic
+from w2v2_10min import layout, replication
+from w2v2_10min.common import UserError, write_json_atomic, write_text_atomic
 from w2v2_10min.paper import DECODER_TITLES, LM_TITLES, DECODER_LM, MAIN_SUBSETS, MODEL_TITLES, paper_row
 
 BOOTSTRAP_SAMPLES = 1000
@@ -139,44 +143,6 @@ def run_rows(records: list[dict]) -> list[dict]:
     return [{k: r.get(k, "") for k in keys} for r in records]
 
 
-def plot(records: list[dict], subset: str, decoder: str, out: Path) -> None:
-    """WER per split and seed of one subset and decoder; paper and released as lines."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    records = [r for r in records if r["subset"] == subset and r["decoder"] == decoder]
-    trained = [r for r in records if r.get("protocol") != "released"]
-    released_only = {r["model"] for r in records} - \
-        {r["model"] for r in trained}
-    groups = sorted({(r["model"], r.get("protocol", "")) for r in trained} |
-                    {(model, "released") for model in released_only})
-    splits = sorted({str(r.get("split")) for r in trained}, key=lambda s: (not s.isdigit(), s))
-    for index, (model, protocol) in enumerate(groups):
-        colour = f"C{index}"
-        points = [(splits.index(str(r.get("split"))), r["wer"]) for r in trained
-                  if (r["model"], r.get("protocol", "")) == (model, protocol)]
-        if points:
-            ax.scatter([x + 0.08 * index for x, _ in points], [y for _, y in points],
-                       color=colour, label=f"{MODEL_TITLES.get(model, model)} {protocol}: runs")
-        if subset in paper_row(model, decoder):
-            ax.axhline(paper_row(model, decoder)[subset], color=colour, linestyle="--",
-                       label=f"{MODEL_TITLES[model]}: paper")
-        for r in records:
-            if r["model"] == model and r.get("protocol") == "released":
-                ax.axhline(r["wer"], color=colour, linestyle=":",
-                           label=f"{MODEL_TITLES.get(model, model)}: released checkpoint")
-    ax.set_xticks(range(len(splits)), [f"split {s}" for s in splits])
-    ax.set_ylabel("WER (%)")
-    ax.set_title(f"{subset}: 10-minute fine-tuning, {DECODER_TITLES.get(decoder, decoder)}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
 def report(records: list[dict]) -> str:
     subsets = [s for s in MAIN_SUBSETS if any(r["subset"] == s for r in records)] + \
         sorted({r["subset"] for r in records} - set(MAIN_SUBSETS))
@@ -235,9 +201,15 @@ def main(argv=None) -> int:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(args.out / "table9.csv", buffer.getvalue())
+    analysis = replication.analyse(records)
+    write_json_atomic(args.out / "statistics.json", analysis)
+    plots = []
     for subset, decoder in sorted({(r["subset"], r["decoder"]) for r in records}):
-        name = subset if decoder == layout.VITERBI else f"{subset}-{decoder}"
-        plot(records, subset, decoder, args.out / f"wer-{name}.png")
+        name = f"wer-{subset if decoder == layout.VITERBI else f'{subset}-{decoder}'}.png"
+        if replication.plot_subset(analysis, records, subset, decoder, args.out / name):
+            plots.append(name)
+    write_text_atomic(args.out / "README.md", replication.readme(analysis, plots))
     print(text)
-    print(f"wrote {args.out}/table9.md, table9.csv and wer-<subset>[-<decoder>].png")
+    print(f"wrote {args.out}/table9.md, table9.csv, README.md, statistics.json and "
+          "wer-<subset>[-<decoder>].png")
     return 0

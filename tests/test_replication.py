@@ -1,0 +1,85 @@
+"""w2v2_10min.replication: the numbers of results/README.md and statistics.json on synthetic
+records whose answer is known, traceable to the wer.json paths they came from."""
+import json
+
+import pytest
+
+from w2v2_10min.replication import analyse, paragraph, plot_subset, readme
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def rec(split, seed, wer, subset="test_other", decoder="viterbi", lr="", protocol="fairseq"):
+    return {"model": "large", "protocol": protocol, "lr": lr, "split": str(split),
+            "seed": str(seed), "subset": subset, "decoder": decoder, "wer": float(wer),
+            "path": f"runs/large-{protocol}/10min-{split}/seed-{seed}/{decoder}/{subset}.json"}
+
+
+def far_grid(level):
+    """Six official folds and three seeded samples, three seeds each, around `level` (test_other),
+    seeds spread by ±0.5 and splits by a few points; dev_other for the selection."""
+    records = []
+    for index, split in enumerate(["0", "1", "2", "3", "4", "5", "s1", "s2", "s3"]):
+        for seed, noise in zip((1, 2, 3), (-0.5, 0.0, 0.5)):
+            wer = level + (index % 4) - 1.5 + noise
+            records += [rec(split, seed, wer), rec(split, seed, wer + 3, "dev_other")]
+    return records
+
+
+def test_a_paper_number_far_below_is_said_to_be_below():
+    [setting] = analyse(far_grid(80.0) + [rec("-", "-", 70.0, protocol="released")])
+    entry = setting["subsets"]["test_other"]
+    assert entry["paper"] == 45.3 and entry["released"] == 70.0
+    assert entry["selected"]["all"]["verdict"] == "below"
+    level = entry["seed_level"][""]["all"]
+    assert level["verdict_seed_mean"] == "below" and level["verdict_run"] == "below"
+    assert level["icc"] > 0.8  # splits differ by points, seeds by half a point
+    text = paragraph(setting)
+    assert "The paper's 45.3 lies below the best-of-runs interval and below the interval for a " \
+        "mean of 3 seeds." in text
+    assert "which 10 minutes you draw matters more than the seed." in text
+
+
+def test_a_paper_number_far_above_is_said_to_be_above_and_near_is_within():
+    [setting] = analyse(far_grid(20.0))
+    assert setting["subsets"]["test_other"]["selected"]["all"]["verdict"] == "above"
+    [setting] = analyse(far_grid(45.3))
+    assert setting["subsets"]["test_other"]["selected"]["all"]["verdict"] == "within"
+
+
+def test_selected_runs_are_the_lowest_dev_other_and_traceable():
+    [setting] = analyse(far_grid(50.0))
+    assert [c["seed"] for c in setting["selection"]] == ["1"] * 9  # noise -0.5 is lowest
+    assert [c["split"] for c in setting["selection"]][:7] == ["0", "1", "2", "3", "4", "5", "s1"]
+    kept = setting["subsets"]["test_other"]["selected"]
+    assert set(kept) == {"all", "official", "seeded"}
+    assert [r["path"] for r in kept["seeded"]["runs"]] == [
+        f"runs/large-fairseq/10min-s{i}/seed-1/viterbi/test_other.json" for i in (1, 2, 3)]
+    assert kept["all"]["candidates"] == [3]
+
+
+def test_official_and_seeded_are_reported_apart_and_together():
+    [setting] = analyse(far_grid(50.0))
+    levels = setting["subsets"]["test_other"]["seed_level"][""]
+    assert [levels[k]["splits"] for k in ("all", "official", "seeded")] == [9, 6, 3]
+    welch = levels["all"]["seeded_vs_official"]
+    # official folds 0..5 sit at offsets -1.5, -.5, .5, 1.5, -1.5, -.5; s1..s3 at .5, 1.5, -1.5
+    assert welch["difference"] == pytest.approx(1 / 6 - (-1 / 3))
+    assert "On test_other the 3 seeded samples average 0.5 points above the 6 official folds " \
+        f"(Welch's t-test p = {welch['p']:.2f};" in paragraph(setting)
+
+
+def test_readme_statistics_json_and_plot(tmp_path):
+    records = far_grid(50.0) + [rec("-", "-", 47.0, protocol="released")]
+    analysis = analyse(records)
+    json.dumps(analysis)  # statistics.json is this
+    assert plot_subset(analysis, records, "test_other", "viterbi", tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+    assert not plot_subset(analysis, records, "test_other", "4gram", tmp_path / "q.png")
+    assert not (tmp_path / "q.png").exists()
+    text = readme(analysis, ["p.png"])
+    assert text.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
+    assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 9 splits, 3 seeds each " \
+        "(27 runs)." in text
+    assert "| released checkpoint | — | 47.0 |" in text
+    assert "![p.png](p.png)" in text

@@ -1,0 +1,303 @@
+"""How consistently does 10-minute fine-tuning replicate? Selection, variance and intervals.
+
+Usage: from w2v2_10min.stats import select_runs, summarise_runs, hierarchical_bootstrap
+
+Pure functions over records: dicts as read from wer.json (model, protocol, lr, split, seed,
+subset, decoder, wer, utterance_errors, utterance_words, path). Formulas and their reading are
+in docs/statistics.md. In short, for one model, protocol, learning rate, decoder and subset,
+with k splits and y_ij the WER of seed j on split i:
+
+    y_ij = mu + a_i + e_ij,   a_i ~ N(0, var_split),   e_ij ~ N(0, var_seed)
+
+fitted by REML (statsmodels MixedLM). ICC = var_split / (var_split + var_seed). With
+t = t(0.975, k - 1) and se the standard error of mu:
+    mean over splits        mu ± t * se
+    one run, new split      mu ± t * sqrt(se² + var_split + var_seed)
+    mean of m seeds, new    mu ± t * sqrt(se² + var_split + var_seed / m)
+    best-of-n, new split    ybar ± t * s * sqrt(1 + 1/k), from the k selected runs' WERs
+k - 1 degrees of freedom is exact for the mean in a balanced design and conservative for the
+prediction intervals (the seed part has more). WER cannot be negative: prediction intervals
+are clipped at 0.
+"""
+from __future__ import annotations
+
+import statistics
+import warnings
+from collections import defaultdict
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+LEVEL = 0.95
+SELECTION_SUBSET = "dev_other"
+BOOTSTRAP_SAMPLES = 2000
+
+
+def split_kind(split: str) -> str:
+    """'official' for Libri-light's folds 0..5, 'seeded' for sampled splits sN."""
+    return "official" if str(split).isdigit() else "seeded"
+
+
+def lr_of(record: dict) -> str:
+    """The learning rate a run was trained with, as a string ('' for the recipe's own): the
+    record's `lr`, else the `-lr<LR>` suffix `make decode LR=...` gives its protocol."""
+    if record.get("lr") not in (None, ""):
+        return str(record["lr"])
+    protocol = str(record.get("protocol", ""))
+    return protocol.rsplit("-lr", 1)[1] if "-lr" in protocol else ""
+
+
+def protocol_of(record: dict) -> str:
+    """The protocol without its learning-rate suffix: runs of every lr compete in selection."""
+    protocol = str(record.get("protocol", ""))
+    return protocol.rsplit("-lr", 1)[0] if "-lr" in protocol else protocol
+
+
+def split_order(split: str) -> tuple:
+    """Sort key: official folds 0..5 first, then seeded samples s1, s2, ..., s10, ..."""
+    split = str(split)
+    return (split_kind(split) != "official", len(split), split)
+
+
+def _run_order(key: tuple) -> tuple:
+    lr, seed = key
+    return (lr, len(str(seed)), str(seed))
+
+
+def verdict(paper: float, low: float, high: float) -> str:
+    """Where the paper's number lies relative to an interval: 'below', 'within' or 'above'."""
+    return "below" if paper < low else "above" if paper > high else "within"
+
+
+# --- paper-style selection ----------------------------------------------------------------
+
+def select_runs(records: list[dict]) -> list[dict]:
+    """The run the paper's rule keeps, for each model, protocol and split.
+
+    The paper trained two learning rates x three seeds and kept the one with the lowest
+    dev-other WER decoded with the 4-gram LM. Here: every (lr, seed) of a split competes; the
+    criterion is dev_other under the 4-gram decoder when every candidate has it, else Viterbi
+    (mixing decoders would compare unlike numbers). Ties go to the lower lr, then seed.
+    Returns one dict per split: model, protocol, split, lr, seed, criterion_decoder,
+    criterion_wer, candidates, path (the wer.json that decided) and note.
+    """
+    runs: dict[tuple, dict] = defaultdict(dict)
+    for r in records:
+        if r.get("protocol") == "released" or r["subset"] != SELECTION_SUBSET:
+            continue
+        key = (r["model"], protocol_of(r), str(r.get("split")))
+        runs[key].setdefault((lr_of(r), str(r.get("seed"))), {})[r.get("decoder", "viterbi")] = r
+    chosen = []
+    for (model, protocol, split), candidates in sorted(runs.items(),
+                                                       key=lambda kv: (kv[0][:2],
+                                                                       split_order(kv[0][2]))):
+        with_4gram = sum("4gram" in d for d in candidates.values())
+        decoder = "4gram" if with_4gram == len(candidates) else "viterbi"
+        have = {run: d[decoder] for run, d in candidates.items() if decoder in d}
+        if not have:
+            continue
+        notes = [] if decoder == "4gram" else [
+            "no 4-gram decodes" if not with_4gram else
+            f"4-gram decode missing for {len(candidates) - with_4gram} of {len(candidates)} runs"]
+        if len(have) < len(candidates):
+            notes.append(f"{len(candidates) - len(have)} run(s) without a Viterbi dev_other "
+                         "decode left out")
+        note = "; ".join(notes)
+        (lr, seed), best = min(have.items(), key=lambda kv: (kv[1]["wer"], _run_order(kv[0])))
+        chosen.append({"model": model, "protocol": protocol, "split": split, "lr": lr,
+                       "seed": seed, "criterion_decoder": decoder, "criterion_wer": best["wer"],
+                       "candidates": len(have), "path": best.get("path", ""), "note": note})
+    return chosen
+
+
+# --- variance components --------------------------------------------------------------------
+
+def _reml(values: list[float], groups: list[str]) -> tuple[float, float, float, float, bool]:
+    """REML fit of the one-way random-effects model: mu, se(mu), var_split, var_seed, converged."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    y = np.asarray(values, float)
+    model = MixedLM(y, np.ones((len(y), 1)), groups=np.asarray(groups))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # boundary and convergence notes; `converged` says it
+        # Powell (derivative-free) reaches the boundary var_split = 0 where gradients stall.
+        fit = model.fit(reml=True, method=["powell", "lbfgs"])
+    var_seed = float(fit.scale)
+    var_split = float(fit.cov_re[0, 0])
+    if var_split < 1e-8 * max(var_seed, 1e-12):
+        var_split = 0.0
+    return float(fit.fe_params[0]), float(fit.bse_fe[0]), var_split, var_seed, bool(fit.converged)
+
+
+def variance_components(by_split: dict[str, list[float]]) -> dict:
+    """Between-split and between-seed variance of WERs grouped by split, with their ICC.
+
+    Returns mean, se (of the mean over splits), var_split, var_seed, icc (None where not
+    identifiable), splits, runs, seeds (min, max per split) and method, a few words on how the
+    numbers were obtained. Degenerate designs, each with its exact answer:
+      one split              var_split and se unknown (None); var_seed from its seeds
+      one run per split      split and seed variance not separable: var_total only
+      identical seeds        var_seed = 0, var_split = variance of the split values, ICC = 1
+      all values equal       everything 0, ICC None
+    """
+    splits = sorted(by_split, key=split_order)
+    values = [v for s in splits for v in by_split[s]]
+    groups = [s for s in splits for _ in by_split[s]]
+    counts = [len(by_split[s]) for s in splits]
+    out = {"splits": len(splits), "runs": len(values), "seeds": (min(counts), max(counts)),
+           "var_split": None, "var_seed": None, "var_total": None, "icc": None, "se": None,
+           "converged": True}
+    within_ss = sum(sum((v - statistics.fmean(by_split[s])) ** 2 for v in by_split[s])
+                    for s in splits)
+    if len(splits) == 1:
+        out["mean"] = statistics.fmean(values)
+        if len(values) > 1:
+            out["var_seed"] = statistics.variance(values)
+        out["method"] = "one split: the variance between splits cannot be estimated"
+        return out
+    split_means = [statistics.fmean(by_split[s]) for s in splits]
+    if len(values) == len(splits):
+        total = statistics.variance(values)
+        out |= {"mean": statistics.fmean(values), "var_total": total,
+                "se": (total / len(values)) ** 0.5,
+                "method": "one run per split: split and seed variance are not separable"}
+        return out
+    if max(values) == min(values):
+        out |= {"mean": values[0], "var_split": 0.0, "var_seed": 0.0, "var_total": 0.0,
+                "se": 0.0, "method": "every run has the same WER"}
+        return out
+    if within_ss == 0.0:
+        var_split = statistics.variance(split_means)
+        out |= {"mean": statistics.fmean(split_means), "var_split": var_split, "var_seed": 0.0,
+                "var_total": var_split, "icc": 1.0, "se": (var_split / len(splits)) ** 0.5,
+                "method": "seeds of a split agree exactly: all variance is between splits"}
+        return out
+    try:
+        mean, se, var_split, var_seed, converged = _reml(values, groups)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
+        out |= {"mean": statistics.fmean(split_means), "converged": False,
+                "method": f"REML fit failed ({err}); no variance components"}
+        return out
+    total = var_split + var_seed
+    out |= {"mean": mean, "se": se, "var_split": var_split, "var_seed": var_seed,
+            "var_total": total, "icc": var_split / total, "converged": converged,
+            "method": "REML, one-way random effects (statsmodels MixedLM)"
+                      + ("" if converged else "; the fit did not converge")}
+    return out
+
+
+def t_quantile(splits: int) -> float:
+    """The two-sided LEVEL quantile of Student's t with splits - 1 degrees of freedom."""
+    return float(scipy_stats.t.ppf(0.5 + LEVEL / 2, splits - 1))
+
+
+def intervals(components: dict, seeds: int) -> dict:
+    """Interval for the mean over splits and prediction intervals for one new split.
+
+    `seeds` is m for the mean-of-m-seeds interval. Keys: ci, pi_run, pi_seed_mean (each a
+    (low, high) pair, None where the design cannot give it).
+    """
+    out = {"ci": None, "pi_run": None, "pi_seed_mean": None, "seeds_in_mean": seeds}
+    k, se, mu = components["splits"], components["se"], components.get("mean")
+    if k < 2 or se is None:
+        return out
+    t = t_quantile(k)
+    out["ci"] = (mu - t * se, mu + t * se)
+    if components["var_split"] is None:  # one run per split: the total is all we know
+        run_var = seed_mean_var = components["var_total"]
+        out["seeds_in_mean"] = 1
+    else:
+        run_var = components["var_split"] + components["var_seed"]
+        seed_mean_var = components["var_split"] + components["var_seed"] / seeds
+    for key, var in (("pi_run", run_var), ("pi_seed_mean", seed_mean_var)):
+        half = t * (se ** 2 + var) ** 0.5
+        out[key] = (max(mu - half, 0.0), mu + half)
+    return out
+
+
+def selected_interval(values: list[float]) -> dict:
+    """Mean, sd and prediction interval of one new split's selected (best-of-n) run.
+
+    One value per split, treated as a normal sample: ybar ± t(k-1) * s * sqrt(1 + 1/k).
+    """
+    k = len(values)
+    out = {"splits": k, "mean": statistics.fmean(values) if values else None, "sd": None,
+           "pi": None}
+    if k >= 2:
+        sd = statistics.stdev(values)
+        half = t_quantile(k) * sd * (1 + 1 / k) ** 0.5
+        out |= {"sd": sd, "pi": (max(out["mean"] - half, 0.0), out["mean"] + half)}
+    return out
+
+
+def welch_official_vs_seeded(official: list[float], seeded: list[float]) -> dict | None:
+    """Difference of split means, seeded minus official, with Welch's t-test (scipy)."""
+    if len(official) < 2 or len(seeded) < 2:
+        return None
+    if statistics.pvariance(official) == statistics.pvariance(seeded) == 0:
+        return None
+    test = scipy_stats.ttest_ind(seeded, official, equal_var=False)
+    return {"difference": statistics.fmean(seeded) - statistics.fmean(official),
+            "p": float(test.pvalue)}
+
+
+# --- hierarchical bootstrap -----------------------------------------------------------------
+
+def hierarchical_bootstrap(runs_by_split: dict[str, list[dict]], samples: int = BOOTSTRAP_SAMPLES,
+                           seed: int = 0, utterances: bool = True) -> dict:
+    """Percentile interval of the mean over splits (of split means), resampling splits, then
+    seeds within each drawn split, then utterances.
+
+    Every run of a subset decodes the same utterances, so one draw of utterance indices is
+    shared by all runs of a replicate: it adds the uncertainty of a finite test set, which the
+    analytic interval (conditional on the test set) leaves out. Utterances are skipped when a
+    run lacks per-utterance counts or the runs disagree on their number. Returns low, high,
+    samples and utterances (whether that level was resampled).
+    """
+    splits = sorted(runs_by_split, key=split_order)
+    runs = [r for s in splits for r in runs_by_split[s]]
+    rng = np.random.default_rng(seed)
+    lengths = {len(r.get("utterance_errors") or []) for r in runs}
+    utterances = utterances and len(lengths) == 1 and 0 not in lengths
+    if utterances:
+        errors = np.array([r["utterance_errors"] for r in runs], float).T  # utterances x runs
+        words = np.array([r["utterance_words"] for r in runs], float).T
+        n = errors.shape[0]
+        picks = rng.integers(0, n, size=(samples, n)) + n * np.arange(samples)[:, None]
+        counts = np.bincount(picks.ravel(), minlength=samples * n).reshape(samples, n)
+        counts = counts.astype(float)  # how often each utterance is drawn, per replicate
+        wers = 100 * (counts @ errors) / np.maximum(counts @ words, 1)  # samples x runs
+    else:
+        wers = np.tile(np.array([r["wer"] for r in runs], float), (samples, 1))
+    sizes = np.array([len(runs_by_split[s]) for s in splits])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    picked = rng.integers(0, len(splits), size=(samples, len(splits)))  # splits, with replacement
+    n = sizes[picked]  # then seeds within each drawn split, with replacement
+    uniform = rng.random((samples, len(splits), sizes.max()))
+    draws = np.minimum((uniform * n[..., None]).astype(int), n[..., None] - 1)
+    mask = np.arange(sizes.max()) < n[..., None]
+    columns = first[picked][..., None] + draws
+    chosen = np.take_along_axis(wers, columns.reshape(samples, -1), axis=1).reshape(columns.shape)
+    split_means = (chosen * mask).sum(-1) / n
+    means = split_means.mean(-1)
+    low, high = np.percentile(means, [50 * (1 - LEVEL), 50 * (1 + LEVEL)])
+    return {"low": float(low), "high": float(high), "samples": samples, "utterances": utterances}
+
+
+# --- one group, everything ------------------------------------------------------------------
+
+def summarise_runs(records: list[dict], bootstrap: bool = True) -> dict:
+    """Variance components, intervals and bootstrap for runs of one model, protocol, lr,
+    decoder and subset. Keys: by_split ({split: [wer, ...]}), components, intervals, bootstrap
+    (None with fewer than two splits or when not asked for)."""
+    by_split: dict[str, list[dict]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (split_order(str(r.get("split"))),
+                                            len(str(r.get("seed"))), str(r.get("seed")))):
+        by_split[str(r.get("split"))].append(r)
+    wers = {s: [r["wer"] for r in rs] for s, rs in by_split.items()}
+    components = variance_components(wers)
+    seeds = round(statistics.fmean(len(v) for v in wers.values()))
+    return {"by_split": wers, "components": components,
+            "intervals": intervals(components, max(seeds, 1)),
+            "bootstrap": hierarchical_bootstrap(by_split) if bootstrap and len(by_split) > 1
+            else None}
