@@ -1,5 +1,7 @@
 """Make-level behaviour a user relies on: clear errors before any work is done."""
-from conftest import make
+import re
+
+from conftest import REPO, make
 
 
 def test_setup_without_python311_says_how_to_fix(tmp_path):
@@ -37,3 +39,17 @@ def test_help_groups_targets_and_knobs_by_stage():
     assert stage_of["manifests"] == stage_of["DATA"] == sections[1]
     assert stage_of["finetune"] == stage_of["SEED"] == stage_of["LR"] == sections[2]
     assert stage_of["decode"] == stage_of["DECODER"] == stage_of["compare"] == sections[3]
+
+
+# Environment variables the Make targets set for fairseq themselves: no user's knob.
+SET_BY_THE_TARGETS = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "HYDRA_FULL_ERROR"}
+
+
+def test_help_lists_every_target_and_knob_the_docs_mention():
+    listed = {line.split()[0] for line in make("help").stdout.splitlines() if line.strip()}
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        code = "\n".join(re.findall(r"```.*?```|`[^`\n]+`", doc.read_text(), re.S))
+        targets = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", code))
+        knobs = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", code)) - SET_BY_THE_TARGETS
+        assert targets and targets <= listed, f"{doc.name}: {sorted(targets - listed)}"
+        assert knobs <= listed, f"{doc.name}: {sorted(knobs - listed)} not in make help"
