@@ -25,7 +25,7 @@ RELEASED_vox := wav2vec_vox_10m_new.pt
 RUN = $(RUN_ROOT)/$(MODEL)-$(PROTOCOL)$(if $(LR),-lr$(LR))/10min-$(SPLIT)/seed-$(SEED)
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
-DEMO := MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
+DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
