@@ -43,6 +43,7 @@ help: ## list targets and knobs, stage by stage
 
 ##@ Set-up and tests
 PYTHON ?= python3.11## Python 3.11 used to create .venv
+CI ?=## true: `make test` fails a test whose system tool is missing instead of skipping it
 
 setup: $(SETUP_STAMP) ## create .venv and install the pinned requirements (once)
 

@@ -19,7 +19,7 @@ from w2v2_10min.common import UserError, run_main
 
 
 def _whole(minimum: int) -> Callable[[str], bool]:
-    return lambda value: value.isdigit() and int(value) >= minimum
+    return lambda value: value.isascii() and value.isdigit() and int(value) >= minimum
 
 
 def _positive_number(value: str) -> bool:
@@ -45,7 +45,7 @@ LAUNCHERS = ("local", "slurm", "submitit_local")
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
 # themselves (finetune.compose), DECODER against decode.DECODERS.
 KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "SPLIT": ("a fold 0..5 or sSEED for a drawn sample (e.g. s1)", _matches(r"[0-5]|s\d+")),
+    "SPLIT": ("a fold 0..5 or sSEED for a drawn sample (e.g. s1)", _matches(r"[0-5]|s[0-9]+")),
     "SPLITS": ("folds 0..5, space-separated, e.g. SPLITS=\"0 1 2\"", _each(_matches("[0-5]"))),
     "SAMPLE": ("sample seeds, whole numbers >= 0, space-separated, e.g. SAMPLE=\"1 2 3\"",
                _each(_whole(0))),
@@ -67,9 +67,6 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "DECODE_TRAIN": ("1 (also decode the training utterances) or nothing", _matches("1?")),
     "WANDB_PROJECT": ("a wandb project name (no spaces)", _matches(NO_SPACE)),
 }
-for _folder in ("DATA", "MANIFEST_ROOT", "RUN_ROOT", "RESULTS", "PRETRAINED_DIR",
-                "RELEASED_DIR", "DEMO_ROOT"):
-    KNOBS[_folder] = ("a folder path (no spaces)", _matches(NO_SPACE))
 
 
 def check(name: str, value: str, accepts: str | None = None, ok: bool | None = None) -> str:
