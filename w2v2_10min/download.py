@@ -142,8 +142,9 @@ def download(url: str, part: Path) -> None:
         length = response.headers.get("Content-Length")
         total = have + int(length) if length else None
         done, lost = have, False
-        bar = progress(part.name.removesuffix(".part"), total, initial=have, unit="B", unit_scale=True,
-                       unit_divisor=1000)  # bytes, rate and time left, on a terminal only
+        # bytes, rate and time left, on a terminal only
+        bar = progress(part.name.removesuffix(".part"), total, initial=have, unit="B",
+                       unit_scale=True, unit_divisor=1000)
         with open(part, mode) as out, bar:
             try:
                 while chunk := response.read(CHUNK):
