@@ -25,7 +25,7 @@ RELEASED_vox := wav2vec_vox_10m_new.pt
 RUN = $(RUN_ROOT)/$(MODEL)-$(PROTOCOL)$(if $(LR),-lr$(LR))/10min-$(SPLIT)/seed-$(SEED)
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
-DEMO := MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
+DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
@@ -43,6 +43,7 @@ help: ## list targets and knobs, stage by stage
 
 ##@ Set-up and tests
 PYTHON ?= python3.11## Python 3.11 used to create .venv
+CI ?=## true: `make test` fails a test whose system tool is missing instead of skipping it
 
 setup: $(SETUP_STAMP) ## create .venv and install the pinned requirements (once)
 
@@ -93,6 +94,7 @@ FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
 WANDB_PROJECT ?=## log to wandb through fairseq's common.wandb_project (offline unless WANDB_MODE=online)
+WANDB_MODE ?=## wandb's own variable: offline unless you set online (and WANDB_ENTITY)
 LAUNCHER ?= local## local, or slurm / submitit_local: through Hydra's submitit launcher
 PARTITION ?=## SLURM partition (LAUNCHER=slurm)
 TIME_MIN ?= 1440## SLURM time limit per run, minutes (LAUNCHER=slurm)
@@ -109,6 +111,7 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once
+	@$(PY) -m w2v2_10min.knobs SPLITS='$(SPLITS)' SEEDS='$(SEEDS)' LRS='$(LRS)' JOBS='$(JOBS)'
 	$(MAKE) --no-print-directory -j$(JOBS) $(SWEEP_RUNS)
 
 sweep_%:
@@ -118,15 +121,19 @@ sweep_%:
 
 ##@ Decoding and report
 DECODER ?= viterbi## viterbi (no LM); outputs go to decode/ (Viterbi) or decode-<DECODER>/
+DECODE_TRAIN ?=## 1: also decode the split's own training utterances (shows learning; never a result)
 RESULTS ?= results## where `make compare` writes the report
 
 decode: setup ## decode the run's best checkpoint on EVAL_SETS with DECODER (skipped when up to date)
+	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' SEED='$(SEED)' LR='$(LR)' EVAL_SETS='$(EVAL_SETS)' \
+		DECODE_TRAIN='$(DECODE_TRAIN)'
 	@$(PY) scripts/decode.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
-		--subsets $(SUBSETS) --run $(RUN) --decoder $(DECODER) \
+		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --run $(RUN) --decoder $(DECODER) \
 		--meta model=$(MODEL) protocol=$(PROTOCOL)$(if $(LR),-lr$(LR)) split=$(SPLIT) seed=$(SEED)
 
 decode-original: setup ## download MODEL's released 10-minute checkpoint and decode it the same way (the control row)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
+	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' EVAL_SETS='$(EVAL_SETS)'
 	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
 	@$(PY) scripts/decode.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
 		--data $(MANIFESTS) --subsets $(SUBSETS) --run $(RUN_ROOT)/$(MODEL)-released --decoder $(DECODER) \
@@ -141,7 +148,7 @@ DEMO_ROOT ?= runs/demo## where `make demo` keeps what it makes
 demo: setup pretrain-tiny ## the whole chain on the embedded tiny corpus, on CPU, ending with the table
 	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS=0
 	$(MAKE) --no-print-directory finetune $(DEMO)
-	$(MAKE) --no-print-directory decode $(DEMO)
+	$(MAKE) --no-print-directory decode $(DEMO) DECODE_TRAIN=1
 	$(MAKE) --no-print-directory compare $(DEMO)
 
 pretrain-tiny: $(PRETRAINED_DIR)/tiny.pt ## pre-train the tiny wav2vec 2.0 on the tiny corpus (cached)

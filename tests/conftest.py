@@ -1,4 +1,5 @@
 """Shared fixtures: the repository paths, the tiny corpus, running scripts and Make targets."""
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,51 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tiny" / "corpus"
 PYTHON = sys.executable
 
+# System tools a few tests need beyond Python and make: how to tell one is here, and the
+# Debian/Ubuntu packages that provide it. Mark such a test @pytest.mark.needs("sox", ...).
+TOOLS = {
+    "espeak-ng": (lambda: shutil.which("espeak-ng") is not None, "espeak-ng"),
+    "sox": (lambda: shutil.which("sox") is not None, "sox libsox-fmt-all"),
+    "pocketsphinx-testdata": (
+        lambda: Path("/usr/share/pocketsphinx/test/data/librivox").is_dir(),
+        "pocketsphinx-testdata"),
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*tools): system tools the test needs (see "
+                            "conftest.TOOLS): skipped without them, failed under CI=true")
+
+
+def missing_tools(item) -> str | None:
+    """`needs espeak-ng, sox; install: apt-get install ...` for a test whose tools are missing."""
+    missing = [tool for marker in item.iter_markers("needs") for tool in marker.args
+               if not TOOLS[tool][0]()]
+    if not missing:
+        return None
+    packages = " ".join(TOOLS[tool][1] for tool in missing)
+    return f"needs {', '.join(missing)}; install: apt-get install {packages}"
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip a test whose system tools are missing, with one line saying how to install them."""
+    if not under_ci():
+        for item in items:
+            reason = missing_tools(item)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_setup(item):
+    """Under CI (CI=true) a missing tool fails the test, so it cannot silently stop running."""
+    reason = missing_tools(item) if under_ci() else None
+    if reason:
+        pytest.fail(f"{reason} (CI=true: a missing tool fails the test)", pytrace=False)
+
 
 def run_script(name: str, *args, check=True) -> subprocess.CompletedProcess:
     """Run scripts/<name> (or another path under the repository) as a user would."""
@@ -18,6 +64,33 @@ def run_script(name: str, *args, check=True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def on_terminal(*command, env=None) -> tuple[int, str]:
+    """Run a command with stdout and stderr on a pseudo-terminal (as a user sees it): its exit
+    status and everything it wrote, carriage returns included."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # a new pseudo-terminal is 0 columns wide: give it the size of a small terminal window
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([str(c) for c in command], cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=secondary, stderr=secondary, env={**os.environ, **(env or {})})
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 1 << 16)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
 
 
 def make(*args, check=True) -> subprocess.CompletedProcess:

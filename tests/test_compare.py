@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make, run_script
 from w2v2_10min import layout
+from w2v2_10min.compare import HELD_OUT_NOTES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
@@ -357,3 +358,22 @@ def test_readme_answers_the_replication_question_traceably(report):
         (split, seed, wers[1]) for (split, seed), wers in TRAINED.items())
     for r in level["runs"]:
         assert json.loads(open(r["path"]).read())["wer"] == r["wer"]
+
+
+def test_training_utterances_are_a_table_apart_never_a_held_out_column(tmp_path):
+    """`make demo` decodes the split's own training set too: shown apart, never beside or
+    averaged with the held-out sets, with the line that says what the held-out numbers mean."""
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    write_wer(runs, "tiny", "tiny", "dev_other", 100, split=0, seed=1)
+    write_wer(runs, "tiny", "tiny", "train", 1, split=0, seed=1,
+              utterances=([1, 0, 0, 0], [25, 25, 25, 25]))
+    run_script("compare.py", "--runs", runs, "--out", out)
+    text = (out / "table9.md").read_text()
+    headers = [line for line in text.splitlines() if line.startswith("| row |")]
+    assert headers == ["| row | dev_other |"]
+    rows = [line for line in text.splitlines() if "| split 0, seed 1 |" in line]
+    assert rows == ["| split 0, seed 1 | 1.0 | 0.5 | 4 |"]
+    assert text.index("| split 0 (1 seed) | 100.0 |") < text.index(rows[0])
+    assert "not a held-out result, not compared with the paper" in text
+    assert HELD_OUT_NOTES["tiny"] in text
+    assert sorted(p.name for p in out.glob("*.png")) == ["wer-dev_other.png"]

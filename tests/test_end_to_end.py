@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import make, run_script
+from conftest import PYTHON, REPO, make, on_terminal, run_script
 
 RUN = "tiny-tiny/10min-0/seed-1"
 
@@ -38,7 +38,20 @@ def test_demo_ends_with_the_table(demo):
         lines = (root / "demo" / RUN / "decode" / subset / "hyp.wrd").read_text().splitlines()
         assert len(lines) == record["utterances"]
     assert (root / "demo/results/wer-dev_other.png").stat().st_size > 1000
-    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 5
+    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 5 + 1  # + train
+
+
+def test_demo_shows_its_training_set_apart_from_the_held_out_sets(demo):
+    """The table itself shows that fine-tuning learned: the split's own training utterances,
+    read back almost perfectly, in a table of their own under the held-out rows."""
+    root, _, stdout = demo
+    train = json.loads((root / "demo" / RUN / "decode/train/wer.json").read_text())
+    assert train["utterances"] == 8 and train["wer"] <= 15
+    assert f"| split 0, seed 1 | {train['wer']:.1f} | {train['cer']:.1f} | 8 |" in stdout
+    held_out = [line for line in stdout.splitlines() if line.startswith("| row |")]
+    assert held_out == ["| row | dev_clean | dev_other | test_clean | test_other | "
+                        "librivox_real |"]
+    assert "these numbers test the machinery and say nothing about wav2vec 2.0" in stdout
 
 
 def test_fine_tuning_learns_its_training_utterances(demo):
@@ -73,3 +86,15 @@ def test_decoder_agrees_with_fairseqs_validation_wer(demo):
     best = float(logged[-1].split("best_wer ")[1].split()[0])
     ours = json.loads((run / "decode/dev_other/wer.json").read_text())
     assert ours["wer"] == pytest.approx(best, abs=0.001)
+
+
+def test_decoding_shows_progress_on_a_terminal(demo, tmp_path):
+    """Utterances decoded so far, of how many, on a terminal; nothing of it in captured output."""
+    root, _, _ = demo
+    args = ["--checkpoint", root / "demo" / RUN / "checkpoints/checkpoint_best.pt",
+            "--data", root / "demo/manifests/10min-0", "--subsets", "train", "--device", "cpu"]
+    captured = run_script("decode.py", *args, "--run", tmp_path / "captured")
+    assert "utt/s" not in captured.stderr + captured.stdout
+    code, seen = on_terminal(PYTHON, REPO / "scripts/decode.py", *args, "--run", tmp_path / "tty")
+    bars = [line for line in seen.split("\r") if line.startswith("decoding train:")]
+    assert code == 0 and bars and all("/8 [" in line and "utt/s]" in line for line in bars)

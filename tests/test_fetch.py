@@ -12,7 +12,7 @@ import pytest
 from w2v2_10min import download as fetch  # the `make data` stage
 from w2v2_10min.common import UserError
 from w2v2_10min.formats import DICT_LTR
-from conftest import run_script
+from conftest import PYTHON, REPO, on_terminal, run_script
 
 NOISE = random.Random(0).randbytes(30_000)  # incompressible, so archives have some length
 DICT_TEXT = "".join(f"{symbol} {count}\n" for symbol, count in DICT_LTR)
@@ -290,6 +290,20 @@ def test_unknown_name_and_missing_file_are_one_line(tmp_path, server):
                                 "--base-url", server.url + "/nowhere", check=False))
     assert line == (f"error: {server.url}/nowhere/dict.ltr.txt: HTTP 404 Not Found; check the "
                     "URL (or --base-url) and run again")
+
+
+def test_progress_is_shown_on_a_terminal_and_kept_out_of_logs(tmp_path, server):
+    server.files["dict.ltr.txt"] = DICT_TEXT.encode() * 400  # big enough to count as a download
+    args = ["--only", "dict", "--base-url", server.url, "--table", tmp_path / "table.json"]
+    (tmp_path / "table.json").write_text(json.dumps(
+        [{"name": "dict", "url": f"{server.url}/dict.ltr.txt", "md5": md5(server.files[
+            "dict.ltr.txt"])}]))
+    logged = run_script("fetch.py", "--data", tmp_path / "logged", *args)
+    assert "B/s" not in logged.stderr and "dict.ltr.txt.part: downloaded" in logged.stderr
+    code, seen = on_terminal(PYTHON, REPO / "scripts/fetch.py", "--data", tmp_path / "seen", *args)
+    assert code == 0 and "dict.ltr.txt.part: downloaded" in seen
+    bar = [line for line in seen.split("\r") if line.startswith("dict.ltr.txt:")]
+    assert bar and all("/82.8k [" in line and "B/s]" in line for line in bar)  # size, rate
 
 
 def test_fetch_serves_single_files_such_as_checkpoints(tmp_path, server):

@@ -1,6 +1,7 @@
 """The committed tiny corpus is what scripts/make_tiny_corpus.py writes."""
 from pathlib import Path
 
+import pytest
 import soundfile
 
 from conftest import TINY, run_script
@@ -10,6 +11,7 @@ def inventory(root: Path) -> dict[str, Path]:
     return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.needs("espeak-ng", "sox", "pocketsphinx-testdata")
 def test_generator_reproduces_the_committed_corpus(tmp_path):
     out = tmp_path / "corpus"
     run_script("tiny/make_tiny_corpus.py", "--out", out)

@@ -1,5 +1,10 @@
 """Make-level behaviour a user relies on: clear errors before any work is done."""
-from conftest import make
+import re
+
+import pytest
+
+from conftest import REPO, make
+from w2v2_10min.knobs import KNOBS
 
 
 def test_setup_without_python311_says_how_to_fix(tmp_path):
@@ -37,3 +42,50 @@ def test_help_groups_targets_and_knobs_by_stage():
     assert stage_of["manifests"] == stage_of["DATA"] == sections[1]
     assert stage_of["finetune"] == stage_of["SEED"] == stage_of["LR"] == sections[2]
     assert stage_of["decode"] == stage_of["DECODER"] == stage_of["compare"] == sections[3]
+
+
+# Environment variables the Make targets set for fairseq themselves: no user's knob.
+SET_BY_THE_TARGETS = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "HYDRA_FULL_ERROR"}
+
+
+def test_help_lists_every_target_and_knob_the_docs_mention():
+    listed = {line.split()[0] for line in make("help").stdout.splitlines() if line.strip()}
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        code = "\n".join(re.findall(r"```.*?```|`[^`\n]+`", doc.read_text(), re.S))
+        targets = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", code))
+        knobs = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", code)) - SET_BY_THE_TARGETS
+        assert targets and targets <= listed, f"{doc.name}: {sorted(targets - listed)}"
+        assert knobs <= listed, f"{doc.name}: {sorted(knobs - listed)} not in make help"
+
+
+@pytest.mark.parametrize("target,knob,value,also", [
+    ("manifests", "SPLITS", "7", ""), ("manifests", "SAMPLE", "x", ""),
+    ("manifests", "MINUTES", "0", "SAMPLE=1"), ("manifests", "EVAL_SETS", "dev_clean", ""),
+    ("decode", "SEED", "x", ""), ("decode", "LR", "abc", ""), ("decode", "DECODER", "beam", ""),
+    ("decode", "DECODE_TRAIN", "yes", ""), ("decode-original", "SPLIT", "9", ""),
+    ("sweep", "JOBS", "0", ""), ("sweep", "SEEDS", "1 b", ""), ("sweep", "LRS", "-1", ""),
+])
+def test_every_stage_checks_its_knobs_before_anything_runs(tmp_path, target, knob, value, also):
+    """One line naming the knob and what it accepts; nothing read, downloaded or written."""
+    folders = [f"{name}={tmp_path / name}" for name in
+               ("DATA", "MANIFEST_ROOT", "RUN_ROOT", "RELEASED_DIR", "RESULTS")]
+    proc = make(target, f"{knob}={value}", *also.split(), *folders, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"error: {knob}={value}: {knob} accepts ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_checked_knob_is_a_make_knob():
+    makefile = (REPO / "Makefile").read_text()
+    for name in KNOBS:
+        assert re.search(rf"^{name} \?=.*## ", makefile, re.M), name
+
+
+def test_a_plain_make_demo_keeps_everything_under_demo_root():
+    """`make demo` with no knobs (as the README says it): every stage under runs/demo/."""
+    planned = make("-n", "demo").stdout
+    stages = [line for line in planned.splitlines() if "MANIFEST_ROOT=" in line]
+    assert len(stages) == 4
+    assert all("MANIFEST_ROOT=runs/demo/manifests RUN_ROOT=runs/demo RESULTS=runs/demo/results"
+               in line for line in stages)

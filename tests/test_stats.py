@@ -155,7 +155,7 @@ def test_bootstrap_agrees_with_the_analytic_interval_on_a_large_grid():
 
 
 def test_bootstrap_utterance_level_adds_the_test_set_uncertainty():
-    k, m = 8, 2
+    k = 8
     values = grid([-3, -2, -1, 0, 0, 1, 2, 3], [[0, 0.5]] * k)
     rng = np.random.default_rng(3)
     base = rng.integers(0, 20, 200)  # shared hard and easy utterances

@@ -96,6 +96,17 @@ def versions() -> dict:
             "fairseq": fairseq.__version__}
 
 
+def progress(desc: str, total: int | None, **options):
+    """A tqdm progress bar on stderr while a user waits (downloads, decoding).
+
+    Shown only when stderr is a terminal and cleared when done, so that logs and captured
+    output keep just the stage's own lines. `options` go to tqdm (unit, initial, ...).
+    """
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, total=total, disable=None, leave=False, file=sys.stderr, **options)
+
+
 def timestamp() -> str:
     return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 

@@ -29,8 +29,9 @@ from pathlib import Path
 from w2v2_10min import layout
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
-                               stage, versions)
+                               progress, stage, versions)
 from w2v2_10min.formats import read_tsv
+from w2v2_10min.knobs import check
 from w2v2_10min.scoring import summarise, utterance_errors
 
 DECODERS = (layout.VITERBI,)
@@ -72,7 +73,7 @@ def compute_emissions(model, task, subset: str, device: str, max_tokens: int):
     ).next_epoch_itr(shuffle=False)
     emissions: dict[int, object] = {}
     refs: dict[int, str] = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), progress(f"decoding {subset}", len(rows), unit="utt") as bar:
         for sample in iterator:
             net_input = {k: v.to(device) if torch.is_tensor(v) else v
                          for k, v in sample["net_input"].items()}
@@ -86,6 +87,7 @@ def compute_emissions(model, task, subset: str, device: str, max_tokens: int):
                 emissions[uid] = frames[:length].numpy()
                 target = target[target != task.target_dictionary.pad()].tolist()
                 refs[uid] = to_words(task, target)
+            bar.update(len(sample["id"]))
     missing = sorted(set(range(len(rows))) - set(emissions))
     if missing:
         raise UserError(f"{subset}: {len(missing)} utterances were not decoded "
@@ -183,7 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--subsets", nargs="+", required=True)
     parser.add_argument("--run", type=Path, required=True,
                         help="the run folder; outputs go to its decode folder")
-    parser.add_argument("--decoder", default=layout.VITERBI, choices=DECODERS)
+    parser.add_argument("--decoder", default=layout.VITERBI,
+                        type=lambda v: check("DECODER", v, " or ".join(DECODERS), v in DECODERS))
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--verify-sha256", action="store_true",

@@ -12,7 +12,7 @@ unpacking; a file that fails its check is moved aside to DATA/downloads/<file>.b
 
 --base-url URL (or $FETCH_BASE_URL) fetches every file from URL/<file name> instead, e.g.
 from a mirror; --table JSON replaces TABLE with a JSON list of its entries (as in Item).
-Needs only the standard library.
+Needs the standard library, and tqdm for the progress bar shown on a terminal.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from w2v2_10min.common import UserError, file_digest, write_text_atomic
+from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
 from w2v2_10min.formats import DICT_LTR
 
 CHUNK = 1 << 20
@@ -141,18 +141,16 @@ def download(url: str, part: Path) -> None:
             have, mode = 0, "wb"
         length = response.headers.get("Content-Length")
         total = have + int(length) if length else None
-        done, step = have, max((total or 0) // 10, 16 * CHUNK)
-        next_report = done + step
-        lost = False
-        with open(part, mode) as out:
+        done, lost = have, False
+        # bytes, rate and time left, on a terminal only
+        bar = progress(part.name.removesuffix(".part"), total, initial=have, unit="B",
+                       unit_scale=True, unit_divisor=1000)
+        with open(part, mode) as out, bar:
             try:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     done += len(chunk)
-                    if done >= next_report and done != total:
-                        share = f" ({done / total:.0%})" if total else ""
-                        print(f"{part.name}: {size(done)}{share}", file=sys.stderr)
-                        next_report = done + step
+                    bar.update(len(chunk))
             except (OSError, http.client.HTTPException):
                 lost = True
     if lost or total is not None and done < total:

@@ -42,9 +42,9 @@ from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
                                write_json_atomic, write_text_atomic)
 from w2v2_10min.formats import read_tsv
+from w2v2_10min.knobs import LAUNCHERS, knob
 
 RECIPES = REPO / "recipes" / "finetune"
-LAUNCHERS = ("local", "slurm", "submitit_local")
 # fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
 # Training only ever loads checkpoints this project made or whose checksum it verified.
 FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}
@@ -93,33 +93,6 @@ def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
     return {"gpu_equivalents": gpu_equivalents, "samples_per_update": samples_per_update,
             "gpus": gpus, "update_freq": new_update_freq, "max_tokens": new_max_tokens,
             "effective_batch_seconds": gpus * new_update_freq * new_max_tokens / SAMPLE_RATE}
-
-
-def check_knobs(args) -> None:
-    """Each knob's value, checked before anything runs: one line naming the knob on error."""
-    def number(knob, text, kind, accepts, positive=True):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise UserError(f"{knob}={text}: not a number; {knob} accepts {accepts}") from None
-        if value != value or value < 0 or (positive and value == 0):
-            raise UserError(f"{knob}={text}: out of range; {knob} accepts {accepts}")
-        return value
-
-    if not re.fullmatch(r"[0-5]|s\d+", args.split):
-        raise UserError(f"SPLIT={args.split}: not a split; SPLIT accepts a fold 0..5 or sSEED "
-                        "for a drawn sample (e.g. s1)")
-    number("SEED", args.seed, int, "a whole number >= 0", positive=False)
-    number("GPUS", args.gpus, int, "a whole number >= 1")
-    if args.max_tokens:
-        number("MAX_TOKENS", args.max_tokens, int, "a whole number of samples >= 1")
-    if args.lr:
-        number("LR", args.lr, float, "a learning rate > 0, e.g. 3e-5")
-    if args.fp16 and args.fp16 not in ("true", "false"):
-        raise UserError(f"FP16={args.fp16}: FP16 accepts true or false")
-    if args.launcher not in LAUNCHERS:
-        raise UserError(f"LAUNCHER={args.launcher}: LAUNCHER accepts {', '.join(LAUNCHERS)}")
-    number("TIME_MIN", args.time_min, int, "minutes, a whole number >= 1")
 
 
 def plan(args) -> tuple[list[str], dict]:
@@ -233,24 +206,29 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--protocol", required=True)
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--seed", default="1")
+    parser.add_argument("--split", required=True, type=knob("SPLIT"))
+    parser.add_argument("--seed", default="1", type=knob("SEED"))
     parser.add_argument("--manifests", type=Path, required=True, help="the split's manifests")
     parser.add_argument("--pretrained", type=Path, required=True)
     parser.add_argument("--run-root", type=Path, default=Path("runs"))
-    parser.add_argument("--gpus", default="1")
-    parser.add_argument("--max-tokens", default="", help="samples per device batch (fit memory)")
-    parser.add_argument("--lr", default="", help="learning rate instead of the recipe's")
-    parser.add_argument("--fp16", default="", help="true or false instead of the recipe's")
-    parser.add_argument("--launcher", default="local", help=" | ".join(LAUNCHERS))
-    parser.add_argument("--partition", default="", help="SLURM partition")
-    parser.add_argument("--time-min", default="1440", help="SLURM time limit per run")
-    parser.add_argument("--wandb-project", default="")
+    parser.add_argument("--gpus", default="1", type=knob("GPUS"))
+    parser.add_argument("--max-tokens", default="", type=knob("MAX_TOKENS", optional=True),
+                        help="samples per device batch (fit memory)")
+    parser.add_argument("--lr", default="", type=knob("LR", optional=True),
+                        help="learning rate instead of the recipe's")
+    parser.add_argument("--fp16", default="", type=knob("FP16", optional=True),
+                        help="true or false instead of the recipe's")
+    parser.add_argument("--launcher", default="local", type=knob("LAUNCHER"),
+                        help=" | ".join(LAUNCHERS))
+    parser.add_argument("--partition", default="", type=knob("PARTITION", optional=True),
+                        help="SLURM partition")
+    parser.add_argument("--time-min", default="1440", type=knob("TIME_MIN"),
+                        help="SLURM time limit per run")
+    parser.add_argument("--wandb-project", default="", type=knob("WANDB_PROJECT", optional=True))
     parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
-    args = parser.parse_args(argv)
-    check_knobs(args)
+    args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
     run = layout.run_dir(args.run_root, args.model, args.protocol, args.split, args.seed,

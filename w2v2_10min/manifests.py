@@ -39,6 +39,7 @@ from pathlib import Path
 
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, atomic_path, write_json_atomic)
 from w2v2_10min.formats import LETTERS, dict_text, letters, read_transcripts, subset_name
+from w2v2_10min.knobs import knob
 from w2v2_10min.paper import EVAL_SETS
 
 CONDITIONS = ("clean", "other")
@@ -403,14 +404,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder holding "
                         "librispeech_finetuning/ and LibriSpeech/")
-    parser.add_argument("--split", nargs="+", default=[], metavar="K",
+    parser.add_argument("--split", nargs="+", default=[], metavar="K", type=knob("SPLITS"),
                         help="Libri-light folds 0..5 (1h/K is one 10-minute split)")
-    parser.add_argument("--sample", nargs="+", type=int, default=[], metavar="SEED",
+    parser.add_argument("--sample", nargs="+", default=[], metavar="SEED",
+                        type=lambda v: int(knob("SAMPLE")(v)),
                         help="draw a new 10-minute split from the 9h pool with this seed")
-    parser.add_argument("--minutes", type=float, default=10.0,
+    parser.add_argument("--minutes", type=lambda v: float(knob("MINUTES")(v)), default=10.0,
                         help="target audio of a drawn sample, in minutes (default 10)")
     parser.add_argument("--pretrain", action="store_true", help="audio-only pre-training manifests")
-    parser.add_argument("--eval-sets", nargs="+", default=list(EVAL_SETS))
+    parser.add_argument("--eval-sets", nargs="+", default=list(EVAL_SETS), type=knob("EVAL_SETS"))
     parser.add_argument("--out", type=Path, help="output folder (one split only)")
     parser.add_argument("--out-root", type=Path, default=REPO / "manifests",
                         help="where 10min-K/ and 10min-sSEED/ are written (default manifests/)")
@@ -428,10 +430,6 @@ def main(argv=None) -> int:
             parser.error("give --split K [K ...] (0..5), --sample SEED [SEED ...] or --pretrain")
         if args.out is not None and len(splits) + len(seeds) != 1:
             parser.error("--out takes one split; use --out-root for several")
-        if not args.minutes > 0:
-            parser.error("--minutes must be positive")
-        if any(seed < 0 for seed in seeds):
-            parser.error("--sample seeds must be 0 or more")
         folds = {k: args.out or args.out_root / f"10min-{k}" for k in splits}
         samples = {s: args.out or args.out_root / f"10min-s{s}" for s in seeds}
         infos = build(args.data, args.eval_sets, folds, samples, args.minutes)
