@@ -43,3 +43,13 @@ def wer_json_files(root: Path) -> list[Path]:
     root = Path(root)
     return sorted(root.glob("*/10min-*/seed-*/decode*/*/wer.json")) + \
         sorted(root.glob(f"*-{RELEASED}/decode*/*/wer.json"))
+
+
+def emissions_dir(run: Path) -> Path:
+    """The acoustic model's outputs kept for LM decoding: one `<subset>.npz` per set."""
+    return Path(run) / "emissions"
+
+
+def tuning_dir(run: Path, decoder: str = "4gram") -> Path:
+    """`make tune-lm`'s trials and chosen LM weights for a run."""
+    return Path(run) / f"tune-{decoder}"
