@@ -326,7 +326,7 @@ def main(argv=None) -> int:
                         help="fetch every file from BASE_URL/<file name> (a mirror)")
     parser.add_argument("--table", type=Path, help="a JSON table to use instead of the built-in")
     parser.add_argument("--lm", action="store_true",
-                        help="also the 4-gram LM and lexicon of OpenSLR 11 (1.4 GB; make lm)")
+                        help="also the 4-gram LM and lexicon of OpenSLR 11 (1.3 GB; make lm)")
     args = parser.parse_args(argv)
     table = load_table(args.table) if args.table else TABLE + (LM_TABLE if args.lm else [])
     names = [item.name for item in table]

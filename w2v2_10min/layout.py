@@ -4,6 +4,8 @@
       checkpoints/ config.yaml run.json done logs/ tensorboard/
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
+      emissions/<subset>.npz      the model's outputs kept for LM decoding (float16)
+      tune-4gram/                 `make tune-lm`: optuna.db, trials.json, weights.json
   runs/<model>-released/decode*/<subset>/   a released fine-tuned checkpoint (the control row)
 """
 from __future__ import annotations

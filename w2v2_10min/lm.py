@@ -98,8 +98,8 @@ def load_kenlm(lm: Path, word_dict):
         raise UserError(f"{lm}: language model not found; run `make lm` (or give LM_ARPA=)")
     try:
         return KenLM(str(lm), word_dict)
-    except RuntimeError as err:  # KenLM says where the file went wrong
-        reason = " ".join(str(err).split("\n")[-1:]).strip() or str(err).splitlines()[0]
+    except RuntimeError as err:  # KenLM's last line says what is wrong with the file
+        reason = (str(err).strip().splitlines() or ["unreadable"])[-1]
         raise UserError(f"{lm}: KenLM cannot load it ({reason}); give an ARPA or KenLM "
                         "binary file, e.g. OpenSLR's 4-gram.arpa.gz (make lm)") from None
 
