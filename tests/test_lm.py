@@ -195,3 +195,23 @@ def test_decode_4gram_bad_input_is_one_line_before_the_model_runs(tmp_path, tiny
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert not (tmp_path / "run" / "emissions").exists()
+
+
+def test_tuning_keeps_its_trials_resumes_and_never_mixes_settings(tmp_path, tiny_lm):
+    from w2v2_10min.tune_lm import tune
+
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    utterances = [emissions_for("THE|CAT|SAT|", symbols, noise=2.0, seed=1),
+                  emissions_for("THE|DOG|RAN|", symbols, noise=2.0, seed=2)]
+    refs = ["THE CAT SAT", "THE DOG RAN"]
+    storage, key = tmp_path / "tune-4gram" / "optuna.db", {"checkpoint_sha256": "a"}
+    study = tune(search, utterances, refs, 4, 50, 1, 1, storage, key)
+    assert len(study.trials) == 4
+    study = tune(search, utterances, refs, 6, 50, 1, 1, storage, key)  # two more, not six
+    assert len(study.trials) == 6
+    assert study.best_value == min(t.value for t in study.trials)
+    for trial in study.trials:
+        assert 0 <= trial.params["lm_weight"] <= 5 and -5 <= trial.params["word_score"] <= 5
+    with pytest.raises(UserError, match="holds trials for another checkpoint"):
+        tune(search, utterances, refs, 8, 50, 1, 1, storage, {"checkpoint_sha256": "b"})
