@@ -155,7 +155,9 @@ TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --data $(MANIFESTS) --subset $(subst
 tune-lm: setup ## tune the 4-gram LM weight and word score of the run on TUNE_SET (the paper: 128 trials, beam 500)
 	@$(TUNE) --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --run $(RUN)
 
-tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (after make decode-original)
+tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
+	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
+	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
 	@$(TUNE) --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
 		--run $(RUN_ROOT)/$(MODEL)-released
 
