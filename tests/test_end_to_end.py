@@ -98,14 +98,19 @@ def test_demo_shows_the_4gram_row_decoded_with_the_tuned_weights(demo):
                                                                    tuned["word_score"])
         assert settings["lm_sha256"] == file_digest(lm)
         assert record["utterances"] == (5 if subset == "librivox_real" else 4)
+    # held-out sets: the LM knows their words (not their sentences) and lowers the errors
+    errors = {decoder: sum(json.loads((run / decoder / s / "wer.json").read_text())["errors"]
+                           for s in ["dev_clean", "dev_other", "test_clean", "test_other"])
+              for decoder in ("decode", "decode-4gram")}
+    assert errors["decode-4gram"] < errors["decode"]
     assert sorted(p.name for p in (run / "emissions").iterdir()) == sorted(
         f"{s}.npz" for s in ["dev_clean", "dev_other", "test_clean", "test_other",
                              "librivox_real"])
 
 
 def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once(demo):
-    """The tiny model reads held-out words barely at all, so the LM is tested where the
-    model's letters are mostly right: its training split (the LM knows its sentences)."""
+    """On its training split the tiny model gets most letters right (Viterbi WER 1-12% across
+    our runs) and the LM, estimated from text that includes those sentences, reads them all."""
     root, _, _ = demo
     run, out = root / "demo" / RUN, root / "lm-train"
     common = ["--checkpoint", run / "checkpoints/checkpoint_best.pt", "--data",
@@ -120,7 +125,7 @@ def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once
     with_lm = json.loads((out / "decode-4gram/train/wer.json").read_text())
     assert with_lm["decoder_settings"]["weights_from"] == "fairseq example (untuned)"
     assert with_lm["utterances"] == viterbi["utterances"] == 8
-    assert viterbi["wer"] > 5 and with_lm["wer"] < viterbi["wer"]
+    assert with_lm["errors"] == 0 and with_lm["wer"] <= viterbi["wer"]
     # other weights: a new search over the kept emissions, not a new run of the model
     cache = out / "emissions/train.npz"
     made = cache.stat().st_mtime_ns
