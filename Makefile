@@ -203,6 +203,7 @@ clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree
+
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --data $(DEMO_ROOT)/manifests/10min-0 \
 		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst
