@@ -30,7 +30,8 @@ DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
 .PHONY: help setup test demo data pretrained manifests bench-manifests pretrain-tiny finetune \
-	decode decode-original sweep compare tiny-corpus clean-demo
+	decode decode-original sweep compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
+	tiny-lm bench-lm
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -69,9 +70,15 @@ EVAL_SETS ?= dev-clean dev-other test-clean test-other## LibriSpeech sets to wri
 MANIFEST_ROOT ?= manifests## where manifests/10min-K/ are written
 PRETRAINED_DIR ?= pretrained## pre-trained checkpoints (wav2vec_small.pt, ..., tiny.pt)
 RELEASED_DIR ?= released## released 10-minute fine-tuned checkpoints (make decode-original)
+LM ?=## LM=1: `make data` also runs `make lm`
 
 data: setup ## download, verify and unpack Libri-light's 10-min set, LibriSpeech dev/test, dict.ltr.txt into DATA
 	$(PY) scripts/fetch.py --data $(DATA)
+	$(if $(LM),@$(MAKE) --no-print-directory lm)
+
+lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and write LEXICON
+	$(PY) scripts/fetch.py --data $(DATA) --lm --only 4-gram lexicon
+	$(PY) scripts/lexicon.py --words $(DATA)/librispeech-lexicon.txt --out $(LEXICON)
 
 pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR (SHA-256 recorded, then verified)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
@@ -120,15 +127,23 @@ sweep_%:
 	$(MAKE) --no-print-directory decode SPLIT=$(word 1,$(parts)) SEED=$(word 2,$(parts)) $(if $(filter-out default,$(word 3,$(parts))),LR=$(word 3,$(parts)))
 
 ##@ Decoding and report
-DECODER ?= viterbi## viterbi (no LM); outputs go to decode/ (Viterbi) or decode-<DECODER>/
+DECODER ?= viterbi## viterbi (no LM) or 4gram (KenLM, see docs/lm.md); outputs go to decode/ or decode-<DECODER>/
 DECODE_TRAIN ?=## 1: also decode the split's own training utterances (shows learning; never a result)
+LM_ARPA ?= $(DATA)/4-gram.arpa.gz## n-gram LM of DECODER=4gram (ARPA, gzipped or not; `make lm`)
+LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` writes it)
+BEAM ?=## beam of the 4-gram search (default: the paper's 1500 decoding, 500 tuning)
+LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
+WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
+TRIALS ?= 128## trials of `make tune-lm` (the paper's 128)
+TUNE_SET ?= dev-other## the set `make tune-lm` tunes on
+LM_JOBS ?=## processes for the 4-gram search (default: all cores)
 RESULTS ?= results## where `make compare` writes the report
 
 decode: setup ## decode the run's best checkpoint on EVAL_SETS with DECODER (skipped when up to date)
 	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' SEED='$(SEED)' LR='$(LR)' EVAL_SETS='$(EVAL_SETS)' \
 		DECODE_TRAIN='$(DECODE_TRAIN)'
 	@$(PY) scripts/decode.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
-		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --run $(RUN) --decoder $(DECODER) \
+		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --run $(RUN) --decoder $(DECODER) $(LM_ARGS) \
 		--meta model=$(MODEL) protocol=$(PROTOCOL)$(if $(LR),-lr$(LR)) split=$(SPLIT) seed=$(SEED)
 
 decode-original: setup ## download MODEL's released 10-minute checkpoint and decode it the same way (the control row)
@@ -137,18 +152,36 @@ decode-original: setup ## download MODEL's released 10-minute checkpoint and dec
 	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
 	@$(PY) scripts/decode.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
 		--data $(MANIFESTS) --subsets $(SUBSETS) --run $(RUN_ROOT)/$(MODEL)-released --decoder $(DECODER) \
-		--meta model=$(MODEL) protocol=released split=- seed=-
+		$(LM_ARGS) --meta model=$(MODEL) protocol=released split=- seed=-
+
+LM_FILES = --lm $(LM_ARPA) --lexicon $(LEXICON) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
+LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
+	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)))
+TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --data $(MANIFESTS) --subset $(subst -,_,$(TUNE_SET)) \
+	--trials $(TRIALS)
+tune-lm: setup ## tune the 4-gram LM weight and word score of the run on TUNE_SET (the paper: 128 trials, beam 500)
+	@$(TUNE) --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --run $(RUN)
+
+tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
+	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
+	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(TUNE) --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
+		--run $(RUN_ROOT)/$(MODEL)-released
 
 compare: setup ## gather every wer.json under RUN_ROOT into RESULTS/table9.{md,csv} and plots
 	@$(PY) scripts/compare.py --runs $(RUN_ROOT) --out $(RESULTS)
 
 ##@ Demo on the embedded tiny corpus
 DEMO_ROOT ?= runs/demo## where `make demo` keeps what it makes
+DEMO_LM = LM_ARPA=$(DEMO_ROOT)/lm/4-gram.arpa.gz LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst
 
 demo: setup pretrain-tiny ## the whole chain on the embedded tiny corpus, on CPU, ending with the table
 	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS=0
 	$(MAKE) --no-print-directory finetune $(DEMO)
 	$(MAKE) --no-print-directory decode $(DEMO) DECODE_TRAIN=1
+	$(MAKE) --no-print-directory tiny-lm $(DEMO)
+	$(MAKE) --no-print-directory tune-lm $(DEMO) $(DEMO_LM) TRIALS=16
+	$(MAKE) --no-print-directory decode $(DEMO) $(DEMO_LM) DECODER=4gram
 	$(MAKE) --no-print-directory compare $(DEMO)
 
 pretrain-tiny: $(PRETRAINED_DIR)/tiny.pt ## pre-train the tiny wav2vec 2.0 on the tiny corpus (cached)
@@ -164,6 +197,10 @@ $(PRETRAINED_DIR)/tiny.pt: recipes/pretrain/tiny.yaml | $(SETUP_STAMP)
 	mv $(PRETRAINED_DIR)/tiny-run/checkpoint_last.pt $@
 	$(PY) scripts/fetch_checkpoint.py --record $@
 
+tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's training text, into DEMO_ROOT/lm
+	@$(PY) tiny/make_tiny_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
+	@$(PY) scripts/lexicon.py --words $(DEMO_ROOT)/lm/words.txt --out $(DEMO_ROOT)/lm/lexicon.ltr.lst
+
 tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testdata)
 	$(PY) tiny/make_tiny_corpus.py --out $(TINY_CORPUS)
 
@@ -173,3 +210,7 @@ clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree
+
+bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
+	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --data $(DEMO_ROOT)/manifests/10min-0 \
+		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst

@@ -45,3 +45,18 @@ def test_a_subset_is_current_only_if_newer_than_the_checkpoint_and_same_decoder(
     assert not up_to_date(folder, checkpoint, "4gram")
     os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns + 10**9))
     assert not up_to_date(folder, checkpoint, "viterbi")  # the checkpoint changed since
+
+
+def test_a_decoder_with_settings_is_current_only_with_the_same_settings(tmp_path):
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    checkpoint.write_bytes(b"weights")
+    folder = tmp_path / "decode-4gram" / "dev_other"
+    folder.mkdir(parents=True)
+    settings = {"beam": 1500, "lm_weight": 2.0, "word_score": -1.0, "lm_sha256": "ab"}
+    (folder / "wer.json").write_text(json.dumps({"decoder": "4gram",
+                                                 "decoder_settings": settings}))
+    os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))
+    assert up_to_date(folder, checkpoint, "4gram", settings)
+    assert not up_to_date(folder, checkpoint, "4gram", {**settings, "lm_weight": 1.5})
+    assert not up_to_date(folder, checkpoint, "4gram", {**settings, "lm_sha256": "cd"})
+    assert not up_to_date(folder, checkpoint, "viterbi")

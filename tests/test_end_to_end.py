@@ -9,6 +9,7 @@ import json
 import pytest
 
 from conftest import PYTHON, REPO, make, on_terminal, run_script
+from w2v2_10min.common import file_digest
 
 RUN = "tiny-tiny/10min-0/seed-1"
 
@@ -38,7 +39,8 @@ def test_demo_ends_with_the_table(demo):
         lines = (root / "demo" / RUN / "decode" / subset / "hyp.wrd").read_text().splitlines()
         assert len(lines) == record["utterances"]
     assert (root / "demo/results/wer-dev_other.png").stat().st_size > 1000
-    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 5 + 1  # + train
+    # one row per subset and decoder: Viterbi (and its train row), and the 4-gram LM
+    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 5 + 1 + 5
 
 
 def test_demo_shows_its_training_set_apart_from_the_held_out_sets(demo):
@@ -71,10 +73,12 @@ def test_fine_tuning_learns_its_training_utterances(demo):
 def test_rerun_is_a_no_op_that_keeps_results(demo):
     root, knobs, _ = demo
     wer_json = root / "demo" / RUN / "decode/dev_other/wer.json"
-    before = wer_json.stat().st_mtime_ns
+    lm_json = root / "demo" / RUN / "decode-4gram/dev_other/wer.json"
+    before = wer_json.stat().st_mtime_ns, lm_json.stat().st_mtime_ns
     stdout = make("demo", *knobs).stdout
-    assert "is finished" in stdout and "is up to date" in stdout
-    assert wer_json.stat().st_mtime_ns == before
+    assert "is finished" in stdout and "decode is up to date" in stdout
+    assert "decode-4gram is up to date" in stdout
+    assert (wer_json.stat().st_mtime_ns, lm_json.stat().st_mtime_ns) == before
 
 
 def test_decoder_agrees_with_fairseqs_validation_wer(demo):
@@ -98,3 +102,60 @@ def test_decoding_shows_progress_on_a_terminal(demo, tmp_path):
     code, seen = on_terminal(PYTHON, REPO / "scripts/decode.py", *args, "--run", tmp_path / "tty")
     bars = [line for line in seen.split("\r") if line.startswith("decoding train:")]
     assert code == 0 and bars and all("/8 [" in line and "utt/s]" in line for line in bars)
+
+
+def test_demo_shows_the_4gram_row_decoded_with_the_tuned_weights(demo):
+    root, _, stdout = demo
+    run = root / "demo" / RUN
+    tuned = json.loads((run / "tune-4gram/weights.json").read_text())
+    trials = json.loads((run / "tune-4gram/trials.json").read_text())
+    assert len(trials) == tuned["trials"] == 16 and tuned["beam"] == 500
+    assert tuned["wer"] == min(t["wer"] for t in trials)
+    assert 0 <= tuned["lm_weight"] <= 5 and -5 <= tuned["word_score"] <= 5
+    lm = root / "demo/lm/4-gram.arpa.gz"
+    table = (root / "demo/results/table9.md").read_text()
+    assert "4-gram LM (KenLM, lexicon beam search)" in table and "4-gram" in stdout
+    for subset in ["dev_clean", "dev_other", "test_clean", "test_other", "librivox_real"]:
+        record = json.loads((run / "decode-4gram" / subset / "wer.json").read_text())
+        settings = record["decoder_settings"]
+        assert record["decoder"] == "4gram" and settings["beam"] == 1500
+        assert (settings["lm_weight"], settings["word_score"]) == (tuned["lm_weight"],
+                                                                   tuned["word_score"])
+        assert settings["lm_sha256"] == file_digest(lm)
+        assert record["utterances"] == (5 if subset == "librivox_real" else 4)
+    # held-out sets: the LM knows their words (not their sentences) and lowers the errors
+    errors = {decoder: sum(json.loads((run / decoder / s / "wer.json").read_text())["errors"]
+                           for s in ["dev_clean", "dev_other", "test_clean", "test_other"])
+              for decoder in ("decode", "decode-4gram")}
+    assert errors["decode-4gram"] < errors["decode"]
+    assert sorted(p.name for p in (run / "emissions").iterdir()) == sorted(
+        f"{s}.npz" for s in ["dev_clean", "dev_other", "test_clean", "test_other",
+                             "librivox_real"])
+
+
+def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once(demo):
+    """On its training split the tiny model gets most letters right (Viterbi WER 1-12% across
+    our runs) and the LM, estimated from text that includes those sentences, reads them all."""
+    root, _, _ = demo
+    run, out = root / "demo" / RUN, root / "lm-train"
+    common = ["--checkpoint", run / "checkpoints/checkpoint_best.pt", "--data",
+              root / "demo/manifests/10min-0", "--subsets", "train", "--run", out,
+              "--device", "cpu"]
+    lm = ["--lm", root / "demo/lm/4-gram.arpa.gz", "--lexicon",
+          root / "demo/lm/lexicon.ltr.lst", "--jobs", "2"]
+    run_script("decode.py", *common)
+    first = run_script("decode.py", *common, "--decoder", "4gram", *lm)
+    assert "computing emissions of train" in first.stderr
+    viterbi = json.loads((out / "decode/train/wer.json").read_text())
+    with_lm = json.loads((out / "decode-4gram/train/wer.json").read_text())
+    assert with_lm["decoder_settings"]["weights_from"] == "fairseq example (untuned)"
+    assert with_lm["utterances"] == viterbi["utterances"] == 8
+    assert with_lm["errors"] == 0 and with_lm["wer"] <= viterbi["wer"]
+    # other weights: a new search over the kept emissions, not a new run of the model
+    cache = out / "emissions/train.npz"
+    made = cache.stat().st_mtime_ns
+    again = run_script("decode.py", *common, "--decoder", "4gram", *lm,
+                       "--lm-weight", "0.5", "--word-score", "1")
+    assert "computing emissions" not in again.stderr and cache.stat().st_mtime_ns == made
+    record = json.loads((out / "decode-4gram/train/wer.json").read_text())
+    assert record["decoder_settings"]["weights_from"] == "given"

@@ -326,3 +326,30 @@ def test_built_in_table():
         "http://mirror.example/ls/dev-clean.tar.gz"
     assert fetch.TABLE[0].target == "librispeech_finetuning"
     assert fetch.TABLE[-1].target == "dict.ltr.txt"
+
+
+def test_plain_files_such_as_the_lm_are_fetched_checked_and_skipped_on_rerun(tmp_path, server):
+    """`make lm` fetches 4-gram.arpa.gz and the lexicon as plain files, md5-checked."""
+    server.files["4-gram.arpa.gz"] = NOISE
+    server.files["librispeech-lexicon.txt"] = b"A\tAH0\nTHE\tDH AH0\n"
+    url = server.url.replace("/mirror", "/original")
+    entries = [{"name": name, "url": f"{url}/{file}", "md5": md5(server.files[file])}
+               for name, file in (("4-gram", "4-gram.arpa.gz"),
+                                  ("lexicon", "librispeech-lexicon.txt"))]
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(entries))
+    args = ["--data", tmp_path / "data", "--table", path, "--base-url", server.url]
+    run_script("fetch.py", *args)
+    assert (tmp_path / "data/4-gram.arpa.gz").read_bytes() == NOISE
+    assert (tmp_path / "data/librispeech-lexicon.txt").read_bytes() == b"A\tAH0\nTHE\tDH AH0\n"
+    server.requests.clear()
+    assert run_script("fetch.py", *args).stdout.count("skipped, already verified") == 2
+    assert server.requests == []
+
+
+def test_the_lm_files_are_fetched_only_when_asked():
+    assert {item.name for item in fetch.LM_TABLE} == {"4-gram", "lexicon"}
+    assert all(item.md5 and not item.unpack_to for item in fetch.LM_TABLE)
+    assert not {item.name for item in fetch.TABLE} & {"4-gram", "lexicon"}
+    line = one_error(run_script("fetch.py", "--lm", "--only", "nothing", check=False))
+    assert "4-gram lexicon" in line

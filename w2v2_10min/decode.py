@@ -26,7 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from w2v2_10min import layout
+from w2v2_10min import decode_lm, layout
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
                                progress, stage, versions)
@@ -34,7 +34,7 @@ from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import check
 from w2v2_10min.scoring import summarise, utterance_errors
 
-DECODERS = (layout.VITERBI,)
+DECODERS = (layout.VITERBI, decode_lm.DECODER)
 
 
 def load(checkpoint: Path, data: Path, device: str):
@@ -124,15 +124,17 @@ def to_words(task, tokens: list[int]) -> str:
     return " ".join(letters.replace(" ", "").replace("|", " ").split())
 
 
-def up_to_date(folder: Path, checkpoint: Path, decoder: str) -> bool:
-    """A decoded subset newer than the checkpoint and made by the same decoder."""
+def up_to_date(folder: Path, checkpoint: Path, decoder: str,
+               settings: dict | None = None) -> bool:
+    """A decoded subset newer than the checkpoint, made by the same decoder and settings."""
     record = folder / "wer.json"
     if not record.is_file() or record.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
         return False
     try:
-        return json.loads(record.read_text()).get("decoder") == decoder
+        record = json.loads(record.read_text())
     except ValueError:
         return False
+    return record.get("decoder") == decoder and record.get("decoder_settings") == settings
 
 
 def write_subset(folder: Path, hyps: list[str], refs: list[str], record: dict) -> None:
@@ -152,6 +154,22 @@ def log_to(path: Path) -> None:
     logging.captureWarnings(True)
 
 
+def result_record(args, subset: str, hyps: list[str], refs: list[str], seconds: float,
+                  checkpoint_sha: str, device: str, meta: dict) -> dict:
+    """wer.json of one decoded subset: scores, per-utterance errors, provenance."""
+    per_utterance = utterance_errors(refs, hyps)
+    _, rows = read_tsv(args.data / f"{subset}.tsv")
+    audio_seconds = sum(n for _, n in rows) / SAMPLE_RATE
+    return {"subset": subset, **summarise(per_utterance), "utterances": len(hyps),
+            "checkpoint": str(args.checkpoint.resolve()),
+            "checkpoint_sha256": checkpoint_sha, "manifest": str(args.data.resolve()),
+            "decoder": args.decoder, "device": device, "commit": git_commit(),
+            "versions": versions(), "decode_seconds": round(seconds, 3),
+            "real_time_factor": round(seconds / audio_seconds, 5),
+            "utterance_errors": [u[0] for u in per_utterance],
+            "utterance_words": [u[1] for u in per_utterance], **meta}
+
+
 def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str,
            meta: dict) -> None:
     """Decode and score each subset in `todo` into `out`."""
@@ -161,19 +179,8 @@ def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str,
         emissions, refs = compute_emissions(model, task, subset, device, args.max_tokens)
         hyps = viterbi(task, emissions)
         seconds = time.perf_counter() - start
-        per_utterance = utterance_errors(refs, hyps)
-        scores = summarise(per_utterance)
-        _, rows = read_tsv(args.data / f"{subset}.tsv")
-        audio_seconds = sum(n for _, n in rows) / SAMPLE_RATE
-        write_subset(out / subset, hyps, refs, {
-            "subset": subset, **scores, "utterances": len(hyps),
-            "checkpoint": str(args.checkpoint.resolve()),
-            "checkpoint_sha256": checkpoint_sha, "manifest": str(args.data.resolve()),
-            "decoder": args.decoder, "device": device, "commit": git_commit(),
-            "versions": versions(), "decode_seconds": round(seconds, 3),
-            "real_time_factor": round(seconds / audio_seconds, 5),
-            "utterance_errors": [u[0] for u in per_utterance],
-            "utterance_words": [u[1] for u in per_utterance], **meta})
+        scores = result_record(args, subset, hyps, refs, seconds, checkpoint_sha, device, meta)
+        write_subset(out / subset, hyps, refs, scores)
         print(f"{subset}: WER {scores['wer']:.2f} ({scores['errors']}/{scores['words']}), "
               f"CER {scores['cer']:.2f}, {len(hyps)} utterances -> {out / subset}")
 
@@ -193,6 +200,7 @@ def main(argv=None) -> int:
                         help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
     parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recorded in each wer.json (model, protocol, split, seed, ...)")
+    decode_lm.add_arguments(parser)
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
         raise UserError(f"{args.checkpoint}: checkpoint not found; run `make finetune` first")
@@ -202,7 +210,9 @@ def main(argv=None) -> int:
                 raise UserError(f"{args.data / f'{subset}.{ext}'}: not found; "
                                 "run `make manifests` first")
     out = layout.decode_dir(args.run, args.decoder)
-    todo = [s for s in args.subsets if not up_to_date(out / s, args.checkpoint, args.decoder)]
+    settings = decode_lm.settings(args) if args.decoder == decode_lm.DECODER else None
+    todo = [s for s in args.subsets
+            if not up_to_date(out / s, args.checkpoint, args.decoder, settings)]
     if not todo:
         print(f"{out} is up to date")
         return 0
@@ -216,7 +226,10 @@ def main(argv=None) -> int:
     log_to(log)
     with stage(f"decode ({args.decoder})", f"{args.checkpoint} -> {out}", log):
         try:
-            decode(args, todo, out, device, checkpoint_sha, meta)
+            if settings is None:
+                decode(args, todo, out, device, checkpoint_sha, meta)
+            else:
+                decode_lm.decode(args, todo, out, device, checkpoint_sha, meta, settings)
         except UserError:
             raise
         except Exception as err:  # fairseq's own failures: the details are in the log

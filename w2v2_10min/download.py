@@ -1,7 +1,7 @@
 """Download, verify and unpack the data sets into DATA (the `make data` stage).
 
 Usage:
-  python scripts/fetch.py [--data DATA] [--only NAME ...] [--base-url URL] [--table JSON]
+  python scripts/fetch.py [--data DATA] [--only NAME ...] [--base-url URL] [--table JSON] [--lm]
 
 Each file of TABLE is downloaded to DATA/downloads/<file>.part (a rerun resumes it with an
 HTTP Range request), checked against its published sha256 or md5 (dict.ltr.txt, which has no
@@ -12,6 +12,8 @@ unpacking; a file that fails its check is moved aside to DATA/downloads/<file>.b
 
 --base-url URL (or $FETCH_BASE_URL) fetches every file from URL/<file name> instead, e.g.
 from a mirror; --table JSON replaces TABLE with a JSON list of its entries (as in Item).
+--lm adds LM_TABLE: OpenSLR 11's 4-gram.arpa.gz and librispeech-lexicon.txt, kept as they
+come (DATA/4-gram.arpa.gz, DATA/librispeech-lexicon.txt) for `make lm`.
 Needs the standard library, and tqdm for the progress bar shown on a terminal.
 """
 from __future__ import annotations
@@ -95,6 +97,15 @@ TABLE = [
     Item("test-other", "http://www.openslr.org/resources/12/test-other.tar.gz",
          md5="fb5a50374b501bb3bac4815ee91d3135", unpack_to="LibriSpeech/test-other"),
     Item("dict", "https://dl.fbaipublicfiles.com/fairseq/wav2vec/dict.ltr.txt", check="dict_ltr"),
+]
+# `make lm` (--lm): the LibriSpeech LM corpus's 4-gram LM and lexicon (OpenSLR 11), plain files.
+# OpenSLR's page shows no checksums for them; these md5 sums come from a public LibriSpeech
+# recipe's table (pydrobert-pytorch) whose sums for the audio archives above agree with ours.
+LM_TABLE = [
+    Item("4-gram", "http://www.openslr.org/resources/11/4-gram.arpa.gz",
+         md5="6abdcd5b055bd482e4f9defe91d40408"),
+    Item("lexicon", "http://www.openslr.org/resources/11/librispeech-lexicon.txt",
+         md5="28f72663f6bfed7cd346283c064c315b"),
 ]
 
 
@@ -312,8 +323,10 @@ def main(argv=None) -> int:
     parser.add_argument("--base-url", default=os.environ.get("FETCH_BASE_URL") or None,
                         help="fetch every file from BASE_URL/<file name> (a mirror)")
     parser.add_argument("--table", type=Path, help="a JSON table to use instead of the built-in")
+    parser.add_argument("--lm", action="store_true",
+                        help="also the 4-gram LM and lexicon of OpenSLR 11 (1.3 GB; make lm)")
     args = parser.parse_args(argv)
-    table = load_table(args.table) if args.table else TABLE
+    table = load_table(args.table) if args.table else TABLE + (LM_TABLE if args.lm else [])
     names = [item.name for item in table]
     unknown = sorted(set(args.only or []) - set(names))
     if unknown:

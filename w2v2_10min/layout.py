@@ -4,6 +4,8 @@
       checkpoints/ config.yaml run.json done logs/ tensorboard/
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
+      emissions/<subset>.npz      the model's outputs kept for LM decoding (float16)
+      tune-4gram/                 `make tune-lm`: optuna.db, trials.json, weights.json
   runs/<model>-released/decode*/<subset>/   a released fine-tuned checkpoint (the control row)
 """
 from __future__ import annotations
@@ -43,3 +45,13 @@ def wer_json_files(root: Path) -> list[Path]:
     root = Path(root)
     return sorted(root.glob("*/10min-*/seed-*/decode*/*/wer.json")) + \
         sorted(root.glob(f"*-{RELEASED}/decode*/*/wer.json"))
+
+
+def emissions_dir(run: Path) -> Path:
+    """The acoustic model's outputs kept for LM decoding: one `<subset>.npz` per set."""
+    return Path(run) / "emissions"
+
+
+def tuning_dir(run: Path, decoder: str = "4gram") -> Path:
+    """`make tune-lm`'s trials and chosen LM weights for a run."""
+    return Path(run) / f"tune-{decoder}"

@@ -1,0 +1,14 @@
+"""Tune the 4-gram LM's weight and word score on one set, as the paper did (`make tune-lm`).
+
+Usage: python scripts/tune_lm.py --help   (the logic and its full usage: w2v2_10min/tune_lm.py)
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
+
+from w2v2_10min.common import run_main  # noqa: E402
+from w2v2_10min.tune_lm import main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,217 @@
+"""The 4-gram LM pieces without a model: the tiny ARPA estimate, the letter lexicon, the
+emission cache, lexicon beam search on made-up emissions, and one-line errors for bad input."""
+import gzip
+import math
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_script
+from tiny.make_tiny_lm import estimate_arpa
+from w2v2_10min import lm
+from w2v2_10min.common import UserError
+from w2v2_10min.formats import dict_text
+from w2v2_10min.lexicon import letter_lexicon, read_lexicon, spell
+
+SENTENCES = ["THE CAT SAT", "THE CAT RAN AWAY", "A DOG SAT ON THE MAT", "THE DOG RAN"]
+
+
+def parse_arpa(text: str):
+    probs, backoffs = {}, {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2:
+            gram = tuple(fields[1].split())
+            probs[gram] = 10 ** float(fields[0])
+            if len(fields) == 3:
+                backoffs[gram] = 10 ** float(fields[2])
+    return probs, backoffs
+
+
+def test_tiny_arpa_is_a_normalised_back_off_model():
+    probs, backoffs = parse_arpa(estimate_arpa(SENTENCES))
+
+    def p(gram):
+        return probs[gram] if gram in probs else backoffs.get(gram[:-1], 1.0) * p(gram[1:])
+
+    vocabulary = [g[0] for g in probs if len(g) == 1 and g != ("<s>",)]
+    assert "<unk>" in vocabulary and "</s>" in vocabulary
+    histories = {g[:-1] for g in probs} | {("<s>", "THE", "CAT"), ("NEVER", "SEEN")}
+    for history in histories:
+        assert sum(p(history + (w,)) for w in vocabulary) == pytest.approx(1, abs=1e-5)
+    # seen continuations beat unseen ones after a seen history
+    assert p(("<s>", "THE", "CAT", "SAT")) > p(("<s>", "THE", "CAT", "MAT"))
+
+
+def test_kenlm_reads_our_arpa_as_written(tmp_path):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    text = estimate_arpa(SENTENCES)
+    probs, _ = parse_arpa(text)
+    path = tmp_path / "lm.arpa.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    words = Dictionary()
+    for word in ["THE", "CAT", "<unk>"]:
+        words.add_entry(word)
+    kenlm = KenLM(str(path), words)
+    state, score = kenlm.score(kenlm.start(False), words.get_index("THE"))
+    assert score == pytest.approx(math.log10(probs[("<s>", "THE")]), abs=1e-4)
+    _, score = kenlm.score(state, words.get_index("CAT"))
+    assert score == pytest.approx(math.log10(probs[("<s>", "THE", "CAT")]), abs=1e-4)
+
+
+def test_tiny_lm_script_is_reproducible_and_leaves_out_the_eval_sets(tmp_path):
+    for out in (tmp_path / "a", tmp_path / "b"):
+        run_script("tiny/make_tiny_lm.py", "--out", out)
+    assert (tmp_path / "a/4-gram.arpa.gz").read_bytes() == (tmp_path / "b/4-gram.arpa.gz").read_bytes()
+    text = gzip.decompress((tmp_path / "a/4-gram.arpa.gz").read_bytes()).decode()
+    assert "ngram 4=" in text
+    assert "DASHWOOD" not in text  # a word only the librivox-real evaluation set has
+
+
+def test_lexicon_spells_words_and_skips_and_counts_foreign_ones(tmp_path):
+    assert spell("DON'T") == ["D", "O", "N", "'", "T", "|"]
+    assert spell("CAFÉ") is None and spell("R2D2") is None and spell("hello") is None
+    spelled, skipped = letter_lexicon(["THE", "CAFÉ", "A", "THE", "R2D2"])
+    assert list(spelled) == ["A", "THE"] and skipped == ["CAFÉ", "R2D2"]
+    words = tmp_path / "librispeech-lexicon.txt"
+    words.write_text("THE\tDH AH0\nTHE\tDH IY0\nCAFÉ\tK AE0 F EY1\nA\tAH0\n")
+    out = tmp_path / "lexicon.ltr.lst"
+    proc = run_script("lexicon.py", "--words", words, "--out", out)
+    assert out.read_text() == "A\tA |\nTHE\tT H E |\n"
+    assert "2 words; skipped 1" in proc.stdout and "CAFÉ" in proc.stdout
+    assert read_lexicon(out) == {"A": ["A", "|"], "THE": ["T", "H", "E", "|"]}
+
+
+def fake_compute(calls, frames=5):
+    def compute(subsets):
+        calls.append(list(subsets))
+        return [[np.full((frames + i, 32), float(i), dtype=np.float32) for i in range(3)]
+                for _ in subsets]
+    return compute
+
+
+def manifest(tmp_path, rows=3):
+    folder = tmp_path / "manifest"
+    folder.mkdir(exist_ok=True)
+    (folder / "dict.ltr.txt").write_text(dict_text())
+    for subset in ("train", "dev_other"):
+        (folder / f"{subset}.tsv").write_text("/root\n" + "".join(f"{i}.flac\t16000\n"
+                                                               for i in range(rows)))
+    return folder
+
+
+def test_emission_cache_runs_the_model_once_per_checkpoint_and_manifest(tmp_path):
+    data, cache, calls = manifest(tmp_path), tmp_path / "emissions", []
+    first = lm.emission_cache(cache, "a" * 64, data, ["train", "dev_other"], fake_compute(calls))
+    again = lm.emission_cache(cache, "a" * 64, data, ["dev_other", "train"], fake_compute(calls))
+    assert calls == [["train", "dev_other"]]  # the second call never ran the model
+    assert [e.dtype for e in again["train"]] == [np.float16] * 3
+    assert [e.shape for e in again["train"]] == [(5, 32), (6, 32), (7, 32)]
+    assert all((a == b).all() for a, b in zip(first["dev_other"], again["dev_other"]))
+    lm.emission_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))  # new checkpoint
+    (data / "dev_other.tsv").write_text("/other-root\n0.flac\t16000\n")  # changed manifest
+    lm.emission_cache(cache, "b" * 64, data, ["train", "dev_other"], fake_compute(calls))
+    assert calls[1:] == [["train"], ["dev_other"]]
+    (cache / "train.npz").write_bytes(b"damaged")
+    lm.emission_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))
+    assert calls[-1] == ["train"]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm")
+    (out / "words.txt").write_text("CAT\nDOG\nTHE\nSAT\nRAN\n")
+    (out / "lm.arpa").write_text(estimate_arpa(["THE CAT SAT", "THE DOG RAN", "THE CAT RAN"]))
+    run_script("lexicon.py", "--words", out / "words.txt", "--out", out / "lexicon.ltr.lst")
+    return out
+
+
+def emissions_for(letters: str, symbols: list[str], noise=0.0, seed=0) -> np.ndarray:
+    """Log-probabilities that favour `letters` (blank between frames), with some noise."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for char in letters:
+        for token in (char, "<s>"):
+            row = np.full(len(symbols), -8.0)
+            row[symbols.index(token)] = 0.0
+            frames.append(row + noise * rng.standard_normal(len(symbols)))
+    return np.array(frames, dtype=np.float32)
+
+
+def test_beam_search_spells_lexicon_words_and_uses_the_lm(tmp_path, tiny_lm):
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    settings = {"beam": 50, "beam_threshold": 25.0, "lm_weight": 1.0, "word_score": 0.0}
+    clean = emissions_for("THE|CAT|SAT|", symbols)
+    # "CAX" is no word: only lexicon words come out, and the LM prefers THE CAT over THE DOG
+    blurred = emissions_for("THE|CAX|SAT|", symbols)
+    hyps = search.decode([clean, blurred, clean], settings, jobs=2)
+    assert hyps == ["THE CAT SAT", "THE CAT SAT", "THE CAT SAT"]
+    assert search.decode([clean], settings, jobs=1) == ["THE CAT SAT"]
+
+
+def test_bad_lm_and_lexicon_are_one_line_errors(tmp_path, tiny_lm):
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    lexicon = tiny_lm / "lexicon.ltr.lst"
+    with pytest.raises(UserError, match="language model not found; run `make lm`"):
+        lm.LexiconSearch(tmp_path / "missing.arpa", lexicon, symbols)
+    garbage = tmp_path / "garbage.arpa"
+    garbage.write_text("this is no language model\n")
+    with pytest.raises(UserError, match=r"garbage.arpa: KenLM cannot load it \(.*\\data\\"):
+        lm.LexiconSearch(garbage, lexicon, symbols)
+    with pytest.raises(UserError, match="lexicon not found; run `make lm`"):
+        lm.LexiconSearch(tiny_lm / "lm.arpa", tmp_path / "missing.lst", symbols)
+    bad = tmp_path / "bad.lst"
+    bad.write_text("CAT\tC A T |\ncafé\tc a f é |\n")
+    with pytest.raises(UserError, match=r"bad.lst:2: .* letters of dict.ltr.txt"):
+        lm.LexiconSearch(tiny_lm / "lm.arpa", bad, symbols)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lm", "missing.arpa"], "missing.arpa: language model not found; run `make lm`"),
+    (["--lexicon", "missing.lst"], "missing.lst: lexicon not found; run `make lm`"),
+    (["--lm", "garbage.arpa"], "garbage.arpa: KenLM cannot load it"),
+    (["--lexicon", "bad.lst"], "bad.lst:2: 'cafe\\tc a f e |' is not `WORD<TAB>W O R D |`"),
+    (["--lm-weight", "1"], "give both --lm-weight and --word-score"),
+    (["--beam", "0"], "--beam 0: give a positive beam size"),
+])
+def test_decode_4gram_bad_input_is_one_line_before_the_model_runs(tmp_path, tiny_lm, args,
+                                                                  message):
+    data = manifest(tmp_path)
+    (data / "train.ltr").write_text("C A T |\n" * 3)
+    (tmp_path / "garbage.arpa").write_text("this is no language model\n")
+    (tmp_path / "bad.lst").write_text("CAT\tC A T |\ncafe\tc a f e |\n")
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"never unpickled: the bad input is found first")
+    given = {"--lm": tiny_lm / "lm.arpa", "--lexicon": tiny_lm / "lexicon.ltr.lst"}
+    for flag, value in zip(args[::2], args[1::2]):
+        given[flag] = tmp_path / value if flag in ("--lm", "--lexicon") else value
+    proc = run_script("decode.py", "--decoder", "4gram", "--checkpoint", checkpoint,
+                      "--data", data, "--subsets", "train", "--run", tmp_path / "run",
+                      *[x for pair in given.items() for x in pair], check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not (tmp_path / "run" / "emissions").exists()
+
+
+def test_tuning_keeps_its_trials_resumes_and_never_mixes_settings(tmp_path, tiny_lm):
+    from w2v2_10min.tune_lm import tune
+
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    utterances = [emissions_for("THE|CAT|SAT|", symbols, noise=2.0, seed=1),
+                  emissions_for("THE|DOG|RAN|", symbols, noise=2.0, seed=2)]
+    refs = ["THE CAT SAT", "THE DOG RAN"]
+    storage, key = tmp_path / "tune-4gram" / "optuna.db", {"checkpoint_sha256": "a"}
+    study = tune(search, utterances, refs, 4, 50, 1, 1, storage, key)
+    assert len(study.trials) == 4
+    study = tune(search, utterances, refs, 6, 50, 1, 1, storage, key)  # two more, not six
+    assert len(study.trials) == 6
+    assert study.best_value == min(t.value for t in study.trials)
+    for trial in study.trials:
+        assert 0 <= trial.params["lm_weight"] <= 5 and -5 <= trial.params["word_score"] <= 5
+    with pytest.raises(UserError, match="holds trials for another checkpoint"):
+        tune(search, utterances, refs, 8, 50, 1, 1, storage, {"checkpoint_sha256": "b"})

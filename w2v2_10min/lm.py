@@ -1,0 +1,194 @@
+"""Language-model decoding shared by `make decode DECODER=4gram` and `make tune-lm`.
+
+The acoustic model's emissions are computed once per checkpoint and manifest subset and kept
+as float16 arrays (`emission_cache`); lexicon-constrained beam search with a KenLM n-gram LM
+(flashlight-text, the library fairseq's own `W2lKenLMDecoder` calls) then decodes them on all
+CPU cores, as often as tuning needs, without running the model again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+
+from w2v2_10min.common import UserError, atomic_path, file_digest
+from w2v2_10min.lexicon import BOUNDARY, read_lexicon
+
+# fairseq's Dictionary puts these in front of dict.ltr.txt's symbols; <s> is the CTC blank.
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+# The paper (section 4.4): weights tuned at beam 500, test sets decoded at beam 1,500.
+TUNE_BEAM, DECODE_BEAM = 500, 1500
+LM_WEIGHT_RANGE, WORD_SCORE_RANGE = (0.0, 5.0), (-5.0, 5.0)
+# Untuned weights: fairseq's documented example (examples/wav2vec/README.md), and the
+# beam threshold of fairseq's infer.py.
+DEFAULT_WEIGHTS = {"lm_weight": 2.0, "word_score": -1.0}
+BEAM_THRESHOLD = 25.0
+CACHE_FORMAT = 1
+
+
+def symbols(manifest: Path) -> list[str]:
+    """The model's output symbols in index order, from the manifest's dict.ltr.txt."""
+    path = manifest / "dict.ltr.txt"
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run `make manifests` first")
+    return SPECIALS + [line.split()[0] for line in
+                       path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ---- the emission cache --------------------------------------------------------------------
+def cache_key(checkpoint_sha256: str, manifest: Path, subset: str) -> dict:
+    """What the emissions of a subset depend on: the checkpoint's and the manifest's bytes."""
+    tsv = manifest / f"{subset}.tsv"
+    return {"format": CACHE_FORMAT, "checkpoint_sha256": checkpoint_sha256, "subset": subset,
+            "manifest_sha256": file_digest(tsv)}
+
+
+def load_cached(path: Path, key: dict) -> list[np.ndarray] | None:
+    """The cached emissions when `path` holds them for exactly `key`, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if json.loads(saved["key"].item()) != key:
+                return None
+            return [saved[f"u{i}"] for i in range(int(saved["count"]))]
+    except (OSError, ValueError, KeyError):  # a damaged file: compute again
+        return None
+
+
+def save_cached(path: Path, key: dict, emissions: list[np.ndarray]) -> None:
+    arrays = {f"u{i}": np.asarray(e, dtype=np.float16) for i, e in enumerate(emissions)}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, key=np.array(json.dumps(key, sort_keys=True)),
+                     count=np.array(len(emissions)), **arrays)
+
+
+def emission_cache(cache_dir: Path, checkpoint_sha256: str, manifest: Path, subsets: list[str],
+                   compute) -> dict[str, list[np.ndarray]]:
+    """Emissions (T x V float16, manifest order) per subset, from `cache_dir/<subset>.npz`.
+
+    Subsets missing there, or cached for another checkpoint or manifest, are computed by
+    `compute(subsets)` (one call, which may load the model) and saved for the next time.
+    """
+    out, keys = {}, {}
+    for subset in subsets:
+        keys[subset] = cache_key(checkpoint_sha256, manifest, subset)
+        cached = load_cached(cache_dir / f"{subset}.npz", keys[subset])
+        if cached is not None:
+            out[subset] = cached
+    missing = [s for s in subsets if s not in out]
+    if missing:
+        for subset, emissions in zip(missing, compute(missing)):
+            emissions = [np.asarray(e, dtype=np.float16) for e in emissions]
+            save_cached(cache_dir / f"{subset}.npz", keys[subset], emissions)
+            out[subset] = emissions
+    return out
+
+
+# ---- lexicon-constrained beam search -------------------------------------------------------
+def load_kenlm(lm: Path, word_dict):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+
+    if not lm.is_file():
+        raise UserError(f"{lm}: language model not found; run `make lm` (or give LM_ARPA=)")
+    try:
+        return KenLM(str(lm), word_dict)
+    except RuntimeError as err:  # KenLM's last line says what is wrong with the file
+        reason = (str(err).strip().splitlines() or ["unreadable"])[-1]
+        raise UserError(f"{lm}: KenLM cannot load it ({reason}); give an ARPA or KenLM "
+                        "binary file, e.g. OpenSLR's 4-gram.arpa.gz (make lm)") from None
+
+
+class LexiconSearch:
+    """KenLM, lexicon trie and word dictionary, built once; decodes many times."""
+
+    def __init__(self, lm: Path, lexicon: Path, output_symbols: list[str]):
+        from flashlight.lib.text.decoder import SmearingMode, Trie
+        from flashlight.lib.text.dictionary import Dictionary
+
+        spellings = read_lexicon(lexicon)
+        index = {symbol: i for i, symbol in enumerate(output_symbols)}
+        for word, letters in spellings.items():
+            if any(letter not in index for letter in letters):
+                raise UserError(f"{lexicon}: {word} has letters the model does not output; "
+                                "rebuild the lexicon with `make lm`")
+        self.word_dict = Dictionary()
+        for word in spellings:
+            self.word_dict.add_entry(word)
+        self.word_dict.add_entry("<unk>")
+        self.lm = load_kenlm(lm, self.word_dict)
+        self.trie = Trie(len(output_symbols), index[BOUNDARY])
+        start = self.lm.start(False)
+        for word, letters in spellings.items():
+            word_index = self.word_dict.get_index(word)
+            _, score = self.lm.score(start, word_index)  # unigram score, smeared up the trie
+            self.trie.insert([index[letter] for letter in letters], word_index, score)
+        self.trie.smear(SmearingMode.MAX)
+        self.symbols = output_symbols
+        self.silence, self.blank = index[BOUNDARY], index["<s>"]
+        self.unk = self.word_dict.get_index("<unk>")
+
+    def decoder(self, settings: dict):
+        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
+                                                 LexiconDecoderOptions)
+
+        options = LexiconDecoderOptions(
+            beam_size=int(settings["beam"]), beam_size_token=len(self.symbols),
+            beam_threshold=float(settings["beam_threshold"]),
+            lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
+            unk_score=-math.inf, sil_score=0.0, log_add=False,
+            criterion_type=CriterionType.CTC)
+        return LexiconDecoder(options, self.trie, self.lm, self.silence, self.blank, self.unk,
+                              [], False)
+
+    def decode_one(self, decoder, emissions: np.ndarray) -> str:
+        # log-softmax per frame, as fairseq 0.10's W2lKenLMDecoder normalised its emissions
+        # (later fairseq passes raw logits: the same search, since every hypothesis takes
+        # exactly one frame's score per step)
+        frames = np.asarray(emissions, dtype=np.float32)
+        if frames.ndim != 2 or frames.shape[1] != len(self.symbols):
+            raise UserError(f"emissions have {frames.shape[-1]} outputs but dict.ltr.txt gives "
+                            f"{len(self.symbols)} symbols; decode with the manifest the model "
+                            "was trained with")
+        frames = np.ascontiguousarray(frames - np.logaddexp.reduce(frames, axis=1,
+                                                                     keepdims=True))
+        best = decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
+        return " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
+
+    def decode(self, utterances: list[np.ndarray], settings: dict, jobs: int) -> list[str]:
+        """Word strings, in order, searched on `jobs` forked processes (they share the LM)."""
+        global _JOB
+        _JOB = (self, settings, utterances)
+        try:
+            if jobs <= 1 or len(utterances) <= 1:
+                _start_worker()
+                return [_decode_index(i) for i in range(len(utterances))]
+            context = multiprocessing.get_context("fork")
+            with context.Pool(min(jobs, len(utterances)), initializer=_start_worker) as pool:
+                return pool.map(_decode_index, range(len(utterances)), chunksize=1)
+        finally:
+            _JOB = None
+
+
+_JOB = None  # (search, settings, utterances) of the running decode, inherited by forked workers
+_DECODER = None
+
+
+def _start_worker() -> None:
+    global _DECODER
+    search, settings, _ = _JOB
+    _DECODER = search.decoder(settings)
+
+
+def _decode_index(i: int) -> str:
+    search, _, utterances = _JOB
+    return search.decode_one(_DECODER, utterances[i])
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,156 @@
+"""Tune the 4-gram LM's weight and word score on one set, as the paper did (`make tune-lm`).
+
+Usage:
+  python scripts/tune_lm.py --checkpoint CKPT --data MANIFEST_DIR --run RUN_DIR \
+      --lm LM.arpa[.gz] --lexicon LEXICON [--subset dev_other] [--trials 128] [--beam 500]
+      [--jobs N] [--seed 1]
+
+The paper (section 4.4) tuned the LM weight in [0, 5] and the word insertion score in [-5, 5]
+by Bayesian optimisation on dev-other, 128 trials at beam 500. Here Optuna's TPE sampler
+proposes the pairs; each trial decodes the whole subset from the cached emissions (the model
+runs once, `RUN_DIR/emissions/`) and scores its WER. Trials are kept in
+RUN_DIR/tune-4gram/optuna.db, so an interrupted tuning continues where it stopped; at the end
+RUN_DIR/tune-4gram/weights.json holds the best pair (which `make decode DECODER=4gram` then
+uses) and trials.json every trial.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from w2v2_10min.checkpoints import verify_checkpoint
+from w2v2_10min.common import (UserError, file_digest, run_main, stage, versions,
+                               write_json_atomic)
+from w2v2_10min.decode_lm import cached_emissions, references
+from w2v2_10min.layout import tuning_dir
+from w2v2_10min.lm import (BEAM_THRESHOLD, LM_WEIGHT_RANGE, TUNE_BEAM, WORD_SCORE_RANGE,
+                           LexiconSearch, cpu_cores, symbols)
+from w2v2_10min.scoring import summarise, utterance_errors
+
+STUDY = "lm-weights"
+
+
+def tune(search: LexiconSearch, utterances, refs, trials: int, beam: int, jobs: int,
+         seed: int, storage: Path, key: dict):
+    """The Optuna study after `trials` finished trials (those already in `storage` count).
+
+    `key` (checkpoint, LM, lexicon, set, beam) is kept with the study: trials made for
+    another key are never mixed in.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{storage.resolve()}"
+    storage.parent.mkdir(parents=True, exist_ok=True)
+    done = 0
+    try:
+        old = optuna.load_study(study_name=STUDY, storage=url)
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in old.trials)
+    except KeyError:
+        pass
+    # a resumed study draws fresh proposals: the sampler's seed moves on with the trials done
+    study = optuna.create_study(study_name=STUDY, storage=url, load_if_exists=True,
+                                direction="minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed + done))
+    if done == 0 and not study.user_attrs:
+        study.set_user_attr("key", key)
+    elif study.user_attrs.get("key") != key:
+        raise UserError(f"{storage}: holds trials for another checkpoint, LM, lexicon, set or "
+                        f"beam; delete {storage.parent} to tune again")
+
+    def objective(trial) -> float:
+        settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD,
+                    "lm_weight": trial.suggest_float("lm_weight", *LM_WEIGHT_RANGE),
+                    "word_score": trial.suggest_float("word_score", *WORD_SCORE_RANGE)}
+        scores = summarise(utterance_errors(refs, search.decode(utterances, settings, jobs)))
+        trial.set_user_attr("errors", scores["errors"])
+        print(f"trial {trial.number}: lm_weight {settings['lm_weight']:.3f} word_score "
+              f"{settings['word_score']:.3f} -> WER {scores['wer']:.2f}", flush=True)
+        return scores["wer"]
+
+    if trials > done:
+        study.optimize(objective, n_trials=trials - done)
+    return study
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="manifest folder")
+    parser.add_argument("--run", type=Path, required=True, help="the run folder")
+    parser.add_argument("--lm", type=Path, required=True)
+    parser.add_argument("--lexicon", type=Path, required=True)
+    parser.add_argument("--subset", default="dev_other")
+    parser.add_argument("--trials", type=int, default=128)
+    parser.add_argument("--beam", type=int, default=TUNE_BEAM)
+    parser.add_argument("--jobs", type=int, default=cpu_cores(), help="processes for the search")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the TPE sampler")
+    parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--verify-sha256", action="store_true",
+                        help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
+    args = parser.parse_args(argv)
+    if args.trials < 1 or args.beam < 1:
+        raise UserError(f"--trials {args.trials} --beam {args.beam}: give positive numbers")
+    if not args.checkpoint.is_file():
+        raise UserError(f"{args.checkpoint}: checkpoint not found; run `make finetune` first")
+    for ext in ("tsv", "ltr"):
+        if not (args.data / f"{args.subset}.{ext}").is_file():
+            raise UserError(f"{args.data / f'{args.subset}.{ext}'}: not found; "
+                            "run `make manifests` first")
+    checkpoint_sha = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
+        file_digest(args.checkpoint)
+    # the LM and lexicon before the model: a bad one stops before minutes of emissions
+    search = LexiconSearch(args.lm, args.lexicon, symbols(args.data))
+    out = tuning_dir(args.run)
+    lm_sha, lexicon_sha = file_digest(args.lm), file_digest(args.lexicon)
+    key = {"checkpoint_sha256": checkpoint_sha, "lm_sha256": lm_sha,
+           "lexicon_sha256": lexicon_sha, "subset": args.subset, "beam": args.beam,
+           "manifest_sha256": file_digest(args.data / f"{args.subset}.tsv")}
+    import torch
+
+    from w2v2_10min.decode import log_to
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    log = args.run / "logs" / f"tune-lm-{datetime.now():%Y%m%d-%H%M%S}.log"
+    log_to(log)
+    with stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}", log):
+        try:
+            emissions = cached_emissions(args.checkpoint, checkpoint_sha, args.data, args.run,
+                                         [args.subset], device, args.max_tokens)[args.subset]
+        except UserError:
+            raise
+        except Exception as err:  # fairseq's own failures: the details are in the log
+            logging.exception("computing emissions failed")
+            raise UserError(f"computing emissions failed ({type(err).__name__}: {err}); "
+                            f"full log: {log}") from None
+        study = tune(search, emissions, references(args.data, args.subset), args.trials,
+                     args.beam, args.jobs, args.seed, out / "optuna.db", key)
+    finished = [t for t in study.trials if t.value is not None]
+    trials = [{"number": t.number, "lm_weight": t.params["lm_weight"],
+               "word_score": t.params["word_score"], "wer": t.value} for t in finished]
+    best = study.best_trial
+    record = {"lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
+              "wer": best.value, "trial": best.number, "trials": len(trials),
+              "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
+              "sampler": "optuna TPESampler", "seed": args.seed,
+              "lm_weight_range": list(LM_WEIGHT_RANGE),
+              "word_score_range": list(WORD_SCORE_RANGE),
+              "lm": str(args.lm.resolve()), "lm_sha256": lm_sha,
+              "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": lexicon_sha,
+              "checkpoint": str(args.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
+              "versions": {**versions(), "flashlight-text": version("flashlight-text"),
+                           "optuna": version("optuna")}}
+    write_json_atomic(out / "trials.json", trials)
+    write_json_atomic(out / "weights.json", record)
+    print(f"{args.subset}: best WER {best.value:.2f} with lm_weight {record['lm_weight']:.3f}, "
+          f"word_score {record['word_score']:.3f} ({len(trials)} trials, beam {args.beam}) "
+          f"-> {out / 'weights.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
