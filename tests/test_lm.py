@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import run_script
 from tiny.make_tiny_lm import estimate_arpa
 from w2v2_10min import lm
 from w2v2_10min.common import UserError

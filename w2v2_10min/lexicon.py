@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from w2v2_10min.common import UserError, atomic_path, run_main
+from w2v2_10min.common import UserError, atomic_path
 from w2v2_10min.formats import LETTERS
 
 BOUNDARY = "|"
