@@ -146,3 +146,53 @@ def test_export_before_finetune_says_what_to_do(tiny_env, tmp_path):
     assert "checkpoint_best.pt: checkpoint not found; run `make finetune` first" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "tiny-tiny").exists()
+
+
+def test_large_variants_convert(run, tiny_env, tmp_path):
+    """LARGE's layer-norm CNN with conv bias and pre-LN transformer, at the tiny model's size."""
+    import copy
+
+    import torch
+    from fairseq.models.wav2vec.wav2vec2_asr import Wav2VecCtc
+
+    from w2v2_10min.decode import load
+    from w2v2_10min.hf_export import processor, to_transformers, verify
+
+    manifests = tiny_env / "manifests" / "10min-0"
+    model, task = load(run / "checkpoints" / "checkpoint_best.pt", manifests, "cpu")
+    cfg = copy.deepcopy(model.cfg)
+    w2v = cfg.w2v_args.model
+    w2v.extractor_mode, w2v.layer_norm_first, w2v.conv_bias = "layer_norm", True, True
+    torch.manual_seed(0)
+    large = Wav2VecCtc.build_model(cfg, task).eval()  # random weights of that shape
+    with torch.no_grad():  # as trained CTC models do, never emit <pad>, </s>, <unk>
+        large.w2v_encoder.proj.bias[1:4] = -100.0
+    hf = to_transformers(large)
+    config = hf.config
+    assert (config.feat_extract_norm, config.do_stable_layer_norm, config.conv_bias) == \
+        ("layer", True, True)
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    hf.save_pretrained(folder)
+    processor(task.target_dictionary, False, config, folder).save_pretrained(folder)
+    report = verify(large, task, folder, manifests, ["dev_clean", "dev_other"], 4)
+    assert all(v["max_abs_logit_difference_model"] <= 1e-4 and v["transcripts_equal"] == 4
+               for v in report.values())
+
+
+def test_released_checkpoint_exports_beside_its_decodes(run, tiny_env, tmp_path):
+    """export-hf-original: the tiny run standing in for BASE's released file (SHA-256 recorded)."""
+    from w2v2_10min.checkpoints import record
+
+    released = tmp_path / "released" / "wav2vec_small_10m.pt"
+    released.parent.mkdir()
+    shutil.copy(run / "checkpoints" / "checkpoint_best.pt", released)
+    digest = record(released)
+    make("export-hf-original", "MODEL=base", f"RELEASED_DIR={released.parent}",
+         f"RUN_ROOT={tmp_path / 'runs'}", f"MANIFEST_ROOT={tiny_env / 'manifests'}", "SPLIT=0",
+         "EVAL_SETS=dev-clean", "HF_VERIFY=2")
+    folder = tmp_path / "runs" / "base-released" / "hf"
+    exported = json.loads((folder / "export.json").read_text())
+    assert (exported["checkpoint_sha256"], exported["protocol"]) == (digest, "released")
+    assert exported["verification"]["dev_clean"]["utterances"] == 2
+    assert "released 10-minute fine-tuned checkpoint" in (folder / "README.md").read_text()
