@@ -121,6 +121,8 @@ def test_rerun_is_a_no_op(run, tiny_env):
     assert "up to date" in out
     assert (run / "hf" / "export.json").stat().st_mtime_ns == before
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    (run / "decode" / "dev_clean" / "wer.json").touch()  # decoded again: the card must follow
+    assert "up to date" not in make("export-hf", *knobs(tiny_env, run.parents[2])).stdout
 
 
 def test_a_wrong_weight_fails_verification(run, tiny_env, tmp_path):

@@ -432,10 +432,12 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def up_to_date(out: Path, checkpoint: Path) -> bool:
-    """An export newer than the checkpoint, made from the same file."""
+def up_to_date(out: Path, checkpoint: Path, run: Path | None) -> bool:
+    """An export made from the same file, newer than it and than every wer.json of the run."""
     record = out / "export.json"
-    if not record.is_file() or record.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
+    inputs = [checkpoint] + (sorted(run.glob("decode*/*/wer.json")) if run else [])
+    if not record.is_file() or \
+            record.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in inputs):
         return False
     try:
         return json.loads(record.read_text())["checkpoint"] == str(checkpoint.resolve())
@@ -469,7 +471,7 @@ def main(argv=None) -> int:
                             "first or choose other --verify-subsets")
     if not (args.data / "dict.ltr.txt").is_file():
         raise UserError(f"{args.data / 'dict.ltr.txt'}: not found; run `make manifests` first")
-    if up_to_date(args.out, args.checkpoint):
+    if up_to_date(args.out, args.checkpoint, args.run):
         print(f"{args.out}: up to date with {args.checkpoint}")
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
