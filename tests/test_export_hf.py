@@ -198,3 +198,12 @@ def test_released_checkpoint_exports_beside_its_decodes(run, tiny_env, tmp_path)
     assert (exported["checkpoint_sha256"], exported["protocol"]) == (digest, "released")
     assert exported["verification"]["dev_clean"]["utterances"] == 2
     assert "released 10-minute fine-tuned checkpoint" in (folder / "README.md").read_text()
+
+
+def test_conv_layers_are_read_without_eval():
+    from w2v2_10min.hf_export import conv_layers
+
+    assert conv_layers("[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2") == \
+        [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+    with pytest.raises(UserError, match="not a list of"):
+        conv_layers("__import__('os').system('true')")
