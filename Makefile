@@ -31,7 +31,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test demo data pretrained manifests bench-manifests pretrain-tiny finetune \
 	decode decode-original sweep compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm bench-lm
+	tiny-lm bench-lm export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -167,6 +167,21 @@ tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (d
 	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
 	@$(TUNE) --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
 		--run $(RUN_ROOT)/$(MODEL)-released
+
+HF_VERIFY ?= 10## utterances of each EVAL_SET that `make export-hf` checks against fairseq
+
+export-hf: setup ## write the run's best checkpoint as a transformers model, processor and model card into RUN/hf (verified)
+	@$(PY) scripts/export_hf.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
+		--out $(RUN)/hf --run $(RUN) --verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY) \
+		--meta model=$(MODEL) protocol=$(PROTOCOL)$(if $(LR),-lr$(LR)) split=$(SPLIT) seed=$(SEED)
+
+export-hf-original: setup ## the same for MODEL's released 10-minute checkpoint, into RUN_ROOT/<model>-released/hf
+	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
+	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(PY) scripts/export_hf.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
+		--data $(MANIFESTS) --out $(RUN_ROOT)/$(MODEL)-released/hf --run $(RUN_ROOT)/$(MODEL)-released \
+		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY) \
+		--meta model=$(MODEL) protocol=released split=- seed=-
 
 compare: setup ## gather every wer.json under RUN_ROOT into RESULTS/table9.{md,csv} and plots
 	@$(PY) scripts/compare.py --runs $(RUN_ROOT) --out $(RESULTS)
