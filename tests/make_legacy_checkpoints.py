@@ -1,7 +1,7 @@
 """Rewrite checkpoints made by this project's fairseq 0.12 in the older layouts fairseq released.
 
 Usage:
-  python tests/make_legacy_checkpoints.py --finetuned CKPT --pretrained CKPT --out DIR
+  python tests/make_legacy_checkpoints.py [--finetuned CKPT] --pretrained CKPT --out DIR
 
 Writes, from a fine-tuned and a pre-trained checkpoint of the same model (the tiny one in the
 tests), the same weights in four layouts that the released files may have (docs/checkpoints.md):
@@ -150,18 +150,20 @@ def argparse_finetuned(finetuned: dict, pretrained: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--finetuned", type=Path, required=True)
+    parser.add_argument("--finetuned", type=Path, help="without it, only the pre-trained file")
     parser.add_argument("--pretrained", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    finetuned, pretrained = load(args.finetuned), load(args.pretrained)
+    pretrained = load(args.pretrained)
     args.out.mkdir(parents=True, exist_ok=True)
-    save(hydra_old_task(finetuned, lost_w2v=False), args.out / "hydra_old_task.pt")
-    save(hydra_old_task(finetuned, lost_w2v=True), args.out / "hydra_lost_w2v.pt")
-    save(argparse_finetuned(finetuned, pretrained), args.out / "argparse.pt")
     save(argparse_pretrained(pretrained), args.out / "argparse_pretrained.pt")
-    print(f"wrote {args.out}/{{hydra_old_task,hydra_lost_w2v,argparse,argparse_pretrained}}.pt")
+    if args.finetuned:
+        finetuned = load(args.finetuned)
+        save(hydra_old_task(finetuned, lost_w2v=False), args.out / "hydra_old_task.pt")
+        save(hydra_old_task(finetuned, lost_w2v=True), args.out / "hydra_lost_w2v.pt")
+        save(argparse_finetuned(finetuned, pretrained), args.out / "argparse.pt")
+    print(f"wrote the stand-ins into {args.out}")
     return 0
 
 

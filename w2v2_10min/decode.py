@@ -145,8 +145,6 @@ def log_to(path: Path) -> None:
 def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str,
            meta: dict) -> None:
     """Decode and score each subset in `todo` into `out`."""
-    if args.pretrained:
-        verify_checkpoint(args.pretrained)  # before it is unpickled
     model, task, _ = load_finetuned(args.checkpoint, args.data, device, args.pretrained)
     plan = batching(model, args.max_tokens)
     for subset in todo:

@@ -16,6 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
+from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import REPO, UserError
 
 CTC_ARCH = "wav2vec_ctc"
@@ -115,12 +116,13 @@ def pretraining_source(path: Path, info: dict, pretrained: Path | None) -> str |
 
     Fine-tuned files normally embed the pre-training settings (w2v_args), and then w2v_path is
     never opened. A file without them names its pre-trained checkpoint in w2v_path, often a path
-    on the authors' machines: `pretrained` (verified by the caller) stands in for it. Only its
+    on the authors' machines: `pretrained` (SHA-256 verified here) stands in for it. Only its
     settings matter; its weights are replaced by the fine-tuned file's.
     """
     if info["w2v_args"] is not None:
         return None
     if pretrained is not None:
+        verify_checkpoint(pretrained)  # before it is unpickled
         return str(Path(pretrained).resolve())
     if info["w2v_path"] and Path(str(info["w2v_path"])).is_file():
         return str(info["w2v_path"])
@@ -133,8 +135,8 @@ def pretraining_source(path: Path, info: dict, pretrained: Path | None) -> str |
 def load_finetuned(path: Path, data: Path, device: str = "cpu", pretrained: Path | None = None):
     """(model in eval mode on `device`, audio_finetuning task on `data`, describe(...) facts).
 
-    `pretrained`: the pre-trained checkpoint, used only for a file without embedded
-    pre-training settings (see pretraining_source); unpickled, so verify it first.
+    `pretrained`: the pre-trained checkpoint, read only for a file without embedded
+    pre-training settings (see pretraining_source), after its SHA-256 is verified.
     """
     path, data = Path(path), Path(data)
     state = read_state(path)
