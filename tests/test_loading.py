@@ -152,3 +152,20 @@ def test_group_norm_emissions_do_not_depend_on_batching(finetuned, data):
     for max_tokens in (1, 60_000, 1_600_000, 10**9):
         batched, _ = compute_emissions(model, task, SUBSET, "cpu", max_tokens)
         assert all(np.array_equal(a, b) for a, b in zip(alone, batched))
+
+
+def test_a_file_without_pretraining_settings_reads_them_from_the_pretrained_file(
+        tmp_path, legacy, finetuned, data):
+    """fairseq <= 0.10's public code kept only w2v_path, here on the authors' machines."""
+    state = torch.load(legacy / "argparse.pt", weights_only=False)
+    del state["args"].w2v_args
+    torch.save(state, tmp_path / "no_w2v_args.pt")
+    pretrained = tmp_path / "wav2vec_small.pt"
+    pretrained.write_bytes((legacy / "argparse_pretrained.pt").read_bytes())
+    with pytest.raises(UserError, match="no recorded SHA-256"):  # never unpickled unchecked
+        load_finetuned(tmp_path / "no_w2v_args.pt", data, pretrained=pretrained)
+    run_script("fetch_checkpoint.py", "--record", pretrained)
+    model, task, _ = load_finetuned(tmp_path / "no_w2v_args.pt", data, pretrained=pretrained)
+    loaded, _ = compute_emissions(model, task, SUBSET, "cpu", 1_600_000)
+    original, _ = emissions(finetuned, data)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, original))
