@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 LOST = "/private/home/someone/wav2vec2/{}"  # a path on the machine where the file was trained
+# (the fine-tuned stand-ins name their training data and w2v_path there, as released files do)
 
 # Options each v0.10.2 component declares (add_args and base_architecture), by destination name.
 V0102_CTC = ["w2v_path", "no_pretrained_weights", "dropout_input", "final_dropout", "apply_mask",
@@ -125,6 +126,7 @@ def hydra_old_task(finetuned: dict, lost_w2v: bool) -> dict:
     state = copy.copy(finetuned)
     cfg = plain(finetuned["cfg"])
     cfg["task"]["_name"] = "audio_pretraining"
+    cfg["task"]["data"] = LOST.format("manifests")
     cfg["task"].update(copy.deepcopy(FINETUNING_TASK_KEYS))
     if lost_w2v:
         cfg["model"]["w2v_path"] = LOST.format("wav2vec_vox_new.pt")
@@ -143,7 +145,7 @@ def argparse_finetuned(finetuned: dict, pretrained: dict) -> dict:
     cfg = plain(finetuned["cfg"])
     args = flat_args(cfg, V0102_CTC, "audio_pretraining", "wav2vec_ctc", "ctc",
                      V0102_CTC_CRITERION)
-    args.w2v_path = LOST.format("wav2vec_small.pt")
+    args.w2v_path, args.data = LOST.format("wav2vec_small.pt"), LOST.format("manifests")
     args.w2v_args = argparse_pretrained(pretrained)["args"]
     return v0102_state(args, finetuned)
 

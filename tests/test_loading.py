@@ -116,6 +116,20 @@ def test_an_output_layer_that_does_not_fit_the_dictionary_stops_naming_both(
     assert not (tmp_path / "run" / "decode").exists()
 
 
+def test_a_dictionary_in_another_order_stops_naming_both(tmp_path, finetuned, legacy, data):
+    manifests = tmp_path / "manifests"
+    shutil.copytree(data, manifests)
+    dictionary = manifests / "dict.ltr.txt"
+    lines = dictionary.read_text().splitlines(True)
+    dictionary.write_text("".join([lines[1], lines[0], *lines[2:]]))  # same size, E before |
+    error = decode_error(tmp_path, finetuned, manifests)
+    assert str(dictionary) in error and str(finetuned) in error
+    assert str(data / "dict.ltr.txt") in error  # the one it was trained with, still here
+    # a released file, whose training data is elsewhere: fairseq's released dictionary
+    error = decode_error(tmp_path, legacy / "hydra_lost_w2v.pt", manifests)
+    assert str(dictionary) in error and "fairseq's released dict.ltr.txt" in error
+
+
 def test_anything_but_a_letter_ctc_model_stops_with_one_line(tmp_path, tiny_env, legacy, data):
     pretrained = tiny_env / "pretrained" / "tiny.pt"
     assert "pre-trained" in decode_error(tmp_path, pretrained, data)

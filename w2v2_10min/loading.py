@@ -8,7 +8,8 @@ pre-trained file (model.w2v_path) on the authors' machines. Here every layout be
 fairseq 0.12 config with task `audio_finetuning` on the given manifests, then fairseq builds the
 model and loads the weights (strictly) as it always does. A file that is not a letter-CTC
 wav2vec 2.0 model, or whose output layer does not fit the manifests' dict.ltr.txt, stops with
-one line before any decoding.
+one line before any decoding. The dictionary's symbols must be those the model was trained
+with: the dict.ltr.txt of its training data when that is here, fairseq's released one if not.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import REPO, UserError
+from w2v2_10min.formats import DICT_LTR
 
 CTC_ARCH = "wav2vec_ctc"
 PLUGIN = REPO / "w2v2_plugin"  # this project's fairseq user_dir
@@ -57,11 +59,13 @@ def describe(state: dict) -> dict:
         task, model = _get(cfg, "task"), _get(cfg, "model")
         return {"layout": "hydra", "task": _get(task, "_name"), "arch": _get(model, "_name"),
                 "labels": _get(task, "labels"), "normalize": _get(task, "normalize"),
-                "w2v_args": _get(model, "w2v_args"), "w2v_path": _get(model, "w2v_path")}
+                "w2v_args": _get(model, "w2v_args"), "w2v_path": _get(model, "w2v_path"),
+                "data": _get(task, "data")}
     args = state["args"]
     return {"layout": "argparse", "task": _get(args, "task"), "arch": _get(args, "arch"),
             "labels": _get(args, "labels"), "normalize": _get(args, "normalize"),
-            "w2v_args": _get(args, "w2v_args"), "w2v_path": _get(args, "w2v_path")}
+            "w2v_args": _get(args, "w2v_args"), "w2v_path": _get(args, "w2v_path"),
+            "data": _get(args, "data")}
 
 
 def pretrained_normalize(path: Path) -> bool:
@@ -90,7 +94,20 @@ def check_letter_ctc(path: Path, state: dict, dict_path: Path) -> dict:
         raise UserError(f"{path} has {outputs} outputs but {dict_path} gives {size} symbols: "
                         "the checkpoint was fine-tuned with another dictionary; decode it with "
                         "the dict.ltr.txt it was trained with")
+    trained = Path(str(info["data"])) / "dict.ltr.txt" if info["data"] else None
+    if trained is not None and trained.is_file():  # a checkpoint made here, its data in place
+        expected, source = symbols(trained.read_text(encoding="utf-8")), str(trained)
+    else:  # a released file, or one whose data moved: fairseq's released dictionary
+        expected, source = [symbol for symbol, _ in DICT_LTR], "fairseq's released dict.ltr.txt"
+    if symbols(dict_path.read_text(encoding="utf-8")) != expected:
+        raise UserError(f"{dict_path} lists other symbols (or another order) than {path} was "
+                        f"fine-tuned with ({source}); decode with that dictionary")
     return info
+
+
+def symbols(dict_text: str) -> list[str]:
+    """The symbols of a fairseq dict.ltr.txt, in order (their counts do not matter)."""
+    return [line.split()[0] for line in dict_text.splitlines() if line.strip()]
 
 
 def finetuning_task_cfg(old_task, data: Path):
@@ -142,10 +159,9 @@ def load_finetuned(path: Path, data: Path, device: str = "cpu", pretrained: Path
     state = read_state(path)
     info = check_letter_ctc(path, state, data / "dict.ltr.txt")
     w2v_path = pretraining_source(path, info, pretrained)
-    from omegaconf import OmegaConf, open_dict
-    from fairseq import checkpoint_utils, tasks
-
+    from fairseq import checkpoint_utils, tasks, utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from omegaconf import OmegaConf, open_dict
 
     w2v_namespace = None
     if state.get("cfg") is not None:
@@ -169,8 +185,6 @@ def load_finetuned(path: Path, data: Path, device: str = "cpu", pretrained: Path
         if cfg.get("common") is not None and cfg.common.get("user_dir"):
             # trained with this project's plugin (or someone's): use ours, from here
             cfg.common.user_dir = str(PLUGIN)
-            from fairseq import utils
-
             utils.import_user_module(cfg.common)
     task = tasks.setup_task(cfg.task)
     try:
