@@ -22,7 +22,8 @@ PRETRAINED = $(PRETRAINED_$(MODEL))
 RELEASED_base := wav2vec_small_10m.pt
 RELEASED_large := wav2vec_big_10m.pt
 RELEASED_vox := wav2vec_vox_10m_new.pt
-RUN = $(RUN_ROOT)/$(MODEL)-$(PROTOCOL)$(if $(LR),-lr$(LR))/10min-$(SPLIT)/seed-$(SEED)
+RUN_PROTOCOL = $(PROTOCOL)$(if $(LR_DECAY),-$(LR_DECAY))$(if $(LR),-lr$(LR))
+RUN = $(RUN_ROOT)/$(MODEL)-$(RUN_PROTOCOL)/10min-$(SPLIT)/seed-$(SEED)
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
 DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
@@ -97,6 +98,7 @@ RUN_ROOT ?= runs## where runs/<model>-<protocol>/10min-K/seed-S/ are written
 GPUS ?= 1## GPUs on this machine (or per SLURM job); update_freq keeps the recipe's batch
 MAX_TOKENS ?=## samples per GPU batch, lower to fit memory (default: the recipe's)
 LR ?=## learning rate instead of the recipe's (runs go to <model>-<protocol>-lr<LR>/)
+LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: linear, others: exponential); runs go to <model>-<protocol>-<LR_DECAY>/
 FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
@@ -112,7 +114,7 @@ JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@$(PY) scripts/finetune.py --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
 		--seed '$(SEED)' --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' --run-root $(RUN_ROOT) \
-		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --fp16 '$(FP16)' \
+		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
 		--wandb-project '$(WANDB_PROJECT)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
@@ -144,13 +146,14 @@ decode: setup ## decode the run's best checkpoint on EVAL_SETS with DECODER (ski
 		DECODE_TRAIN='$(DECODE_TRAIN)'
 	@$(PY) scripts/decode.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
 		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --run $(RUN) --decoder $(DECODER) $(LM_ARGS) \
-		--meta model=$(MODEL) protocol=$(PROTOCOL)$(if $(LR),-lr$(LR)) split=$(SPLIT) seed=$(SEED)
+		--meta model=$(MODEL) protocol=$(RUN_PROTOCOL) split=$(SPLIT) seed=$(SEED)
 
 decode-original: setup ## download MODEL's released 10-minute checkpoint and decode it the same way (the control row)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
 	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' EVAL_SETS='$(EVAL_SETS)'
 	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
 	@$(PY) scripts/decode.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
+		$(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
 		--data $(MANIFESTS) --subsets $(SUBSETS) --run $(RUN_ROOT)/$(MODEL)-released --decoder $(DECODER) \
 		$(LM_ARGS) --meta model=$(MODEL) protocol=released split=- seed=-
 

@@ -1,4 +1,4 @@
-"""Score hypotheses against references: corpus WER and CER as fairseq computes them.
+"""Score hypotheses against references: corpus WER (as fairseq computes it) and CER.
 
 Usage: python scripts/score.py --help   (the logic and its full usage: w2v2_10min/scoring.py)
 """

@@ -45,6 +45,7 @@ def mirror(server, monkeypatch):
 def decode_original(tmp_path, env, model="base", check=True):
     return make("decode-original", f"MODEL={model}", f"RELEASED_DIR={tmp_path / 'released'}",
                 f"RUN_ROOT={tmp_path / 'runs'}", f"MANIFEST_ROOT={env / 'manifests'}",
+                f"PRETRAINED_DIR={tmp_path / 'pretrained'}",
                 "SPLIT=0", "EVAL_SETS=dev-clean dev-other", check=check)
 
 
@@ -106,6 +107,27 @@ def test_downloads_records_decodes_and_reuses(tmp_path, tiny_env, finetuned, mir
     assert {k: v for k, v in again.items() if k not in ("decode_seconds", "real_time_factor")} \
         == {k: v for k, v in json.loads(first).items()
             if k not in ("decode_seconds", "real_time_factor")}
+
+
+@pytest.mark.parametrize("model,name,layout", [
+    ("vox", "wav2vec_vox_10m_new.pt", "hydra_old_task"),  # hydra era, task audio_pretraining
+    ("base", NAME, "argparse")])                            # fairseq <= 0.10: args, w2v_args
+def test_released_layouts_decode_like_the_original(tmp_path, tiny_env, finetuned, mirror,
+                                                   model, name, layout):
+    """The same weights in a layout fairseq released (tests/make_legacy_checkpoints.py) give
+    the hypotheses of the original; fairseq 0.12 alone fails on both (fairseq #4691)."""
+    original = tmp_path / "original.pt"
+    original.write_bytes(finetuned)
+    run_script("tests/make_legacy_checkpoints.py", "--finetuned", original, "--pretrained",
+               tiny_env / "pretrained/tiny.pt", "--out", tmp_path / "legacy")
+    mirror.files["wav2vec_big_10m.pt"] = finetuned
+    mirror.files[name] = (tmp_path / "legacy" / f"{layout}.pt").read_bytes()
+    decode_original(tmp_path, tiny_env, "large")
+    decode_original(tmp_path, tiny_env, model)
+    for subset in SUBSETS:
+        hyps = [(tmp_path / f"runs/{m}-released/decode" / subset / "hyp.wrd").read_text()
+                for m in ("large", model)]
+        assert hyps[0] == hyps[1]
 
 
 @pytest.fixture

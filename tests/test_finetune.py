@@ -93,6 +93,28 @@ def test_paper_protocol_follows_table_6(tiny_env, fake_released, model):
     assert cfg["optimization"]["lr"] == [2e-5]
     assert cfg["optimization"]["update_freq"] == [gpus] and cfg["dataset"]["max_tokens"] == tokens
     assert cfg["task"]["normalize"] is (model != "base")
+    assert cfg["lr_scheduler"]["_name"] == "tri_stage_linear"  # "linearly decayed"
+    assert cfg["common"]["user_dir"].endswith("/w2v2_plugin")  # which registers it
+
+
+@pytest.mark.parametrize("protocol,lr_decay,scheduler,folder", [
+    ("paper", "", "tri_stage_linear", "base-paper"),
+    ("paper", "exponential", "tri_stage", "base-paper-exponential"),
+    ("fairseq", "", "tri_stage", "base-fairseq"),
+    ("fairseq", "linear", "tri_stage_linear", "base-fairseq-linear")])
+def test_lr_decay_picks_the_schedule_and_keeps_runs_apart(tiny_env, fake_released, protocol,
+                                                          lr_decay, scheduler, folder):
+    cfg, _ = composed(tiny_env, fake_released, "base", protocol, LR_DECAY=lr_decay)
+    assert cfg["lr_scheduler"]["_name"] == scheduler
+    assert cfg["checkpoint"]["save_dir"] == str(tiny_env / "runs" / folder /
+                                                "10min-0/seed-1/checkpoints")
+
+
+def test_unknown_lr_decay_is_refused(tiny_env, fake_released):
+    proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=fake_released, LR_DECAY="cosine",
+                                   CFG=1), check=False)
+    assert proc.returncode != 0
+    assert "LR_DECAY=cosine: LR_DECAY accepts linear or exponential" in proc.stderr
 
 
 def test_knobs_reach_the_config(tiny_env, fake_released):
@@ -226,3 +248,34 @@ def test_a_finished_run_prints_timestamped_stage_lines(tiny_env):
     assert all(line[0] == "[" and line[5] == "-" and line[14] == ":" for line in lines)
     log = sorted((run_dir(tiny_env, "stage-lines") / "logs").glob("finetune-*.log"))[-1]
     assert [l for l in log.read_text().splitlines() if "] finetune: " in l] == lines
+
+
+def test_finetunes_from_an_argparse_era_pretrained_checkpoint(tiny_env, tmp_path):
+    """wav2vec_small.pt and libri960_big.pt hold fairseq <= 0.10's `args`, not `cfg`: the
+    stand-in is tiny.pt rewritten by tests/make_legacy_checkpoints.py."""
+    legacy = tmp_path / "legacy"
+    run_script("tests/make_legacy_checkpoints.py", "--pretrained", tiny_env / "pretrained/tiny.pt",
+               "--out", legacy)
+    state = torch.load(legacy / "argparse_pretrained.pt", weights_only=False)
+    assert "cfg" not in state and state["args"].normalize is False
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    (folder / "tiny.pt").write_bytes((legacy / "argparse_pretrained.pt").read_bytes())
+    run_script("fetch_checkpoint.py", "--record", folder / "tiny.pt")
+    make("finetune", "MODEL=tiny", "PROTOCOL=tiny",
+         *knobs(tiny_env, PRETRAINED_DIR=folder, RUN_ROOT=tmp_path / "runs"),
+         "ARGS=optimization.max_update=3")
+    run = tmp_path / "runs" / "tiny-tiny" / "10min-0" / "seed-1"
+    assert json.loads((run / "run.json").read_text())["normalize"] is False
+    tuned = torch.load(run / "checkpoints" / "checkpoint_last.pt", weights_only=False)["model"]
+    # feature_grad_mult 0: the CNN is not trained, so it is the pre-trained file's, as it was
+    cnn = [k for k in state["model"] if k.startswith("feature_extractor.")]
+    assert cnn and all(torch.equal(state["model"][k], tuned[f"w2v_encoder.w2v_model.{k}"])
+                       for k in cnn)
+    # normalize comes from args.normalize: the tiny recipe (normalize false) refuses true
+    state["args"].normalize = True
+    torch.save(state, folder / "tiny.pt")
+    run_script("fetch_checkpoint.py", "--record", folder / "tiny.pt")
+    proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "CFG=1",
+                *knobs(tiny_env, PRETRAINED_DIR=folder), check=False)
+    assert proc.returncode != 0 and "pre-trained with normalize=True" in proc.stderr

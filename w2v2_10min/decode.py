@@ -3,8 +3,9 @@
 Usage:
   python scripts/decode.py --checkpoint CKPT --data MANIFEST_DIR --run RUN \
       --subsets dev_clean dev_other ... [--decoder viterbi] [--max-tokens 1600000] \
-      [--device cpu|cuda] [--verify-sha256] [--meta key=value ...]
+      [--device cpu|cuda] [--verify-sha256] [--pretrained CKPT] [--meta key=value ...]
 
+The checkpoint may be in any layout fairseq released (w2v2_10min.loading, docs/checkpoints.md).
 For each subset, fairseq's own task reads MANIFEST_DIR/<subset>.{tsv,ltr} and the model's
 emissions are computed (`compute_emissions`); a decoder turns them into letters, and letters
 into words as fairseq does. The Viterbi decoder (no LM) takes the best path: argmax per frame,
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,29 +32,19 @@ from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest,
                                progress, stage, versions)
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import check
+from w2v2_10min.loading import batching, load_finetuned
 from w2v2_10min.scoring import summarise, utterance_errors
 
 DECODERS = (layout.VITERBI, decode_lm.DECODER)
 
 
-def load(checkpoint: Path, data: Path, device: str):
-    """Model (eval mode, on `device`) and task from a fine-tuned fairseq checkpoint."""
-    # fairseq pickles its config into checkpoints; torch >= 2.6 refuses them by default.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    from fairseq import checkpoint_utils
-
-    overrides = {"data": str(data), "max_sample_size": 10**9, "min_sample_size": 0}
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [str(checkpoint)], arg_overrides=overrides)
-    if getattr(cfg.task, "labels", None) != "ltr":
-        raise UserError(f"{checkpoint}: not a letter-CTC fine-tuned checkpoint "
-                        f"(task.labels={getattr(cfg.task, 'labels', None)})")
-    model = models[0].to(device).eval()
-    return model, task
-
-
-def compute_emissions(model, task, subset: str, device: str, max_tokens: int):
+def compute_emissions(model, task, subset: str, device: str, max_tokens: int, *, plan=None):
     """The model's emissions for every utterance of a subset, in manifest order.
+
+    A model whose feature encoder uses group norm (BASE, LARGE LS-960) sees one utterance per
+    batch, so its emissions do not depend on `max_tokens` or on its neighbours in a batch
+    (loading.batching); other models are batched up to `max_tokens` samples. `plan` replaces
+    that choice (bench/bench_decode.py measures padded batches with it).
 
     Returns (emissions, references): one float32 array (frames x vocabulary) per utterance,
     and the reference words of each utterance.
@@ -67,8 +57,10 @@ def compute_emissions(model, task, subset: str, device: str, max_tokens: int):
     if len(dataset) != len(rows):
         raise UserError(f"{subset}.tsv: fairseq loaded {len(dataset)} of {len(rows)} utterances "
                         "(too short or too long for the task's limits); fix the manifest")
+    plan = plan or batching(model, max_tokens)  # group norm: one utterance per batch, unpadded
     iterator = task.get_batch_iterator(
-        dataset=dataset, max_tokens=max_tokens, max_positions=None,
+        dataset=dataset, max_tokens=plan["max_tokens"], max_sentences=plan["max_sentences"],
+        max_positions=None,
         ignore_invalid_inputs=False, required_batch_size_multiple=1, num_workers=0,
     ).next_epoch_itr(shuffle=False)
     emissions: dict[int, object] = {}
@@ -173,13 +165,15 @@ def result_record(args, subset: str, hyps: list[str], refs: list[str], seconds: 
 def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str,
            meta: dict) -> None:
     """Decode and score each subset in `todo` into `out`."""
-    model, task = load(args.checkpoint, args.data, device)
+    model, task, _ = load_finetuned(args.checkpoint, args.data, device, args.pretrained)
+    plan = batching(model, args.max_tokens)
     for subset in todo:
         start = time.perf_counter()
         emissions, refs = compute_emissions(model, task, subset, device, args.max_tokens)
         hyps = viterbi(task, emissions)
         seconds = time.perf_counter() - start
-        scores = result_record(args, subset, hyps, refs, seconds, checkpoint_sha, device, meta)
+        scores = result_record(args, subset, hyps, refs, seconds, checkpoint_sha, device,
+                               {**meta, "batching": plan})
         write_subset(out / subset, hyps, refs, scores)
         print(f"{subset}: WER {scores['wer']:.2f} ({scores['errors']}/{scores['words']}), "
               f"CER {scores['cer']:.2f}, {len(hyps)} utterances -> {out / subset}")
@@ -196,6 +190,9 @@ def main(argv=None) -> int:
                         type=lambda v: check("DECODER", v, " or ".join(DECODERS), v in DECODERS))
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--pretrained", type=Path,
+                        help="the pre-trained checkpoint, read (SHA-256 verified) only for a "
+                        "fine-tuned file that does not embed its pre-training settings")
     parser.add_argument("--verify-sha256", action="store_true",
                         help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
     parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",

@@ -47,14 +47,20 @@ def references(manifest: Path, subset: str) -> list[str]:
 
 
 def cached_emissions(checkpoint: Path, checkpoint_sha256: str, manifest: Path, run: Path,
-                     subsets: list[str], device: str, max_tokens: int):
-    """Emissions per subset, from RUN/emissions/ or, for missing ones, from the model."""
+                     subsets: list[str], device: str, max_tokens: int,
+                     pretrained: Path | None = None):
+    """Emissions per subset, from RUN/emissions/ or, for missing ones, from the model.
+
+    They are computed as Viterbi decoding computes them (decode.compute_emissions), so they do
+    not depend on batching for group-norm models; `pretrained` as in loading.load_finetuned.
+    """
     def compute(missing: list[str]):
-        from w2v2_10min.decode import compute_emissions, load
+        from w2v2_10min.decode import compute_emissions
+        from w2v2_10min.loading import load_finetuned
 
         print(f"computing emissions of {' '.join(missing)} on {device} "
               f"(kept in {layout.emissions_dir(run)})", file=sys.stderr, flush=True)
-        model, task = load(checkpoint, manifest, device)
+        model, task, _ = load_finetuned(checkpoint, manifest, device, pretrained)
         return [compute_emissions(model, task, s, device, max_tokens)[0] for s in missing]
 
     emissions = emission_cache(layout.emissions_dir(run), checkpoint_sha256, manifest, subsets,
@@ -118,7 +124,7 @@ def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str, m
     search = LexiconSearch(Path(decoder_settings["lm"]), Path(decoder_settings["lexicon"]),
                            symbols(args.data))
     emissions = cached_emissions(args.checkpoint, checkpoint_sha, args.data, args.run, todo,
-                                 device, args.max_tokens)
+                                 device, args.max_tokens, args.pretrained)
     for subset in todo:
         start = time.perf_counter()
         hyps = search.decode(emissions[subset], decoder_settings, args.jobs)

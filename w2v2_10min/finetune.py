@@ -3,8 +3,8 @@
 Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
       --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
-      [--gpus 1] [--max-tokens N] [--lr LR] [--fp16 true|false] [--launcher local|slurm|...] \
-      [--print-config] [--args 'model.mask_prob=0.5 ...']
+      [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
+      [--launcher local|slurm|...] [--print-config] [--args 'model.mask_prob=0.5 ...']
 
 1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
    overrides that run it on GPUS devices with the recipe's effective batch:
@@ -20,7 +20,8 @@ Usage:
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
-RUN is RUN_ROOT/<model>-<protocol>[-lr<LR>]/10min-<split>/seed-<seed> (w2v2_10min.layout).
+RUN is RUN_ROOT/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<seed>
+(w2v2_10min.layout): LR_DECAY, when given, names the folder even if it is the protocol's own.
 """
 from __future__ import annotations
 
@@ -43,15 +44,19 @@ from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, 
                                write_json_atomic, write_text_atomic)
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import LAUNCHERS, knob
+from w2v2_10min.loading import pretrained_normalize
 
 RECIPES = REPO / "recipes" / "finetune"
+# recipes/finetune/lr_decay/: fairseq scheduler name -> LR_DECAY choice
+LR_DECAYS = {"tri_stage": "exponential", "tri_stage_linear": "linear"}
 # fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
 # Training only ever loads checkpoints this project made or whose checksum it verified.
 FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "HYDRA_FULL_ERROR": "1"}
 
 
-def compose(model: str, protocol: str):
-    """The recipe for MODEL and PROTOCOL as an OmegaConf config (without fairseq's defaults)."""
+def compose(model: str, protocol: str, lr_decay: str = ""):
+    """The recipe for MODEL and PROTOCOL (and LR_DECAY) as an OmegaConf config (without
+    fairseq's defaults)."""
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.errors import MissingConfigException
 
@@ -63,21 +68,15 @@ def compose(model: str, protocol: str):
     try:
         with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
             return hydra_compose("10min", overrides=[f"pretrained={model}",
-                                                     f"protocol={protocol}"])
+                                                     f"protocol={protocol}",
+                                                     *decay_override(lr_decay)])
     except MissingConfigException as err:
         raise UserError(f"recipes/finetune: {err}") from None
 
 
-def checkpoint_normalize(path: Path) -> bool:
-    """task.normalize as the checkpoint was pre-trained (new cfg or old args format)."""
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("cfg") is not None:
-        return bool(state["cfg"]["task"]["normalize"])
-    if state.get("args") is not None:
-        return bool(getattr(state["args"], "normalize", False))
-    raise UserError(f"{path}: no cfg or args inside; is this a fairseq wav2vec 2.0 checkpoint?")
+def decay_override(lr_decay: str) -> list[str]:
+    """The Hydra choice for LR_DECAY (none: the protocol's own)."""
+    return [f"lr_decay={lr_decay}"] if lr_decay else []
 
 
 def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
@@ -97,14 +96,14 @@ def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
 
 def plan(args) -> tuple[list[str], dict]:
     """fairseq overrides that fit the recipe to GPUS devices, and what run.json records."""
-    recipe = compose(args.model, args.protocol)
+    recipe = compose(args.model, args.protocol, args.lr_decay)
     if not args.pretrained.is_file():
         fix = "run: make pretrain-tiny" if args.model == "tiny" else \
             f"download it: make pretrained MODEL={args.model}"
         raise UserError(f"pre-trained checkpoint '{args.pretrained}' for MODEL={args.model} "
                         f"not found; {fix}")
     pretrained_sha256 = verify_checkpoint(args.pretrained)  # before unpickling it
-    normalize = checkpoint_normalize(args.pretrained)
+    normalize = pretrained_normalize(args.pretrained)  # hydra cfg or argparse args
     if not OmegaConf.is_missing(recipe.task, "normalize") and recipe.task.normalize != normalize:
         raise UserError(f"{args.pretrained} was pre-trained with normalize={normalize} but "
                         f"recipes/finetune/pretrained/{args.model}.yaml says "
@@ -132,6 +131,7 @@ def plan(args) -> tuple[list[str], dict]:
               "ends an update at the end of an epoch, so each update sees the whole split "
               "once", file=sys.stderr)
     record = {"model": args.model, "protocol": args.protocol,
+              "lr_decay": LR_DECAYS.get(recipe.lr_scheduler._name, recipe.lr_scheduler._name),
               "lr": args.lr or recipe.optimization.lr[0],
               "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
               "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
@@ -149,6 +149,7 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
         command.append("--multirun")
     run = run.resolve()
     command += [f"pretrained={args.model}", f"protocol={args.protocol}",
+                *decay_override(args.lr_decay),
                 f"common.seed={args.seed}",
                 f"task.data={args.manifests.resolve()}",
                 f"model.w2v_path={args.pretrained.resolve()}",
@@ -173,7 +174,8 @@ def launcher_overrides(args, run: Path) -> list[str]:
 
 
 def environment(args, run: Path) -> dict:
-    name = f"{args.model}-{layout.run_protocol(args.protocol, args.lr)}-10min-{args.split}-" \
+    name = f"{args.model}-{layout.run_protocol(args.protocol, args.lr, args.lr_decay)}" \
+           f"-10min-{args.split}-" \
            f"seed-{args.seed}"
     return {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
             "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
@@ -216,6 +218,9 @@ def main(argv=None) -> int:
                         help="samples per device batch (fit memory)")
     parser.add_argument("--lr", default="", type=knob("LR", optional=True),
                         help="learning rate instead of the recipe's")
+    parser.add_argument("--lr-decay", default="", type=knob("LR_DECAY", optional=True),
+                        help="linear or exponential instead of the protocol's "
+                        "(recipes/finetune/lr_decay/)")
     parser.add_argument("--fp16", default="", type=knob("FP16", optional=True),
                         help="true or false instead of the recipe's")
     parser.add_argument("--launcher", default="local", type=knob("LAUNCHER"),
@@ -232,7 +237,7 @@ def main(argv=None) -> int:
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
     run = layout.run_dir(args.run_root, args.model, args.protocol, args.split, args.seed,
-                         args.lr or None)
+                         args.lr or None, args.lr_decay or None)
     overrides, record = plan(args)
     config = compose_config(args, run, overrides)
     if args.print_config:

@@ -389,12 +389,12 @@ def export(args) -> dict:
     """Convert, write the folder atomically, verify before it is renamed into place."""
     from transformers.utils import logging as transformers_logging
 
-    from w2v2_10min.decode import load
+    from w2v2_10min.loading import load_finetuned
 
     transformers_logging.disable_progress_bar()
     sha256 = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
         file_digest(args.checkpoint)
-    model, task = load(args.checkpoint, args.data, "cpu")
+    model, task, _ = load_finetuned(args.checkpoint, args.data, "cpu")
     normalize = bool(task.cfg.normalize)
     if normalize != bool(_get(model.cfg.w2v_args.task, "normalize", normalize)):
         raise UserError(f"{args.checkpoint}: fine-tuned with normalize={normalize} but "

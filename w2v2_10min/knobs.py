@@ -59,6 +59,8 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "LR": ("a learning rate > 0, e.g. LR=3e-5", _positive_number),
     "LRS": ("learning rates > 0, space-separated, e.g. LRS=\"2e-5 3e-5\"",
             _each(_positive_number)),
+    "LR_DECAY": ("linear or exponential (empty: the protocol's own)",
+                 _matches("linear|exponential")),
     "FP16": ("true or false", _matches("true|false")),
     "LAUNCHER": (", ".join(LAUNCHERS), lambda v: v in LAUNCHERS),
     "PARTITION": ("a SLURM partition name (no spaces)", _matches(NO_SPACE)),

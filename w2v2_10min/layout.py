@@ -1,6 +1,6 @@
 """Where each stage's outputs live: one function per folder, so no stage spells a path twice.
 
-  runs/<model>-<protocol>[-lr<LR>]/10min-<split>/seed-<seed>/   one fine-tuning run
+  runs/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<seed>/   one run
       checkpoints/ config.yaml run.json done logs/ tensorboard/
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
@@ -16,14 +16,16 @@ VITERBI = "viterbi"
 RELEASED = "released"
 
 
-def run_protocol(protocol: str, lr: str | None = None) -> str:
-    """The protocol part of a run folder's name: `fairseq`, or `fairseq-lr3e-5` with LR."""
-    return f"{protocol}-lr{lr}" if lr else protocol
+def run_protocol(protocol: str, lr: str | None = None, lr_decay: str | None = None) -> str:
+    """The protocol part of a run folder's name: `fairseq`, `fairseq-lr3e-5` with LR,
+    `paper-exponential` with LR_DECAY (named whenever given), `paper-exponential-lr3e-5`."""
+    return protocol + (f"-{lr_decay}" if lr_decay else "") + (f"-lr{lr}" if lr else "")
 
 
 def run_dir(root: Path, model: str, protocol: str, split: str, seed: str | int,
-            lr: str | None = None) -> Path:
-    return Path(root) / f"{model}-{run_protocol(protocol, lr)}" / f"10min-{split}" / f"seed-{seed}"
+            lr: str | None = None, lr_decay: str | None = None) -> Path:
+    name = f"{model}-{run_protocol(protocol, lr, lr_decay)}"
+    return Path(root) / name / f"10min-{split}" / f"seed-{seed}"
 
 
 def released_dir(root: Path, model: str) -> Path:

@@ -1,11 +1,14 @@
-"""Score hypotheses against references: corpus WER and CER as fairseq computes them.
+"""Score hypotheses against references: corpus WER (as fairseq computes it) and CER.
 
 Usage: python scripts/score.py --ref REF --hyp HYP
 
 REF and HYP hold one utterance per line, in the same order, words separated by spaces.
 Prints one JSON object: wer (percent), errors, words, cer (percent), char_errors, chars.
-WER = 100 x (sum of word-level edit distances) / (sum of reference words); CER likewise over
-the characters of the words joined by single spaces.
+WER = 100 x (sum of word-level edit distances) / (sum of reference words), fairseq's WER; CER
+likewise over the characters of the words joined by single spaces (each space between two words
+counts as a character). That CER is not fairseq's unit error rate (`uer` in its validation
+logs), which compares letter tokens with a `|` after every word, the last one included, as the
+model emitted them: the two figures differ, WER does not.
 """
 from __future__ import annotations
 
