@@ -42,6 +42,8 @@ def load(checkpoint: Path, data: Path, device: str):
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     from fairseq import checkpoint_utils
 
+    import w2v2_plugin  # noqa: F401 -- registers the plugin's tasks (FAST=1 checkpoints name one)
+
     overrides = {"data": str(data), "max_sample_size": 10**9, "min_sample_size": 0}
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], arg_overrides=overrides)

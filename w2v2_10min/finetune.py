@@ -4,7 +4,7 @@ Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
       --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--fp16 true|false] [--launcher local|slurm|...] \
-      [--print-config] [--args 'model.mask_prob=0.5 ...']
+      [--fast 1|0] [--print-config] [--args 'model.mask_prob=0.5 ...']
 
 1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
    overrides that run it on GPUS devices with the recipe's effective batch:
@@ -35,12 +35,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from w2v2_10min import layout
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
                                write_json_atomic, write_text_atomic)
+from w2v2_10min.fast import fast_overrides
 from w2v2_10min.formats import read_tsv
 
 RECIPES = REPO / "recipes" / "finetune"
@@ -119,6 +121,8 @@ def check_knobs(args) -> None:
         number("LR", args.lr, float, "a learning rate > 0, e.g. 3e-5")
     if args.fp16 and args.fp16 not in ("true", "false"):
         raise UserError(f"FP16={args.fp16}: FP16 accepts true or false")
+    if args.fast not in ("0", "1"):
+        raise UserError(f"FAST={args.fast}: FAST accepts 1 (fast path) or 0 (fairseq's own)")
     if args.launcher not in LAUNCHERS:
         raise UserError(f"LAUNCHER={args.launcher}: LAUNCHER accepts {', '.join(LAUNCHERS)}")
     number("TIME_MIN", args.time_min, int, "minutes, a whole number >= 1")
@@ -165,12 +169,13 @@ def plan(args) -> tuple[list[str], dict]:
               "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
               "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
               "pretrained_sha256": pretrained_sha256, "split": args.split, "seed": args.seed,
-              "launcher": args.launcher, "args": args.args}
+              "launcher": args.launcher, "fast": args.fast, "args": args.args}
     return overrides, record
 
 
-def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = False) -> list[str]:
-    """The fairseq-hydra-train call for this run (recipe groups, paths, plan, user overrides)."""
+def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = False,
+                    last: list[str] = ()) -> list[str]:
+    """The fairseq-hydra-train call: recipe groups, paths, plan, user overrides, then `last`."""
     train = Path(sys.executable).with_name("fairseq-hydra-train")
     command = [str(train), "--config-dir", str(REPO / "recipes" / "finetune"),
                "--config-name", "10min"]
@@ -178,6 +183,7 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
         command.append("--multirun")
     run = run.resolve()
     command += [f"pretrained={args.model}", f"protocol={args.protocol}",
+                f"speed={'fast' if args.fast == '1' else 'plain'}",
                 f"common.seed={args.seed}",
                 f"task.data={args.manifests.resolve()}",
                 f"model.w2v_path={args.pretrained.resolve()}",
@@ -185,7 +191,7 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
                 f"common.tensorboard_logdir={run}/tensorboard"]
     if args.wandb_project:
         command.append(f"common.wandb_project={args.wandb_project}")
-    return command + overrides + shlex.split(args.args)
+    return command + overrides + shlex.split(args.args) + list(last)
 
 
 def launcher_overrides(args, run: Path) -> list[str]:
@@ -208,10 +214,10 @@ def environment(args, run: Path) -> dict:
             "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
 
 
-def compose_config(args, run: Path, overrides: list[str]) -> str:
+def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) -> str:
     """fairseq's full config for the run, as `fairseq-hydra-train --cfg job` prints it."""
-    proc = subprocess.run(fairseq_command(args, run, overrides) + ["--cfg", "job"], cwd=REPO,
-                          capture_output=True, text=True, env=environment(args, run))
+    proc = subprocess.run(fairseq_command(args, run, overrides, last=last) + ["--cfg", "job"],
+                          cwd=REPO, capture_output=True, text=True, env=environment(args, run))
     if proc.returncode != 0:
         said = [line.strip() for line in proc.stderr.splitlines()
                 if line.strip() and not line.startswith(" ")
@@ -249,6 +255,8 @@ def main(argv=None) -> int:
     parser.add_argument("--time-min", default="1440", help="SLURM time limit per run")
     parser.add_argument("--wandb-project", default="")
     parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
+    parser.add_argument("--fast", default="1", help="1: w2v2_plugin's fast path (docs/speed.md); "
+                        "0: fairseq's own")
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
     args = parser.parse_args(argv)
@@ -259,6 +267,11 @@ def main(argv=None) -> int:
                          args.lr or None)
     overrides, record = plan(args)
     config = compose_config(args, run, overrides)
+    fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them
+    if fast:
+        print(said, file=sys.stderr)
+        record["fast_overrides"] = fast
+        config = compose_config(args, run, overrides, last=fast)
     if args.print_config:
         print(config, end="")
         return 0
@@ -274,8 +287,8 @@ def main(argv=None) -> int:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     log = run / "logs" / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
-    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local") + \
-        launcher_overrides(args, run)
+    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
+                              last=fast) + launcher_overrides(args, run)
     print(f"training {run} (log: {log})")
     with stage("finetune", str(run), log):
         with open(log, "a") as out:
