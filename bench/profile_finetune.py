@@ -81,7 +81,7 @@ def profile(args, work: Path, make_vars: list[str], fast: str) -> dict:
     env = {**os.environ, "BENCH_PROFILE": str(report), "BENCH_HOOKS": str(REPO / "bench"),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     every = args.save_every
-    overrides = [f"optimization.max_update={args.updates}", "common.log_interval=1"]
+    overrides = [f"optimization.max_update={args.updates}"]
     if args.model == "base":
         overrides += [f"checkpoint.save_interval_updates={every}",
                       "dataset.validate_after_updates=0", f"dataset.validate_interval_updates={every}",

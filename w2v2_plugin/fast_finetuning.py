@@ -25,6 +25,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from fairseq.data import BaseWrapperDataset
 from fairseq.data.iterators import EpochBatchIterator
 from fairseq.tasks import register_task
@@ -44,6 +46,17 @@ class DecodedOnce(BaseWrapperDataset):
         return self.items[index]
 
 
+def distinct_sizes(dataset) -> bool:
+    """No two utterances of the dataset have the same length (as fairseq sorts them)."""
+    sizes = np.asarray(getattr(dataset, "sizes", []))
+    while not hasattr(dataset, "max_sample_size") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    if sizes.ndim != 1 or len(sizes) == 0 or not hasattr(dataset, "max_sample_size"):
+        return False
+    sizes = np.minimum(sizes, dataset.max_sample_size)
+    return len(np.unique(sizes)) == len(sizes)
+
+
 class PassesEpochBatchIterator(EpochBatchIterator):
     """fairseq's EpochBatchIterator whose epoch k is fairseq's epochs (k-1)P+1 .. kP in a row."""
 
@@ -60,11 +73,15 @@ class PassesEpochBatchIterator(EpochBatchIterator):
         return self.passes * math.ceil(len(self.frozen_batches) / float(self.num_shards))
 
     def ordered_batches(self, epoch, fix_batches_to_gpus, shuffle):
+        # Audio tasks make batches again every epoch (rebuild_batches), ordering utterances by
+        # length with ties broken at random (seed + epoch): with no two lengths alike the
+        # batches come out the same every epoch, and are made once.
+        rebuild = callable(self.batch_sampler) and not distinct_sizes(self.dataset)
         batches, frozen = [], self._frozen_batches
         try:
             for j in range(self.passes):
                 fairseq_epoch = (epoch - 1) * self.passes + j + 1
-                if callable(self.batch_sampler):  # audio tasks rebuild batches every epoch
+                if rebuild:
                     self._frozen_batches = tuple(self.batch_sampler(self.dataset, fairseq_epoch))
                 batches += super().ordered_batches(fairseq_epoch, fix_batches_to_gpus, shuffle)
         finally:
