@@ -15,6 +15,10 @@ import math
 import os
 
 MAX_PASSES = 1000
+# Learning-rate schedulers that set the rate from the update count alone (fairseq calls their
+# step(epoch) at each epoch end too, but they only act in step_update), so moving epoch ends
+# leaves the rate untouched. Epoch-driven ones (fixed, reduce_lr_on_plateau) keep one pass per epoch.
+UPDATE_DRIVEN_SCHEDULERS = {"tri_stage", "cosine", "inverse_sqrt"}
 
 
 def batches_per_pass(config: dict) -> int:
@@ -60,7 +64,8 @@ def fast_overrides(config: dict) -> tuple[list[str], str]:
     world = config["distributed_training"]["distributed_world_size"]
     passes = passes_per_epoch(config)
     if world != 1 or len(update_freq) != 1 or batches > update_freq[0] or \
-            config["optimization"]["max_epoch"] or passes == 1:
+            config["optimization"]["max_epoch"] or passes == 1 or \
+            config["lr_scheduler"]["_name"] not in UPDATE_DRIVEN_SCHEDULERS:
         return overrides, ("FAST=1: training audio in memory (an update is not one pass "
                            "over the split here, so one epoch stays one pass)")
     overrides += [f"task.passes_per_epoch={passes}", f"task.batches_per_pass={batches}",

@@ -132,9 +132,11 @@ class FastAudioFinetuningTask(AudioFinetuningTask):
                 raise ValueError("passes_per_epoch > 1 needs one GPU (distributed_world_size "
                                  "1); set it to 1 (FAST=0) to train on several")
             if len(iterator.frozen_batches) != self.cfg.batches_per_pass:
-                raise ValueError(f"a pass over {self.cfg.train_subset} has "
-                                 f"{len(iterator.frozen_batches)} batches but batches_per_pass "
-                                 f"(= update_freq) is {self.cfg.batches_per_pass}")
+                # not training's batches (e.g. decoding the split): one pass per epoch. In
+                # training, train_step's guard stops the run rather than let this pass.
+                logger.warning(f"{self.cfg.train_subset}: {len(iterator.frozen_batches)} "
+                               f"batches, not {self.cfg.batches_per_pass}: one pass per epoch")
+                return iterator
             iterator = PassesEpochBatchIterator.wrap(iterator, passes)
             if dataset in self.dataset_to_epoch_iter:
                 self.dataset_to_epoch_iter[dataset] = iterator
