@@ -127,8 +127,9 @@ def main() -> int:
         writes = result["calls"].get("checkpoint write", 0)
         if writes:
             print(f"FAST={fast}: {writes} checkpoint writes, "
-                  f"{result['seconds']['checkpoint write'] / writes:.3f} s each; start-up "
-                  f"(loading the split) {result['seconds'].get('start-up (load split)', 0):.2f} s")
+                  f"{result['seconds']['checkpoint write'] / writes:.3f} s each; once at start-up "
+                  "(loading the split, building the optimizer) "
+                  f"{result['seconds'].get('start-up (load split)', 0):.2f} s")
     model_seconds = {f: sum(results[f]["seconds"].get(p, 0.0) for p in ("forward", "backward"))
                      / max(results[f]["updates"], 1) for f in ("0", "1")}
     for fast in ("0", "1"):

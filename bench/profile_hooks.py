@@ -94,6 +94,8 @@ def install() -> None:
         return timed(part, get_train_iterator)(self, *args, **kwargs)
 
     Trainer.get_train_iterator = train_iterator
+    # built on first use of trainer.optimizer / lr_scheduler (in the first lr_step): once a run
+    Trainer._build_optimizer = timed("start-up (load split)", Trainer._build_optimizer)
     Trainer.begin_epoch = timed("epoch set-up", Trainer.begin_epoch)
     Trainer.lr_step = timed("epoch set-up", Trainer.lr_step)
     Trainer.train_step = timed("optimizer and trainer", Trainer.train_step)

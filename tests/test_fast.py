@@ -137,3 +137,50 @@ def test_passes_reproduce_fairseq_epochs(tiny_env, monkeypatch, distinct):
     got = [[sample["id"].tolist() for sample in fast.next_epoch_itr()] for _ in range(2)]
     assert len(fast) == 12
     assert got == [sum(expected[0:3], []), sum(expected[3:6], [])]
+
+
+def recipe_config(**changes):
+    """The parts of a composed fairseq recipe that w2v2_10min.fast reads (fairseq's base_10m)."""
+    config = {"task": {"_name": "audio_finetuning_fast"},
+              "dataset": {"train_subset": "train", "validate_interval": 1000,
+                          "validate_interval_updates": 0},
+              "checkpoint": {"save_interval": 1000, "save_interval_updates": 50},
+              "optimization": {"update_freq": [8], "max_epoch": 0},
+              "distributed_training": {"distributed_world_size": 1},
+              "lr_scheduler": {"_name": "tri_stage"}}
+    for key, value in changes.items():
+        section, name = key.split("__", 1)
+        config[section][name] = value
+    return config
+
+
+@pytest.mark.parametrize("changes, passes", [
+    ({}, 50),                                                     # fairseq's recipe
+    ({"checkpoint__save_interval_updates": 100, "dataset__validate_interval": 10**6,
+      "checkpoint__save_interval": 10**6, "dataset__validate_interval_updates": 100}, 100),  # tiny
+    ({"checkpoint__save_interval_updates": 7}, 1),
+    ({"distributed_training__distributed_world_size": 2}, 1),     # several GPUs
+    ({"optimization__update_freq": [3]}, 1),                      # a pass needs 2 updates
+    ({"lr_scheduler___name": "reduce_lr_on_plateau"}, 1),         # steps at epoch ends
+])
+def test_passes_keep_every_save_and_validation_at_its_update(monkeypatch, changes, passes):
+    from w2v2_10min import fast
+
+    monkeypatch.setattr(fast, "batches_per_pass", lambda config: 4)
+    overrides, said = fast.fast_overrides(recipe_config(**changes))
+    assert overrides[0] == "task.train_subset=train" and said.startswith("FAST=1")
+    if passes == 1:
+        assert len(overrides) == 1
+        return
+    config = recipe_config(**changes)
+    assert overrides[1:] == [
+        f"task.passes_per_epoch={passes}", "task.batches_per_pass=4",
+        "optimization.update_freq=[4]",
+        f"dataset.validate_interval={config['dataset']['validate_interval'] // passes}",
+        f"checkpoint.save_interval={config['checkpoint']['save_interval'] // passes}"]
+
+
+def test_plain_recipe_gets_no_fast_overrides():
+    from w2v2_10min import fast
+
+    assert fast.fast_overrides(recipe_config(task___name="audio_finetuning")) == ([], "")
