@@ -94,6 +94,10 @@ def profile(args, work: Path, make_vars: list[str], fast: str) -> dict:
     return json.loads(report.read_text())
 
 
+def part_seconds(result: dict, part: str) -> float:
+    return result["seconds"].get(part, 0.0) / max(result["updates"], 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny", "base"], required=True)
@@ -133,8 +137,11 @@ def main() -> int:
     model_seconds = {f: sum(results[f]["seconds"].get(p, 0.0) for p in ("forward", "backward"))
                      / max(results[f]["updates"], 1) for f in ("0", "1")}
     for fast in ("0", "1"):
+        around = totals[fast] - model_seconds[fast] - part_seconds(results[fast],
+                                                                   "optimizer and trainer")
         print(f"FAST={fast}: an update takes {totals[fast] / model_seconds[fast]:.2f}x "
-              "the model's own forward and backward")
+              f"the model's own forward and backward; {around:.4f} s per update goes to "
+              "neither them nor the optimizer")
     (work / f"profile-{args.model}.json").write_text(json.dumps(
         {"model": args.model, "updates": args.updates, "device": args.device,
          "seconds": args.seconds, "save_every": args.save_every, "results": results}, indent=2))
