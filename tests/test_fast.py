@@ -141,7 +141,7 @@ def test_passes_reproduce_fairseq_epochs(tiny_env, monkeypatch, distinct):
 
 def recipe_config(**changes):
     """The parts of a composed fairseq recipe that w2v2_10min.fast reads (fairseq's base_10m)."""
-    config = {"task": {"_name": "audio_finetuning_fast"},
+    config = {"task": {"_name": "audio_finetuning_fast"}, "common": {"user_dir": "w2v2_plugin"},
               "dataset": {"train_subset": "train", "validate_interval": 1000,
                           "validate_interval_updates": 0},
               "checkpoint": {"save_interval": 1000, "save_interval_updates": 50},
@@ -184,3 +184,11 @@ def test_plain_recipe_gets_no_fast_overrides():
     from w2v2_10min import fast
 
     assert fast.fast_overrides(recipe_config(task___name="audio_finetuning")) == ([], "")
+
+
+def test_fast_path_without_the_plugin_says_how_to_fix():
+    from w2v2_10min import fast
+    from w2v2_10min.common import UserError
+
+    with pytest.raises(UserError, match="add FAST=0"):
+        fast.fast_overrides(recipe_config(common__user_dir=None))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 
+from w2v2_10min.common import UserError
+
 MAX_PASSES = 1000
 # Learning-rate schedulers that set the rate from the update count alone (fairseq calls their
 # step(epoch) at each epoch end too, but they only act in step_update), so moving epoch ends
@@ -58,6 +60,9 @@ def fast_overrides(config: dict) -> tuple[list[str], str]:
     """Overrides for the fast path of a composed fairseq config, and what they do (one line)."""
     if config["task"]["_name"] != "audio_finetuning_fast":
         return [], ""
+    if not config["common"].get("user_dir"):
+        raise UserError("FAST=1 runs w2v2_plugin's task, and ARGS say plugin=none: "
+                        "add FAST=0 for fairseq exactly as installed")
     overrides = [f"task.train_subset={config['dataset']['train_subset']}"]
     batches = batches_per_pass(config)
     update_freq = config["optimization"]["update_freq"]
