@@ -110,13 +110,14 @@ TIME_MIN ?= 1440## SLURM time limit per run, minutes (LAUNCHER=slurm)
 SEEDS ?= 1 2 3## seeds of `make sweep`
 LRS ?=## learning rates of `make sweep`, e.g. LRS="2e-5 3e-5" (default: the recipe's)
 JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue)
+FAST ?= 1## 1: same training, less work per update (w2v2_plugin, docs/speed.md); 0: fairseq's own path
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@$(PY) scripts/finetune.py --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
 		--seed '$(SEED)' --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' --run-root $(RUN_ROOT) \
 		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
-		--wandb-project '$(WANDB_PROJECT)' --args "$(ARGS)" $(if $(CFG),--print-config)
+		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once

@@ -1,7 +1,7 @@
 """Does a 10-minute recipe fit this GPU, and how long does an update take? A benchmark.
 
 Usage: python bench/bench_finetune.py --model large --max-tokens 1280000 640000 \
-           [--cap-gb 16] [--updates 12] [--work .bench/finetune]
+           [--cap-gb 16] [--updates 12] [--fast 0 1] [--card "RTX 5000"] [--work .bench/finetune]
 
 Builds, under WORK, a synthetic 10-minute split (48 utterances of noise, 2-35 s, about 600 s
 in all, as a Libri-light fold) and a randomly initialised wav2vec 2.0 of MODEL's real
@@ -9,9 +9,14 @@ architecture (BASE or LARGE, made by fairseq's own pre-training for one update),
 real `make finetune PROTOCOL=fairseq` for UPDATES updates at each MAX_TOKENS with the
 transformer trained (as after fairseq's first 10k updates; at the first MAX_TOKENS also frozen,
 as in those 10k updates), in fp16, with
-the process capped at CAP_GB of GPU memory. Prints, per run: fits or out of memory, peak
-memory reserved by PyTorch, and seconds per update; then the time a whole run would take.
-Needs a CUDA GPU. The random weights make the timing and memory real and the WER meaningless.
+the process capped at CAP_GB of GPU memory, on fairseq's own path (FAST=0) and the fast path
+(FAST=1), each with a checkpoint write every UPDATES/2 updates and a validation at the end.
+Prints, per run: fits or out of memory, peak memory reserved by PyTorch, seconds per update,
+the model's own seconds per update (forward, backward, optimizer; bench/profile_hooks.py) and
+seconds per checkpoint write; then the time a whole 13,000-update run would take (updates,
+fairseq's 260 checkpoint writes, 4 validations on dev-other at the frozen forward's speed), and
+an estimate for CARD that scales only the arithmetic (model seconds, validation) by the ratio of
+peak fp16 TFLOP/s and keeps the rest of each update as measured. Needs a CUDA GPU. The random weights make the timing and memory real and the WER meaningless.
 """
 from __future__ import annotations
 
@@ -61,14 +66,19 @@ if cap:
             json.dump({"peak_reserved_gb": torch.cuda.max_memory_reserved() / 2**30,
                        "peak_allocated_gb": torch.cuda.max_memory_allocated() / 2**30}, f)
     atexit.register(_report)
+import sys
+if os.environ.get("BENCH_PROFILE") and sys.argv and sys.argv[0].endswith("fairseq-hydra-train"):
+    sys.path.insert(0, os.environ["BENCH_HOOKS"])
+    import profile_hooks
+    profile_hooks.install()
 """
 
 
-def synthetic_split(root: Path, count: int = 48, seed: int = 0) -> None:
+def synthetic_split(root: Path, count: int = 48, seed: int = 0, total: float = 600.0) -> None:
     """Noise 'speech' in Libri-light layout with letter transcripts about 15 characters/s."""
     rng = random.Random(seed)
     durations = [min(35.0, max(2.0, rng.lognormvariate(2.4, 0.45))) for _ in range(count)]
-    scale = 600.0 / sum(durations)
+    scale = total / sum(durations)
     words = ["THE", "AND", "OF", "TO", "A", "IN", "WAS", "HE", "THAT", "IT", "HIS", "HER"]
     for index, seconds in enumerate(durations):
         condition = "clean" if index % 2 == 0 else "other"
@@ -94,18 +104,19 @@ def make(work: Path, *args: str, env=None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def random_pretrained(model: str, work: Path, python: str) -> Path:
+def random_pretrained(model: str, work: Path, python: str, data: Path | None = None,
+                      cpu: bool = False) -> Path:
     """A wav2vec 2.0 of the real architecture after one pre-training update (fairseq's own)."""
     out = work / "pretrained" / PRETRAINED_NAME[model]
     if out.is_file():
         return out
-    subprocess.run([python, str(REPO / "scripts/manifests.py"), "--data", str(work / "data"),
+    subprocess.run([python, str(REPO / "scripts/manifests.py"), "--data", str(data or work / "data"),
                     "--pretrain", "--out", str(work / "pretrain-manifests")], check=True)
     run = work / f"pretrain-{model}"
     cmd = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir",
            str(REPO / "recipes/pretrain"), "--config-name", "tiny",
            f"task.data={work / 'pretrain-manifests'}", f"checkpoint.save_dir={run}",
-           f"hydra.run.dir={run}/hydra", "common.cpu=false", "optimization.max_update=1",
+           f"hydra.run.dir={run}/hydra", f"common.cpu={str(cpu).lower()}", "optimization.max_update=1",
            "task.min_sample_size=32000", *ARCH[model], *COMMON_ARCH]
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -126,12 +137,37 @@ def seconds_per_update(log: str) -> float | None:
     return float(np.median(steps)) if steps else None
 
 
+# Peak dense fp16 tensor TFLOP/s (vendor data sheets) for scaling the arithmetic to another card.
+PEAK_TFLOPS = {"H100": 990.0, "H200": 990.0, "A100": 312.0, "RTX 5000": 89.0}
+DEV_OTHER_SECONDS = 5.3 * 3600  # validation: LibriSpeech dev-other, 2,864 utterances
+RUN = {"frozen": 10_000, "trained": 3_000, "writes": 260, "validations": 4}  # fairseq, 13k
+
+
+def peak_tflops(name: str, given: float | None) -> float | None:
+    return given or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+def part(profile: dict, *names: str) -> float:
+    """Seconds per update of the named parts (bench/profile_hooks.py)."""
+    return sum(profile["seconds"].get(n, 0.0) for n in names) / max(profile["updates"], 1)
+
+
+def per_call(profile: dict, name: str) -> float:
+    calls = profile["calls"].get(name, 0)
+    return profile["seconds"].get(name, 0.0) / calls if calls else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["base", "large"], required=True)
     parser.add_argument("--max-tokens", type=int, nargs="+", required=True)
     parser.add_argument("--cap-gb", type=float, default=16.0)
     parser.add_argument("--updates", type=int, default=12)
+    parser.add_argument("--fast", nargs="+", default=["0", "1"], choices=["0", "1"],
+                        help="paths to time: 0 fairseq's own, 1 the fast path")
+    parser.add_argument("--gpu-tflops", type=float, help="this GPU's peak (default: by name)")
+    parser.add_argument("--card", default="RTX 5000", help="the 16 GB card to estimate for")
+    parser.add_argument("--card-tflops", type=float, help="its peak (default: by name)")
     parser.add_argument("--work", type=Path, default=REPO / ".bench" / "finetune")
     parser.add_argument("--make-args", nargs="*", default=[],
                         help="extra make variables (e.g. VENV=..., PY=...)")
@@ -139,7 +175,8 @@ def main() -> int:
     import torch
 
     if not torch.cuda.is_available():
-        raise UserError("no CUDA GPU: this benchmark measures GPU memory and speed")
+        raise UserError("no CUDA GPU: this benchmark measures GPU memory and speed "
+                        "(on CPU, bench/profile_finetune.py profiles an update)")
     work = args.work.resolve()
     if not (work / "data").is_dir():
         synthetic_split(work / "data")
@@ -155,52 +192,91 @@ def main() -> int:
     (shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
     gpu = torch.cuda.get_device_name(0)
     print(f"{args.model}, fairseq protocol, fp16, {gpu} capped at {args.cap_gb:g} GiB, "
-          f"{args.updates} updates of a 600 s split per run")
-    print(f"{'max_tokens':>10} {'transformer':>11} {'fits':>5} {'peak GiB':>9} {'s/update':>9}")
+          f"{args.updates} updates of a 600 s split per run, a checkpoint every "
+          f"{max(1, args.updates // 2)} updates and a validation at the end")
+    print(f"{'max_tokens':>10} {'transformer':>11} {'FAST':>4} {'fits':>5} {'peak GiB':>9} "
+          f"{'s/update':>9} {'model s':>8} {'s/write':>8}")
     results = []
     for index, max_tokens in enumerate(args.max_tokens):
         for frozen in (True, False) if index == 0 else (False,):
-            name = f"{args.model}-{max_tokens}-{'frozen' if frozen else 'unfrozen'}"
-            report = work / f"{name}.json"
-            report.unlink(missing_ok=True)
-            env = {**os.environ, "PYTHONPATH": f"{shim}:{os.environ.get('PYTHONPATH', '')}",
-                   "BENCH_CAP_GB": str(args.cap_gb), "BENCH_REPORT": str(report)}
-            overrides = [f"optimization.max_update={args.updates}", "common.log_interval=1",
-                         "checkpoint.no_save=true", "dataset.num_workers=2",
-                         "dataset.required_batch_size_multiple=1"]  # the 1-utterance dev sets
-            if not frozen:
-                overrides.append("model.freeze_finetune_updates=0")
-            proc = make(work, "finetune", *make_vars, f"MODEL={args.model}", "PROTOCOL=fairseq",
-                        "SPLIT=0", f"MAX_TOKENS={max_tokens}", f"PRETRAINED_DIR={work / 'pretrained'}",
-                        f"MANIFEST_ROOT={work / 'manifests'}", f"RUN_ROOT={work / 'runs' / name}",
-                        f"ARGS={' '.join(overrides)}", env=env)
-            logs = sorted((work / "runs" / name).rglob("finetune-*.log"))
-            log = logs[-1].read_text() if logs else proc.stderr
-            oom = "out of memory" in log.lower()
-            memory = json.loads(report.read_text()) if report.is_file() else {}
-            step = seconds_per_update(log)
-            row = {"model": args.model, "max_tokens": max_tokens, "frozen": frozen,
-                   "fits": proc.returncode == 0 and not oom, "seconds_per_update": step,
-                   **memory, "gpu": gpu, "cap_gb": args.cap_gb}
-            results.append(row)
-            peak = f"{memory['peak_reserved_gb']:.1f}" if memory else "-"
-            seconds = "-" if step is None else f"{step:.2f}"
-            print(f"{max_tokens:>10} {'frozen' if frozen else 'trained':>11} "
-                  f"{'yes' if row['fits'] else 'OOM' if oom else 'fail':>5} {peak:>9} "
-                  f"{seconds:>9}", flush=True)
-            if proc.returncode and not oom:
-                print(log[-3000:], file=sys.stderr)
-    frozen = results[0]
-    for trained in results[1:]:
-        max_tokens = trained["max_tokens"]
-        if frozen["seconds_per_update"] and trained["seconds_per_update"]:
-            hours = (10_000 * frozen["seconds_per_update"] +
-                     3_000 * trained["seconds_per_update"]) / 3600
-            print(f"max_tokens {max_tokens}: a 13,000-update fairseq run (10k frozen + 3k "
-                  f"trained) would take about {hours:.1f} h of training on this GPU, "
-                  "plus validation")
+            for fast in args.fast:
+                state = "frozen" if frozen else "trained"
+                name = f"{args.model}-{max_tokens}-{state}-fast{fast}"
+                report, profile_json = work / f"{name}.json", work / f"{name}-profile.json"
+                report.unlink(missing_ok=True)
+                profile_json.unlink(missing_ok=True)
+                env = {**os.environ, "BENCH_CAP_GB": str(args.cap_gb), "BENCH_REPORT": str(report),
+                       "BENCH_PROFILE": str(profile_json), "BENCH_HOOKS": str(REPO / "bench")}
+                overrides = [f"optimization.max_update={args.updates}", "common.log_interval=1",
+                             f"checkpoint.save_interval_updates={max(1, args.updates // 2)}",
+                             "dataset.validate_after_updates=0",
+                             f"dataset.validate_interval_updates={args.updates}",
+                             "dataset.required_batch_size_multiple=1"]  # 1-utterance dev sets
+                if not frozen:
+                    overrides.append("model.freeze_finetune_updates=0")
+                subprocess.run(["rm", "-rf", str(work / "runs" / name)], check=True)
+                proc = make(work, "finetune", *make_vars, f"MODEL={args.model}",
+                            "PROTOCOL=fairseq", "SPLIT=0", f"MAX_TOKENS={max_tokens}",
+                            f"FAST={fast}", f"PRETRAINED_DIR={work / 'pretrained'}",
+                            f"MANIFEST_ROOT={work / 'manifests'}",
+                            f"RUN_ROOT={work / 'runs' / name}", f"PYTHONPATH={shim}:{REPO}",
+                            f"ARGS={' '.join(overrides)}", env=env)
+                logs = sorted((work / "runs" / name).rglob("finetune-*.log"))
+                log = logs[-1].read_text() if logs else proc.stderr
+                oom = "out of memory" in log.lower()
+                memory = json.loads(report.read_text()) if report.is_file() else {}
+                profile = json.loads(profile_json.read_text()) if profile_json.is_file() else None
+                step = seconds_per_update(log)
+                row = {"model": args.model, "max_tokens": max_tokens, "frozen": frozen,
+                       "fast": fast, "fits": proc.returncode == 0 and not oom,
+                       "seconds_per_update": step, **memory, "gpu": gpu, "cap_gb": args.cap_gb,
+                       "profile": profile}
+                if profile:
+                    row["model_seconds"] = part(profile, "forward", "backward",
+                                                "optimizer and trainer")
+                    row["write_seconds"] = per_call(profile, "checkpoint write")
+                    row["forward_seconds"] = part(profile, "forward")
+                results.append(row)
+                peak = f"{memory['peak_reserved_gb']:.1f}" if memory else "-"
+                cells = [("-" if row.get(k) is None else f"{row[k]:.3f}")
+                         for k in ("seconds_per_update", "model_seconds", "write_seconds")]
+                print(f"{max_tokens:>10} {state:>11} {fast:>4} "
+                      f"{'yes' if row['fits'] else 'OOM' if oom else 'fail':>5} {peak:>9} "
+                      f"{cells[0]:>9} {cells[1]:>8} {cells[2]:>8}", flush=True)
+                if proc.returncode and not oom:
+                    print(log[-3000:], file=sys.stderr)
     (work / f"results-{args.model}.json").write_text(json.dumps(results, indent=2))
+    whole_run(results, args, gpu)
     return 0
+
+
+def whole_run(results: list[dict], args, gpu: str) -> None:
+    """A 13,000-update run from the measured parts, here and (arithmetic scaled) on CARD."""
+    this, card = peak_tflops(gpu, args.gpu_tflops), peak_tflops(args.card, args.card_tflops)
+    for fast in args.fast:
+        rows = [r for r in results if r["fast"] == fast and r.get("model_seconds")
+                and r["seconds_per_update"]]
+        frozen = next((r for r in rows if r["frozen"]), None)
+        for trained in (r for r in rows if not r["frozen"]):
+            if frozen is None:
+                continue
+            # validation on dev-other: the frozen forward's speed per second of audio (600 s)
+            valid = frozen["forward_seconds"] * DEV_OTHER_SECONDS / 600
+            parts = {"frozen": frozen, "trained": trained}
+            seconds = sum(RUN[k] * parts[k]["seconds_per_update"] for k in parts) + \
+                RUN["writes"] * trained["write_seconds"] + RUN["validations"] * valid
+            line = (f"FAST={fast} max_tokens {trained['max_tokens']}: a 13,000-update run "
+                    f"(10k frozen + 3k trained, {RUN['writes']} checkpoint writes, "
+                    f"{RUN['validations']} validations on dev-other) about {seconds / 3600:.2f} h "
+                    f"on this {gpu}")
+            if this and card:
+                ratio = this / card
+                scaled = sum(RUN[k] * (parts[k]["seconds_per_update"] +
+                                       (ratio - 1) * parts[k]["model_seconds"]) for k in parts) + \
+                    RUN["writes"] * trained["write_seconds"] + RUN["validations"] * valid * ratio
+                line += (f"; estimate for a {args.card} ({card:g} against {this:g} peak TFLOP/s, "
+                         f"only the arithmetic scaled): about {scaled / 3600:.1f} h")
+            print(line)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def fake_released(tiny_env):
 
 
 def composed(env, folder, model, protocol, **extra):
+    """The recipe as fairseq runs it (FAST=0: test_fast.py checks what FAST=1 changes)."""
     proc = make("finetune", *knobs(env, PRETRAINED_DIR=folder, MODEL=model, PROTOCOL=protocol,
-                                   CFG=1, **extra))
+                                   CFG=1, **{"FAST": 0, **extra}))
     return yaml.safe_load(proc.stdout), proc.stderr
 
 

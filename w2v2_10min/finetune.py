@@ -4,7 +4,7 @@ Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
       --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
-      [--launcher local|slurm|...] [--print-config] [--args 'model.mask_prob=0.5 ...']
+      [--launcher local|slurm|...] [--fast 1|0] [--print-config] [--args 'model.mask_prob=0.5 ...']
 
 1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
    overrides that run it on GPUS devices with the recipe's effective batch:
@@ -36,12 +36,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from w2v2_10min import layout
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
                                write_json_atomic, write_text_atomic)
+from w2v2_10min.fast import fast_overrides
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import LAUNCHERS, knob
 from w2v2_10min.loading import pretrained_normalize
@@ -136,12 +138,13 @@ def plan(args) -> tuple[list[str], dict]:
               "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
               "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
               "pretrained_sha256": pretrained_sha256, "split": args.split, "seed": args.seed,
-              "launcher": args.launcher, "args": args.args}
+              "launcher": args.launcher, "fast": args.fast, "args": args.args}
     return overrides, record
 
 
-def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = False) -> list[str]:
-    """The fairseq-hydra-train call for this run (recipe groups, paths, plan, user overrides)."""
+def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = False,
+                    last: list[str] = ()) -> list[str]:
+    """The fairseq-hydra-train call: recipe groups, paths, plan, user overrides, then `last`."""
     train = Path(sys.executable).with_name("fairseq-hydra-train")
     command = [str(train), "--config-dir", str(REPO / "recipes" / "finetune"),
                "--config-name", "10min"]
@@ -150,6 +153,7 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
     run = run.resolve()
     command += [f"pretrained={args.model}", f"protocol={args.protocol}",
                 *decay_override(args.lr_decay),
+                f"speed={'fast' if args.fast == '1' else 'plain'}",
                 f"common.seed={args.seed}",
                 f"task.data={args.manifests.resolve()}",
                 f"model.w2v_path={args.pretrained.resolve()}",
@@ -157,7 +161,7 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
                 f"common.tensorboard_logdir={run}/tensorboard"]
     if args.wandb_project:
         command.append(f"common.wandb_project={args.wandb_project}")
-    return command + overrides + shlex.split(args.args)
+    return command + overrides + shlex.split(args.args) + list(last)
 
 
 def launcher_overrides(args, run: Path) -> list[str]:
@@ -181,10 +185,10 @@ def environment(args, run: Path) -> dict:
             "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
 
 
-def compose_config(args, run: Path, overrides: list[str]) -> str:
+def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) -> str:
     """fairseq's full config for the run, as `fairseq-hydra-train --cfg job` prints it."""
-    proc = subprocess.run(fairseq_command(args, run, overrides) + ["--cfg", "job"], cwd=REPO,
-                          capture_output=True, text=True, env=environment(args, run))
+    proc = subprocess.run(fairseq_command(args, run, overrides, last=last) + ["--cfg", "job"],
+                          cwd=REPO, capture_output=True, text=True, env=environment(args, run))
     if proc.returncode != 0:
         said = [line.strip() for line in proc.stderr.splitlines()
                 if line.strip() and not line.startswith(" ")
@@ -231,6 +235,8 @@ def main(argv=None) -> int:
                         help="SLURM time limit per run")
     parser.add_argument("--wandb-project", default="", type=knob("WANDB_PROJECT", optional=True))
     parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
+    parser.add_argument("--fast", default="1", type=knob("FAST"),
+                        help="1: w2v2_plugin's fast path (docs/speed.md); 0: fairseq's own")
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
@@ -240,6 +246,11 @@ def main(argv=None) -> int:
                          args.lr or None, args.lr_decay or None)
     overrides, record = plan(args)
     config = compose_config(args, run, overrides)
+    fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them
+    if fast:
+        print(said, file=sys.stderr)
+        record["fast_overrides"] = fast
+        config = compose_config(args, run, overrides, last=fast)
     if args.print_config:
         print(config, end="")
         return 0
@@ -255,8 +266,8 @@ def main(argv=None) -> int:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     log = run / "logs" / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
-    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local") + \
-        launcher_overrides(args, run)
+    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
+                              last=fast) + launcher_overrides(args, run)
     print(f"training {run} (log: {log})")
     with stage("finetune", str(run), log):
         with open(log, "a") as out:

@@ -62,6 +62,8 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "LR_DECAY": ("linear or exponential (empty: the protocol's own)",
                  _matches("linear|exponential")),
     "FP16": ("true or false", _matches("true|false")),
+    "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
+             _matches("[01]")),
     "LAUNCHER": (", ".join(LAUNCHERS), lambda v: v in LAUNCHERS),
     "PARTITION": ("a SLURM partition name (no spaces)", _matches(NO_SPACE)),
     "TIME_MIN": ("minutes, a whole number >= 1", _whole(1)),

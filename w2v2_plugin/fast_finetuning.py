@@ -1,0 +1,158 @@
+"""The task `audio_finetuning_fast`: fairseq's audio_finetuning, with less work around each update.
+
+Selected by `recipes/finetune/speed/fast.yaml` (the default; `FAST=0` selects fairseq's own
+`audio_finetuning`). Two changes, neither touching what an update computes:
+
+- the training split's audio is decoded once, when the task loads it, and kept in memory (a
+  10-minute split is 38 MB as float32), instead of being read from FLAC again every epoch;
+- an epoch is `passes_per_epoch` passes over the split. On a 10-minute split fairseq's recipes
+  make one update per epoch (the split is smaller than an update's batch), so each update paid
+  for an epoch's set-up, end-of-epoch logging and meter resets. Here pass j of epoch k shuffles
+  the batches exactly as fairseq's epoch (k-1)*passes_per_epoch + j + 1 would, and with
+  `update_freq` equal to the number of batches in a pass each update still sees the whole split
+  once, batch for batch in fairseq's order (batches made again for each of fairseq's epochs,
+  as the audio tasks' rebuild_batches does). `w2v2_10min.fast` chooses the values (and moves
+  fairseq's epoch-counted intervals to the same updates); a guard here stops the run if an
+  update ever spans other than one pass.
+
+Randomness is untouched: fairseq seeds torch with seed + num_updates before each update, masks
+and LayerDrop draw from numpy's global generator, which neither change consumes, and batch
+shuffles use their own seeded generator as above.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fairseq.data import BaseWrapperDataset
+from fairseq.data.iterators import EpochBatchIterator
+from fairseq.tasks import register_task
+from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+
+logger = logging.getLogger(__name__)
+
+
+class DecodedOnce(BaseWrapperDataset):
+    """An audio dataset whose items are read once, up front, and then served from memory."""
+
+    def __init__(self, dataset):
+        super().__init__(dataset)
+        self.items = [dataset[index] for index in range(len(dataset))]
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def distinct_sizes(dataset) -> bool:
+    """No two utterances of the dataset have the same length (as fairseq sorts them)."""
+    sizes = np.asarray(getattr(dataset, "sizes", []))
+    while not hasattr(dataset, "max_sample_size") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    if sizes.ndim != 1 or len(sizes) == 0 or not hasattr(dataset, "max_sample_size"):
+        return False
+    sizes = np.minimum(sizes, dataset.max_sample_size)
+    return len(np.unique(sizes)) == len(sizes)
+
+
+class PassesEpochBatchIterator(EpochBatchIterator):
+    """fairseq's EpochBatchIterator whose epoch k is fairseq's epochs (k-1)P+1 .. kP in a row."""
+
+    passes = 1
+
+    @classmethod
+    def wrap(cls, iterator: EpochBatchIterator, passes: int) -> "PassesEpochBatchIterator":
+        wrapped = cls.__new__(cls)
+        wrapped.__dict__.update(iterator.__dict__)
+        wrapped.passes = passes
+        return wrapped
+
+    def __len__(self):
+        return self.passes * math.ceil(len(self.frozen_batches) / float(self.num_shards))
+
+    def ordered_batches(self, epoch, fix_batches_to_gpus, shuffle):
+        # Audio tasks make batches again every epoch (rebuild_batches), ordering utterances by
+        # length with ties broken at random (seed + epoch): with no two lengths alike the
+        # batches come out the same every epoch, and are made once.
+        rebuild = callable(self.batch_sampler) and not distinct_sizes(self.dataset)
+        batches, frozen = [], self._frozen_batches
+        try:
+            for j in range(self.passes):
+                fairseq_epoch = (epoch - 1) * self.passes + j + 1
+                if rebuild:
+                    self._frozen_batches = tuple(self.batch_sampler(self.dataset, fairseq_epoch))
+                batches += super().ordered_batches(fairseq_epoch, fix_batches_to_gpus, shuffle)
+        finally:
+            self._frozen_batches = frozen
+        return batches
+
+
+@dataclass
+class FastAudioFinetuningConfig(AudioFinetuningConfig):
+    passes_per_epoch: int = field(default=1, metadata={
+        "help": "passes over the training split per epoch (each pass is one update)"})
+    batches_per_pass: int = field(default=0, metadata={
+        "help": "batches in one pass (must equal update_freq when passes_per_epoch > 1)"})
+    audio_in_memory: bool = field(default=True, metadata={
+        "help": "decode the training split's audio once and keep it in memory"})
+    train_subset: str = field(default="train", metadata={"help": "the training split's name"})
+
+
+@register_task("audio_finetuning_fast", dataclass=FastAudioFinetuningConfig)
+class FastAudioFinetuningTask(AudioFinetuningTask):
+    """audio_finetuning with the training audio in memory and several updates per epoch."""
+
+    cfg: FastAudioFinetuningConfig
+
+    def __init__(self, cfg: FastAudioFinetuningConfig):
+        super().__init__(cfg)
+        self._update = None
+        self._batches_in_update = 0
+
+    def load_dataset(self, split: str, task_cfg=None, **kwargs):
+        super().load_dataset(split, task_cfg, **kwargs)
+        if split == self.cfg.train_subset and self.cfg.audio_in_memory:
+            labelled = self.datasets[split]  # AddTargetDataset(FileAudioDataset)
+            audio = labelled.dataset
+            if max(audio.sizes, default=0) > audio.max_sample_size:
+                raise ValueError(f"{split}: utterances longer than task.max_sample_size are "
+                                 "cropped at random per batch; audio_in_memory needs them whole")
+            labelled.dataset = DecodedOnce(audio)
+            seconds = sum(int(n) for n in audio.sizes) / self.cfg.sample_rate
+            logger.info(f"{split}: {len(audio)} utterances ({seconds:.0f} s) decoded into memory")
+
+    def get_batch_iterator(self, dataset, **kwargs):
+        iterator = super().get_batch_iterator(dataset, **kwargs)
+        passes = self.cfg.passes_per_epoch
+        if (passes > 1 and dataset is self.datasets.get(self.cfg.train_subset)
+                and not isinstance(iterator, PassesEpochBatchIterator)):
+            if iterator.num_shards != 1:
+                raise ValueError("passes_per_epoch > 1 needs one GPU (distributed_world_size "
+                                 "1); set it to 1 (FAST=0) to train on several")
+            if len(iterator.frozen_batches) != self.cfg.batches_per_pass:
+                # not training's batches (e.g. decoding the split): one pass per epoch. In
+                # training, train_step's guard stops the run rather than let this pass.
+                logger.warning(f"{self.cfg.train_subset}: {len(iterator.frozen_batches)} "
+                               f"batches, not {self.cfg.batches_per_pass}: one pass per epoch")
+                return iterator
+            iterator = PassesEpochBatchIterator.wrap(iterator, passes)
+            if dataset in self.dataset_to_epoch_iter:
+                self.dataset_to_epoch_iter[dataset] = iterator
+        return iterator
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.cfg.passes_per_epoch > 1:
+            if update_num != self._update:
+                if self._update is not None and \
+                        self._batches_in_update != self.cfg.batches_per_pass:
+                    raise RuntimeError(f"update {self._update} saw {self._batches_in_update} "
+                                       f"batches, not one pass ({self.cfg.batches_per_pass}): "
+                                       "update_freq must equal task.batches_per_pass")
+                self._update, self._batches_in_update = update_num, 0
+            self._batches_in_update += 1
+            if self._batches_in_update > self.cfg.batches_per_pass:
+                raise RuntimeError(f"update {update_num} spans more than one pass over the "
+                                   "split: update_freq must equal task.batches_per_pass")
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
