@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from w2v2_10min import layout, replication
-from w2v2_10min.common import UserError, write_json_atomic, write_text_atomic
+from w2v2_10min.common import UserError, stage, write_json_atomic, write_text_atomic
 from w2v2_10min.paper import DECODER_TITLES, LM_TITLES, DECODER_LM, MAIN_SUBSETS, MODEL_TITLES, paper_row
 
 BOOTSTRAP_SAMPLES = 1000
@@ -223,25 +223,32 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
-    records = load_records(args.runs)
+    with stage("compare", f"{args.runs} -> {args.out}"):
+        text = write_report(args.runs, args.out)
+    print(text)
+    print(f"wrote {args.out}/table9.md, table9.csv, README.md, statistics.json and "
+          "wer-<subset>[-<decoder>].png")
+    return 0
+
+
+def write_report(runs: Path, out: Path) -> str:
+    """Every output of `make compare` for the wer.json files under RUNS; table9.md's text."""
+    records = load_records(runs)
     text = report(records)
-    write_text_atomic(args.out / "table9.md", text)
+    write_text_atomic(out / "table9.md", text)
     rows = run_rows(records)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(args.out / "table9.csv", buffer.getvalue())
+    write_text_atomic(out / "table9.csv", buffer.getvalue())
     held_out = [r for r in records if r["subset"] != TRAIN]
     analysis = replication.analyse(held_out)
-    write_json_atomic(args.out / "statistics.json", analysis)
+    write_json_atomic(out / "statistics.json", analysis)
     plots = []
     for subset, decoder in sorted({(r["subset"], r["decoder"]) for r in held_out}):
         name = f"wer-{subset if decoder == layout.VITERBI else f'{subset}-{decoder}'}.png"
-        if replication.plot_subset(analysis, held_out, subset, decoder, args.out / name):
+        if replication.plot_subset(analysis, held_out, subset, decoder, out / name):
             plots.append(name)
-    write_text_atomic(args.out / "README.md", replication.readme(analysis, plots))
-    print(text)
-    print(f"wrote {args.out}/table9.md, table9.csv, README.md, statistics.json and "
-          "wer-<subset>[-<decoder>].png")
-    return 0
+    write_text_atomic(out / "README.md", replication.readme(analysis, plots))
+    return text

@@ -33,7 +33,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
+from w2v2_10min.common import UserError, file_digest, progress, stage, write_text_atomic
 from w2v2_10min.formats import DICT_LTR
 
 CHUNK = 1 << 20
@@ -332,8 +332,9 @@ def main(argv=None) -> int:
     if unknown:
         raise UserError(f"--only {' '.join(unknown)}: unknown name; choose from {' '.join(names)}")
     args.data.mkdir(parents=True, exist_ok=True)
-    for item in table:
-        if args.only is None or item.name in args.only:
-            print(f"{item.name}: {fetch_item(item, args.data, args.base_url)}")
+    with stage("data", str(args.data)):
+        for item in table:
+            if args.only is None or item.name in args.only:
+                print(f"{item.name}: {fetch_item(item, args.data, args.base_url)}")
     return 0
 

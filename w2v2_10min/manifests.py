@@ -37,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, atomic_path, write_json_atomic)
+from w2v2_10min.common import REPO, SAMPLE_RATE, UserError, atomic_path, write_json_atomic
 from w2v2_10min.formats import LETTERS, dict_text, letters, read_transcripts, subset_name
 from w2v2_10min.knobs import knob
 from w2v2_10min.paper import EVAL_SETS
