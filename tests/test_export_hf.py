@@ -61,10 +61,10 @@ def test_logits_equal_fairseqs_on_every_utterance(run, tiny_env):
     import torch
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    from w2v2_10min.decode import load
+    from w2v2_10min.loading import load_finetuned
 
-    model, _ = load(run / "checkpoints" / "checkpoint_best.pt", tiny_env / "manifests" / "10min-0",
-                    "cpu")
+    model, _, _ = load_finetuned(run / "checkpoints" / "checkpoint_best.pt",
+                                 tiny_env / "manifests" / "10min-0", "cpu")
     hf = Wav2Vec2ForCTC.from_pretrained(run / "hf").eval()
     processor = Wav2Vec2Processor.from_pretrained(run / "hf")
     for subset in SUBSETS:
@@ -128,7 +128,7 @@ def test_rerun_is_a_no_op(run, tiny_env):
 def test_a_wrong_weight_fails_verification(run, tiny_env, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from w2v2_10min.decode import load
+    from w2v2_10min.loading import load_finetuned
     from w2v2_10min.hf_export import verify
 
     folder = tmp_path / "hf"
@@ -136,8 +136,8 @@ def test_a_wrong_weight_fails_verification(run, tiny_env, tmp_path):
     weights = load_file(folder / "model.safetensors")
     weights["lm_head.bias"][5] += 1e-3  # below any argmax change, above the tolerance
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    model, task = load(run / "checkpoints" / "checkpoint_best.pt",
-                       tiny_env / "manifests" / "10min-0", "cpu")
+    model, task, _ = load_finetuned(run / "checkpoints" / "checkpoint_best.pt",
+                                    tiny_env / "manifests" / "10min-0", "cpu")
     with pytest.raises(UserError, match="verification failed on dev_clean: max .logit"):
         verify(model, task, folder, tiny_env / "manifests" / "10min-0", ["dev_clean"], 2)
 
@@ -157,11 +157,11 @@ def test_large_variants_convert(run, tiny_env, tmp_path):
     import torch
     from fairseq.models.wav2vec.wav2vec2_asr import Wav2VecCtc
 
-    from w2v2_10min.decode import load
+    from w2v2_10min.loading import load_finetuned
     from w2v2_10min.hf_export import processor, to_transformers, verify
 
     manifests = tiny_env / "manifests" / "10min-0"
-    model, task = load(run / "checkpoints" / "checkpoint_best.pt", manifests, "cpu")
+    model, task, _ = load_finetuned(run / "checkpoints" / "checkpoint_best.pt", manifests, "cpu")
     cfg = copy.deepcopy(model.cfg)
     w2v = cfg.w2v_args.model
     w2v.extractor_mode, w2v.layer_norm_first, w2v.conv_bias = "layer_norm", True, True

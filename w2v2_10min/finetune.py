@@ -204,8 +204,12 @@ def summary(log: Path) -> str | None:
     lines = [line for path in sources if path.is_file()
              for line in path.read_text(errors="replace").splitlines()
              if "[dev_other][INFO]" in line]
-    match = re.search(r"(num_updates \d+).*(best_wer [\d.]+)", lines[-1]) if lines else None
-    return f"{match.group(1)}, {match.group(2)} on dev_other" if match else None
+    if not lines:
+        return None
+    updates = re.search(r"num_updates (\d+)", lines[-1])
+    best = re.search(r"best_wer ([\d.]+)", lines[-1]) or re.search(r"\| wer ([\d.]+)", lines[-1])
+    return f"num_updates {updates.group(1)}, best_wer {best.group(1)} on dev_other" \
+        if updates and best else None
 
 
 def main(argv=None) -> int:
