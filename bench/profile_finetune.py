@@ -82,6 +82,8 @@ def profile(args, work: Path, make_vars: list[str], fast: str) -> dict:
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     every = args.save_every
     overrides = [f"optimization.max_update={args.updates}"]
+    if args.model == "tiny":  # a validation with each checkpoint, as the README's figures had it
+        overrides += ["dataset.validate_interval_updates=100"]
     if args.model == "base":
         overrides += [f"checkpoint.save_interval_updates={every}",
                       "dataset.validate_after_updates=0", f"dataset.validate_interval_updates={every}",
