@@ -41,6 +41,9 @@ def test_a_subset_is_current_only_if_newer_than_the_checkpoint_and_same_decoder(
     folder.mkdir(parents=True)
     (folder / "wer.json").write_text(json.dumps({"decoder": "viterbi"}))
     os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))
+    assert not up_to_date(folder, checkpoint, "viterbi")  # decoded before `batching` was recorded
+    (folder / "wer.json").write_text(json.dumps({"decoder": "viterbi", "batching": {}}))
+    os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))
     assert up_to_date(folder, checkpoint, "viterbi")
     assert not up_to_date(folder, checkpoint, "4gram")
     os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns + 10**9))

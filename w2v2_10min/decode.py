@@ -126,6 +126,8 @@ def up_to_date(folder: Path, checkpoint: Path, decoder: str,
         record = json.loads(record.read_text())
     except ValueError:
         return False
+    if decoder == layout.VITERBI and "batching" not in record:
+        return False  # decoded before decoding was made independent of batching: redo it
     return record.get("decoder") == decoder and record.get("decoder_settings") == settings
 
 
