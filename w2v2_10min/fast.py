@@ -11,6 +11,7 @@ composed fairseq config and returns the overrides that depend on the split and t
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -34,9 +35,13 @@ def batches_per_pass(config: dict) -> int:
     root = OmegaConf.create({"common": config["common"], "task": OmegaConf.merge(
         OmegaConf.structured(AudioFinetuningConfig),
         {k: v for k, v in config["task"].items() if k in fields})})  # tpu: ${common.tpu}
-    task = AudioFinetuningTask.setup_task(root.task)
     subset = config["dataset"]["train_subset"]
-    task.load_dataset(subset)
+    logging.disable(logging.INFO)  # fairseq's dataset lines belong to training's log, not here
+    try:
+        task = AudioFinetuningTask.setup_task(root.task)
+        task.load_dataset(subset)
+    finally:
+        logging.disable(logging.NOTSET)
     max_tokens = config["dataset"]["max_tokens"]
     iterator = task.get_batch_iterator(
         dataset=task.dataset(subset), max_tokens=max_tokens,
