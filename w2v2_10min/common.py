@@ -83,8 +83,6 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-
-
 def versions() -> dict:
     """Versions of what produced a result: Python, torch, fairseq."""
     import platform

@@ -30,7 +30,7 @@ from w2v2_10min import decode_lm, layout
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
                                progress, stage, versions)
-from w2v2_10min.formats import read_tsv
+from w2v2_10min.formats import read_tsv, words_of
 from w2v2_10min.knobs import check
 from w2v2_10min.loading import batching, load_finetuned
 from w2v2_10min.scoring import summarise, utterance_errors
@@ -113,7 +113,7 @@ def to_words(task, tokens: list[int]) -> str:
     import torch
 
     letters = task.target_dictionary.string(torch.tensor(tokens, dtype=torch.long))
-    return " ".join(letters.replace(" ", "").replace("|", " ").split())
+    return words_of(letters)
 
 
 def up_to_date(folder: Path, checkpoint: Path, decoder: str,
@@ -171,7 +171,8 @@ def decode(args, todo: list[str], out: Path, device: str, checkpoint_sha: str,
     plan = batching(model, args.max_tokens)
     for subset in todo:
         start = time.perf_counter()
-        emissions, refs = compute_emissions(model, task, subset, device, args.max_tokens)
+        emissions, refs = compute_emissions(model, task, subset, device, args.max_tokens,
+                                            plan=plan)
         hyps = viterbi(task, emissions)
         seconds = time.perf_counter() - start
         scores = result_record(args, subset, hyps, refs, seconds, checkpoint_sha, device,

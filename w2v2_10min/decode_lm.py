@@ -23,6 +23,7 @@ from pathlib import Path
 
 from w2v2_10min import layout
 from w2v2_10min.common import UserError, file_digest
+from w2v2_10min.formats import words_of
 from w2v2_10min.lm import (BEAM_THRESHOLD, DECODE_BEAM, DEFAULT_WEIGHTS, LexiconSearch,
                            cpu_cores, emission_cache, symbols)
 
@@ -42,7 +43,7 @@ def add_arguments(parser) -> None:
 
 def references(manifest: Path, subset: str) -> list[str]:
     """Reference words from the manifest's letter targets (`H I | T H E R E |`)."""
-    return [" ".join(line.replace(" ", "").replace("|", " ").split())
+    return [words_of(line)
             for line in (manifest / f"{subset}.ltr").read_text(encoding="utf-8").splitlines()]
 
 

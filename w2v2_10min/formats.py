@@ -47,6 +47,11 @@ def letters(words: str) -> str:
     return " ".join(" ".join(word) + " |" for word in words.split())
 
 
+def words_of(letters: str) -> str:
+    """fairseq's `letter` post-processing: `H I | T H E R E |` -> `HI THERE`."""
+    return " ".join(letters.replace(" ", "").replace("|", " ").split())
+
+
 def read_tsv(path: Path) -> tuple[str, list[tuple[str, int]]]:
     """Read a fairseq audio manifest: root line, then `relpath<TAB>samples` rows."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()

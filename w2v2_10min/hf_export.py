@@ -36,6 +36,7 @@ from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
                                stage, versions)
 from w2v2_10min.formats import read_tsv
+from w2v2_10min.loading import config_value
 
 LOGIT_TOLERANCE = 1e-4  # fp32, max abs difference per utterance
 FAIRSEQ_ACTIVATIONS = {"gelu": "gelu", "gelu_accurate": "gelu_new", "relu": "relu"}
@@ -103,27 +104,22 @@ def conv_layers(spec: str) -> list[tuple[int, int, int]]:
     return layers
 
 
-def _get(cfg, key, default=None):
-    """A config value that older checkpoints may not carry."""
-    return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-
-
 def hf_config(model, vocab_size: int):
     """The transformers Wav2Vec2Config of a loaded fairseq Wav2VecCtc, from its own config."""
     from transformers import Wav2Vec2Config
 
     ft = model.cfg                   # the fine-tuning model config (Wav2Vec2CtcConfig)
     w2v = ft.w2v_args.model          # the pre-training model config embedded in the checkpoint
-    unsupported = {"layer_type": ("transformer", _get(w2v, "layer_type", "transformer")),
-                   "pos_conv_depth": (1, _get(w2v, "pos_conv_depth", 1)),
-                   "conv_pos_batch_norm": (False, bool(_get(w2v, "conv_pos_batch_norm", False))),
-                   "quantize_input": (False, bool(_get(w2v, "quantize_input", False)))}
+    unsupported = {"layer_type": ("transformer", config_value(w2v, "layer_type", "transformer")),
+                   "pos_conv_depth": (1, config_value(w2v, "pos_conv_depth", 1)),
+                   "conv_pos_batch_norm": (False, bool(config_value(w2v, "conv_pos_batch_norm", False))),
+                   "quantize_input": (False, bool(config_value(w2v, "quantize_input", False)))}
     for key, (expected, found) in unsupported.items():
         if found != expected:
             raise UserError(f"model.w2v_args.model.{key}={found}: transformers' Wav2Vec2ForCTC "
                             f"has no such variant (it needs {key}={expected})")
-    mode = _get(w2v, "extractor_mode", "default")
-    activation = _get(w2v, "activation_fn", "gelu")
+    mode = config_value(w2v, "extractor_mode", "default")
+    activation = config_value(w2v, "activation_fn", "gelu")
     if mode not in FEATURE_NORM or activation not in FAIRSEQ_ACTIVATIONS:
         raise UserError(f"extractor_mode={mode}, activation_fn={activation}: not supported by "
                         "transformers' Wav2Vec2ForCTC")
@@ -131,14 +127,14 @@ def hf_config(model, vocab_size: int):
     return Wav2Vec2Config(
         vocab_size=vocab_size,
         conv_dim=[d for d, _, _ in layers], conv_kernel=[k for _, k, _ in layers],
-        conv_stride=[s for _, _, s in layers], conv_bias=bool(_get(w2v, "conv_bias", False)),
+        conv_stride=[s for _, _, s in layers], conv_bias=bool(config_value(w2v, "conv_bias", False)),
         feat_extract_norm=FEATURE_NORM[mode], feat_extract_activation="gelu",
         hidden_size=w2v.encoder_embed_dim, num_hidden_layers=w2v.encoder_layers,
         num_attention_heads=w2v.encoder_attention_heads,
         intermediate_size=w2v.encoder_ffn_embed_dim,
         hidden_act=FAIRSEQ_ACTIVATIONS[activation], layer_norm_eps=1e-5,
         num_conv_pos_embeddings=w2v.conv_pos, num_conv_pos_embedding_groups=w2v.conv_pos_groups,
-        do_stable_layer_norm=bool(_get(w2v, "layer_norm_first", False)),
+        do_stable_layer_norm=bool(config_value(w2v, "layer_norm_first", False)),
         # what fine-tuning used, for a user who goes on training in transformers
         hidden_dropout=ft.dropout, attention_dropout=ft.attention_dropout,
         activation_dropout=ft.activation_dropout, feat_proj_dropout=ft.dropout_input,
@@ -396,7 +392,7 @@ def export(args) -> dict:
         file_digest(args.checkpoint)
     model, task, _ = load_finetuned(args.checkpoint, args.data, "cpu")
     normalize = bool(task.cfg.normalize)
-    if normalize != bool(_get(model.cfg.w2v_args.task, "normalize", normalize)):
+    if normalize != bool(config_value(model.cfg.w2v_args.task, "normalize", normalize)):
         raise UserError(f"{args.checkpoint}: fine-tuned with normalize={normalize} but "
                         "pre-trained without; transformers cannot reproduce that")
     hf = to_transformers(model)

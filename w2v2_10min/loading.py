@@ -43,7 +43,7 @@ def read_state(path: Path) -> dict:
     return state
 
 
-def _get(node, key, default=None):
+def config_value(node, key, default=None):
     """node[key] for dicts, DictConfigs and Namespaces alike."""
     if node is None:
         return default
@@ -56,16 +56,16 @@ def describe(state: dict) -> dict:
     """Layout, model name, labels, normalize and w2v facts, read without fairseq."""
     if state.get("cfg") is not None:
         cfg = state["cfg"]
-        task, model = _get(cfg, "task"), _get(cfg, "model")
-        return {"layout": "hydra", "task": _get(task, "_name"), "arch": _get(model, "_name"),
-                "labels": _get(task, "labels"), "normalize": _get(task, "normalize"),
-                "w2v_args": _get(model, "w2v_args"), "w2v_path": _get(model, "w2v_path"),
-                "data": _get(task, "data")}
+        task, model = config_value(cfg, "task"), config_value(cfg, "model")
+        return {"layout": "hydra", "task": config_value(task, "_name"), "arch": config_value(model, "_name"),
+                "labels": config_value(task, "labels"), "normalize": config_value(task, "normalize"),
+                "w2v_args": config_value(model, "w2v_args"), "w2v_path": config_value(model, "w2v_path"),
+                "data": config_value(task, "data")}
     args = state["args"]
-    return {"layout": "argparse", "task": _get(args, "task"), "arch": _get(args, "arch"),
-            "labels": _get(args, "labels"), "normalize": _get(args, "normalize"),
-            "w2v_args": _get(args, "w2v_args"), "w2v_path": _get(args, "w2v_path"),
-            "data": _get(args, "data")}
+    return {"layout": "argparse", "task": config_value(args, "task"), "arch": config_value(args, "arch"),
+            "labels": config_value(args, "labels"), "normalize": config_value(args, "normalize"),
+            "w2v_args": config_value(args, "w2v_args"), "w2v_path": config_value(args, "w2v_path"),
+            "data": config_value(args, "data")}
 
 
 def pretrained_normalize(path: Path) -> bool:
@@ -119,7 +119,7 @@ def finetuning_task_cfg(old_task, data: Path):
     known = set(AudioFinetuningConfig.__dataclass_fields__) - {"_name", "eval_wer_config",
                                                               "eval_wer_tokenizer"}
     for key in known:
-        value = _get(old_task, key)
+        value = config_value(old_task, key)
         if value is not None:
             cfg[key] = value
     cfg._name, cfg.data, cfg.labels = "audio_finetuning", str(data), "ltr"
