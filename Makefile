@@ -102,7 +102,7 @@ LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: l
 FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
-WANDB_PROJECT ?=## log to wandb through fairseq's common.wandb_project (offline unless WANDB_MODE=online)
+WANDB_PROJECT ?= w2v2-10min## wandb project of fairseq's common.wandb_project, one run per training run in RUN/wandb/ (offline unless WANDB_MODE=online); empty: no wandb
 WANDB_MODE ?=## wandb's own variable: offline unless you set online (and WANDB_ENTITY)
 LAUNCHER ?= local## local, or slurm / submitit_local: through Hydra's submitit launcher
 PARTITION ?=## SLURM partition (LAUNCHER=slurm)
@@ -111,13 +111,15 @@ SEEDS ?= 1 2 3## seeds of `make sweep`
 LRS ?=## learning rates of `make sweep`, e.g. LRS="2e-5 3e-5" (default: the recipe's)
 JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue)
 FAST ?= 1## 1: same training, less work per update (w2v2_plugin, docs/speed.md); 0: fairseq's own path
+CHECKPOINT_MINUTES ?= 10## FAST=1: write checkpoints at most every N minutes, at the end and at each best validation (0: as fairseq)
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@$(PY) scripts/finetune.py --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
 		--seed '$(SEED)' --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' --run-root $(RUN_ROOT) \
 		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
-		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' --args "$(ARGS)" $(if $(CFG),--print-config)
+		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' \
+		--checkpoint-minutes '$(CHECKPOINT_MINUTES)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once

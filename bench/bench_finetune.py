@@ -13,8 +13,9 @@ the process capped at CAP_GB of GPU memory, on fairseq's own path (FAST=0) and t
 (FAST=1), each with a checkpoint write every UPDATES/2 updates and a validation at the end.
 Prints, per run: fits or out of memory, peak memory reserved by PyTorch, seconds per update,
 the model's own seconds per update (forward, backward, optimizer; bench/profile_hooks.py) and
-seconds per checkpoint write; then the time a whole 13,000-update run would take (updates,
-fairseq's 260 checkpoint writes, 4 validations on dev-other at the frozen forward's speed), and
+seconds per checkpoint write (CHECKPOINT_MINUTES=0: every write the run asks for is made and
+timed); then the time a whole 13,000-update run would take (updates, checkpoint writes: fairseq's
+70, or FAST=1's on its 10-minute budget, 4 validations on dev-other at the frozen forward's speed), and
 an estimate for CARD that scales only the arithmetic (model seconds, validation) by the ratio of
 peak fp16 TFLOP/s and keeps the rest of each update as measured. Needs a CUDA GPU. The random weights make the timing and memory real and the WER meaningless.
 """
@@ -140,7 +141,19 @@ def seconds_per_update(log: str) -> float | None:
 # Peak dense fp16 tensor TFLOP/s (vendor data sheets) for scaling the arithmetic to another card.
 PEAK_TFLOPS = {"H100": 990.0, "H200": 990.0, "A100": 312.0, "RTX 5000": 89.0}
 DEV_OTHER_SECONDS = 5.3 * 3600  # validation: LibriSpeech dev-other, 2,864 utterances
-RUN = {"frozen": 10_000, "trained": 3_000, "writes": 260, "validations": 4}  # fairseq, 13k
+RUN = {"frozen": 10_000, "trained": 3_000, "validations": 4}  # fairseq's recipe, 13k updates
+# fairseq's saves in those 13k: at epoch ends 1,000 .. 9,000 (save_interval 1000; an update is an
+# epoch) and every 50 updates from validate_after_updates (10,000) to 13,000.
+FAIRSEQ_WRITES = 9 + 61
+BUDGET_SECONDS = 600  # FAST=1: CHECKPOINT_MINUTES=10
+
+
+def checkpoint_writes(fast: str, seconds: float) -> int:
+    """Writes in a whole run: fairseq's 70, or on FAST=1's budget at most one per 10 minutes,
+    one per validation (when it is the best so far) and the last."""
+    if fast == "0":
+        return FAIRSEQ_WRITES
+    return min(FAIRSEQ_WRITES, int(seconds // BUDGET_SECONDS) + RUN["validations"] + 1)
 
 
 def peak_tflops(name: str, given: float | None) -> float | None:
@@ -217,7 +230,8 @@ def main() -> int:
                 subprocess.run(["rm", "-rf", str(work / "runs" / name)], check=True)
                 proc = make(work, "finetune", *make_vars, f"MODEL={args.model}",
                             "PROTOCOL=fairseq", "SPLIT=0", f"MAX_TOKENS={max_tokens}",
-                            f"FAST={fast}", f"PRETRAINED_DIR={work / 'pretrained'}",
+                            f"FAST={fast}", "CHECKPOINT_MINUTES=0",  # every write, timed
+                            f"PRETRAINED_DIR={work / 'pretrained'}",
                             f"MANIFEST_ROOT={work / 'manifests'}",
                             f"RUN_ROOT={work / 'runs' / name}", f"PYTHONPATH={shim}:{REPO}",
                             f"ARGS={' '.join(overrides)}", env=env)
@@ -264,16 +278,19 @@ def whole_run(results: list[dict], args, gpu: str) -> None:
             valid = frozen["forward_seconds"] * DEV_OTHER_SECONDS / 600
             parts = {"frozen": frozen, "trained": trained}
             seconds = sum(RUN[k] * parts[k]["seconds_per_update"] for k in parts) + \
-                RUN["writes"] * trained["write_seconds"] + RUN["validations"] * valid
+                RUN["validations"] * valid
+            writes = checkpoint_writes(fast, seconds)
+            seconds += writes * trained["write_seconds"]
             line = (f"FAST={fast} max_tokens {trained['max_tokens']}: a 13,000-update run "
-                    f"(10k frozen + 3k trained, {RUN['writes']} checkpoint writes, "
+                    f"(10k frozen + 3k trained, {writes} checkpoint writes, "
                     f"{RUN['validations']} validations on dev-other) about {seconds / 3600:.2f} h "
                     f"on this {gpu}")
             if this and card:
                 ratio = this / card
                 scaled = sum(RUN[k] * (parts[k]["seconds_per_update"] +
                                        (ratio - 1) * parts[k]["model_seconds"]) for k in parts) + \
-                    RUN["writes"] * trained["write_seconds"] + RUN["validations"] * valid * ratio
+                    RUN["validations"] * valid * ratio
+                scaled += checkpoint_writes(fast, scaled) * trained["write_seconds"]
                 line += (f"; estimate for a {args.card} ({card:g} against {this:g} peak TFLOP/s, "
                          f"only the arithmetic scaled): about {scaled / 3600:.1f} h")
             print(line)

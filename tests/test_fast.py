@@ -1,5 +1,6 @@
 """FAST=1 trains as fairseq's own path does (FAST=0): same batches, losses, weights and WER."""
 import json
+import math
 import re
 
 import pytest
@@ -12,7 +13,7 @@ UPDATES = 300
 # Batches of two tiny utterances (4 per pass) inside an update of 8, as a 10-minute split is a
 # few batches inside BASE's update of 8; saves and validations every 50 updates, so the fast
 # path's epochs hold 50 passes and the run crosses an epoch boundary.
-SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000"]
+SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "CHECKPOINT_MINUTES=60"]
 ARGS = (f"ARGS=optimization.max_update={UPDATES} common.log_interval=1 "
         "checkpoint.save_interval_updates=50 dataset.validate_interval_updates=50")
 
@@ -89,6 +90,48 @@ def test_same_weights_and_schedule(both):
         log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
         validations[fast] = re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)", log)
     assert validations["0"] == validations["1"] and len(validations["0"]) == UPDATES // 50
+
+
+def log_of(run):
+    return sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
+
+
+def test_checkpoints_written_at_the_end_and_at_each_best_within_the_budget(both):
+    """Under an hour's budget the fast path writes only the saves whose validation is as good
+    as the best so far (fairseq writes checkpoint_best.pt then) and the last; fairseq's path
+    writes every 50 updates. The files left are the same (test_same_weights_and_schedule)."""
+    saved = {fast: [int(u) for u in re.findall(r"Saved checkpoint .*? @ (\d+) updates",
+                                                  log_of(run))] for fast, run in both.items()}
+    assert saved["0"] == list(range(50, UPDATES + 1, 50))
+    wers = [(int(u), float(w)) for w, u in
+            re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)", log_of(both["1"]))]
+    best, as_good = math.inf, []
+    for update, wer in wers:
+        if wer <= best:
+            best, as_good = wer, as_good + [update]
+    assert saved["1"] == sorted(set(as_good) | {UPDATES})
+    skipped = re.findall(r"checkpoint write skipped at update (\d+)", log_of(both["1"]))
+    assert sorted(int(u) for u in skipped) == sorted(set(saved["0"]) - set(saved["1"]))
+
+
+def test_frozen_cnn_features_are_computed_once_per_batch(both):
+    """The fast path reused the CNN's features (and test_same_losses_every_update shows that
+    reusing them changed nothing): one pass's 4 batches are computed, the rest reused."""
+    counts = [(int(r), int(c)) for r, c in re.findall(
+        r"frozen-CNN feature cache, epoch \d+: (\d+) batches reused, (\d+) computed",
+        log_of(both["1"]))]
+    assert len(counts) == UPDATES // 50 - 1  # logged as each later epoch begins
+    assert all(r + c == 50 * 4 for r, c in counts)
+    assert sum(r for r, _ in counts) >= 0.9 * 50 * 4 * len(counts)
+    assert "frozen-CNN feature cache" not in log_of(both["0"])
+
+
+def test_one_wandb_run_per_training_run(both):
+    """fairseq calls wandb.init for every progress bar (an epoch per update on its own path);
+    w2v2_plugin.wandb_once keeps that to one run folder, holding what fairseq logged."""
+    for run in both.values():
+        folders = list((run / "wandb").glob("offline-run-*"))
+        assert len(folders) == 1 and list(folders[0].glob("run-*.wandb"))
 
 
 @pytest.mark.parametrize("subset", ["train", "dev_other"])

@@ -173,8 +173,10 @@ def run_dir(env, root="runs", seed=1):
 
 
 def test_resume_after_kill_continues_from_the_last_checkpoint(tiny_env):
+    # the tiny recipe offers a save every 100 updates (a few seconds): a budget of 0.6 s takes
+    # them, so the checkpoint written on the budget is what the run resumes from
     args = ["make", "--no-print-directory", "finetune", "MODEL=tiny", "PROTOCOL=tiny",
-            *knobs(tiny_env, RUN_ROOT=tiny_env / "resume")]
+            "CHECKPOINT_MINUTES=0.01", *knobs(tiny_env, RUN_ROOT=tiny_env / "resume")]
     run = run_dir(tiny_env, "resume")
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -199,6 +201,11 @@ def test_resume_after_kill_continues_from_the_last_checkpoint(tiny_env):
     assert record["seed"] == "1" and record["pretrained_sha256"] and record["commit"]
     assert record["versions"]["fairseq"] == "0.12.3"
     assert (run / "config.yaml").is_file() and list((run / "tensorboard").iterdir())
+    # wandb (on by default, offline): one run, logged by both processes under the run's own id
+    wandb_runs = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 2
+    assert {path.name.rsplit("-", 1)[1] for path in wandb_runs} == \
+        {(run / "wandb-id").read_text().strip()}
 
 
 def test_changed_settings_do_not_reuse_a_run(tiny_env):
@@ -208,6 +215,10 @@ def test_changed_settings_do_not_reuse_a_run(tiny_env):
                 *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"), "ARGS=optimization.max_update=20",
                 check=False)
     assert proc.returncode != 0 and "was made with other settings" in proc.stderr
+    # when checkpoints are written is not a training setting: the run is the same run
+    same = make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "CHECKPOINT_MINUTES=3",
+                *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"), "ARGS=optimization.max_update=10")
+    assert "is finished" in same.stdout
 
 
 def test_sweep_through_submitit_local_launcher(tiny_env):

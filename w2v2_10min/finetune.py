@@ -4,7 +4,8 @@ Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
       --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
-      [--launcher local|slurm|...] [--fast 1|0] [--print-config] [--args 'model.mask_prob=0.5 ...']
+      [--launcher local|slurm|...] [--fast 1|0] [--checkpoint-minutes 10] [--print-config] \
+      [--args 'model.mask_prob=0.5 ...']
 
 1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
    overrides that run it on GPUS devices with the recipe's effective batch:
@@ -16,7 +17,8 @@ Usage:
    the checkpoint is unpickled only after its SHA-256 matches <checkpoint>.sha256 beside it.
 2. Compose fairseq's full config (`--cfg job`) into RUN/config.yaml; --print-config prints it
    and stops. A run folder whose config.yaml differs is refused (delete it or pick another
-   SEED/RUN_ROOT); a finished one (RUN/done) is left alone.
+   SEED/RUN_ROOT), except in task.checkpoint_minutes, which changes when checkpoints are
+   written and nothing else; a finished one (RUN/done) is left alone.
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
@@ -30,6 +32,7 @@ import math
 import os
 import platform
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -120,6 +123,8 @@ def plan(args) -> tuple[list[str], dict]:
                  f"dataset.max_tokens={batch['max_tokens']}"]
     if args.lr:
         overrides.append(f"optimization.lr=[{args.lr}]")
+    if args.fast == "1":
+        overrides.append(f"task.checkpoint_minutes={args.checkpoint_minutes}")
     if args.fp16:
         overrides.append(f"common.fp16={args.fp16}")
     print(f"effective batch: {batch['gpu_equivalents']} GPU-equivalents x "
@@ -177,12 +182,19 @@ def launcher_overrides(args, run: Path) -> list[str]:
             *([f"hydra.launcher.partition={args.partition}"] if args.partition else [])]
 
 
-def environment(args, run: Path) -> dict:
+def environment(args, run: Path, training: bool = False) -> dict:
+    """fairseq's environment; for training, also the run's own wandb id (WANDB_RUN_ID, kept in
+    RUN/wandb-id), so that a resumed run logs on in the same wandb run (WANDB_RESUME=allow)."""
     name = f"{args.model}-{layout.run_protocol(args.protocol, args.lr, args.lr_decay)}" \
            f"-10min-{args.split}-" \
            f"seed-{args.seed}"
-    return {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-            "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
+    env = {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+           "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
+    if training and args.wandb_project:
+        if not (run / "wandb-id").is_file():
+            write_text_atomic(run / "wandb-id", secrets.token_hex(4) + "\n")
+        env.update(WANDB_RUN_ID=(run / "wandb-id").read_text().strip(), WANDB_RESUME="allow")
+    return env
 
 
 def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) -> str:
@@ -196,6 +208,13 @@ def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) 
         hint = f" ({said[-1]})" if said else ""
         raise UserError(f"fairseq could not compose the config{hint}; check ARGS and the recipe")
     return proc.stdout
+
+
+def same_training(config: str) -> dict:
+    """A composed config without what may change between a run's start and its resumption."""
+    parsed = yaml.safe_load(config)
+    parsed.get("task", {}).pop("checkpoint_minutes", None)
+    return parsed
 
 
 def summary(log: Path) -> str | None:
@@ -237,10 +256,15 @@ def main(argv=None) -> int:
                         help="SLURM partition")
     parser.add_argument("--time-min", default="1440", type=knob("TIME_MIN"),
                         help="SLURM time limit per run")
-    parser.add_argument("--wandb-project", default="", type=knob("WANDB_PROJECT", optional=True))
+    parser.add_argument("--wandb-project", default="w2v2-10min",
+                        type=knob("WANDB_PROJECT", optional=True),
+                        help="wandb project (offline unless WANDB_MODE=online); empty: no wandb")
     parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
     parser.add_argument("--fast", default="1", type=knob("FAST"),
                         help="1: w2v2_plugin's fast path (docs/speed.md); 0: fairseq's own")
+    parser.add_argument("--checkpoint-minutes", default="10", type=knob("CHECKPOINT_MINUTES"),
+                        help="FAST=1: write checkpoints at most every N minutes (and at the end "
+                        "and at each best validation); 0: whenever fairseq's intervals say")
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
@@ -258,7 +282,8 @@ def main(argv=None) -> int:
     if args.print_config:
         print(config, end="")
         return 0
-    if (run / "config.yaml").is_file() and (run / "config.yaml").read_text() != config:
+    if (run / "config.yaml").is_file() and \
+            same_training((run / "config.yaml").read_text()) != same_training(config):
         raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "
                         "or pick another SEED or RUN_ROOT")
     write_text_atomic(run / "config.yaml", config)
@@ -276,7 +301,7 @@ def main(argv=None) -> int:
     with stage("finetune", str(run), log):
         with open(log, "a") as out:
             code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                  env=environment(args, run)).returncode
+                                  env=environment(args, run, training=True)).returncode
         if code != 0:
             print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
                   file=sys.stderr)

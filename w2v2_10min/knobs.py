@@ -22,12 +22,20 @@ def _whole(minimum: int) -> Callable[[str], bool]:
     return lambda value: value.isascii() and value.isdigit() and int(value) >= minimum
 
 
-def _positive_number(value: str) -> bool:
+def _number(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        return False
-    return math.isfinite(number) and number > 0
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _positive_number(value: str) -> bool:
+    return _number(value) > 0
+
+
+def _non_negative_number(value: str) -> bool:
+    return _number(value) >= 0
 
 
 def _matches(pattern: str) -> Callable[[str], bool]:
@@ -64,6 +72,8 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
              _matches("[01]")),
+    "CHECKPOINT_MINUTES": ("minutes >= 0, e.g. CHECKPOINT_MINUTES=10 (0: every save fairseq's "
+                           "intervals ask for)", _non_negative_number),
     "LAUNCHER": (", ".join(LAUNCHERS), lambda v: v in LAUNCHERS),
     "PARTITION": ("a SLURM partition name (no spaces)", _matches(NO_SPACE)),
     "TIME_MIN": ("minutes, a whole number >= 1", _whole(1)),
