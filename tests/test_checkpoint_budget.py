@@ -93,6 +93,22 @@ def test_written_at_each_best_on_the_budget_and_at_the_end(budget, tmp_path):
     assert checkpoint_utils.save_checkpoint.best == 90.0  # fairseq's validation reads it there
 
 
+def test_the_best_score_of_a_resumed_run_is_kept(monkeypatch, tmp_path):
+    """fairseq's load_checkpoint records the best score so far before training begins; a
+    validation worse than it is then not written (fairseq would not write checkpoint_best)."""
+    original = checkpoint_utils.save_checkpoint
+    monkeypatch.setattr(checkpoint_utils, "save_checkpoint", original)
+    monkeypatch.setattr(original, "best", 80.0, raising=False)
+    checkpoint_budget.install(10)
+    assert checkpoint_utils.save_checkpoint.best == 80.0
+    cfg = OmegaConf.structured(CheckpointConfig(save_dir=str(tmp_path),
+                                                best_checkpoint_metric="wer"))
+    trainer = Trainer()
+    trainer.updates = 100
+    assert checkpoint_utils.save_checkpoint(cfg, trainer, EpochIterator(), 85.0) is None
+    assert checkpoint_utils.save_checkpoint(cfg, trainer, EpochIterator(), 80.0)
+
+
 @pytest.mark.parametrize("settings", [{"world": 2}, {"patience": 5}, {"keep_best": 3}])
 def test_every_save_is_written_where_skipping_could_lose_one(budget, settings):
     trainer = Trainer(**settings)

@@ -46,7 +46,8 @@ def test_help_groups_targets_and_knobs_by_stage():
 
 # Environment variables the Make targets set for fairseq themselves, or that describe how a
 # measurement was taken (OMP_NUM_THREADS): no user's knob.
-SET_BY_THE_TARGETS = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "HYDRA_FULL_ERROR", "OMP_NUM_THREADS"}
+SET_BY_THE_TARGETS = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "HYDRA_FULL_ERROR", "OMP_NUM_THREADS",
+                      "WANDB_RESUME"}
 
 
 def test_help_lists_every_target_and_knob_the_docs_mention():

@@ -5,7 +5,7 @@ validation has begun, and at epoch ends), and every save writes the whole traini
 LARGE with Adam's moments several GB, written and then copied to `checkpoint_last.pt`. Which
 files exist at the end does not depend on how often that happens, only how much work a crash
 loses does. `install(minutes)` wraps fairseq's `checkpoint_utils.save_checkpoint` in this
-process (fairseq's files are not changed) so that a save fairseq asks for is carried out when
+process (fairseq's files are not changed) once training has begun, so that a save fairseq asks for is carried out when
 
 - it is the last one (max_update or max_epoch reached, stop_time_hours passed),
 - the validation it follows is as good as the best so far (fairseq writes `checkpoint_best.pt`
@@ -62,7 +62,8 @@ def always_written(cfg) -> bool:
 
 
 def install(minutes: float) -> None:
-    """Carry out fairseq's checkpoint saves in this process on a budget of `minutes`."""
+    """Carry out fairseq's checkpoint saves in this process on a budget of `minutes`, counted
+    from now (the task calls this as training begins)."""
     current = checkpoint_utils.save_checkpoint
     if hasattr(current, "budget_minutes"):  # installed already: a task set up again
         current.budget_minutes = minutes
@@ -82,13 +83,16 @@ def install(minutes: float) -> None:
                         f"{save_checkpoint.budget_minutes:g}")
             return None
         # fairseq's function records the best score on `save_checkpoint`, looked up in its
-        # module: that is this wrapper now, so the score lives in one place as before.
+        # module: that is this wrapper now (and the score so far was carried over to it), so
+        # the score lives in one place as before.
         path = original(cfg, trainer, epoch_itr, val_loss)
         last_write[0] = time.monotonic()
         return path
 
     save_checkpoint.budget_minutes = minutes
     save_checkpoint.__doc__ = original.__doc__
+    if hasattr(original, "best"):  # recorded by fairseq's load_checkpoint when resuming
+        save_checkpoint.best = original.best
     checkpoint_utils.save_checkpoint = save_checkpoint
     logger.info(f"checkpoints: written at most every {minutes:g} min, at the end, and whenever "
                 "validation is as good as the best so far (task.checkpoint_minutes)")

@@ -126,8 +126,6 @@ class FastAudioFinetuningTask(AudioFinetuningTask):
         self._update = None
         self._batches_in_update = 0
         self._feature_cache = None
-        if cfg.checkpoint_minutes > 0:
-            checkpoint_budget.install(cfg.checkpoint_minutes)
 
     def load_dataset(self, split: str, task_cfg=None, **kwargs):
         super().load_dataset(split, task_cfg, **kwargs)
@@ -157,6 +155,8 @@ class FastAudioFinetuningTask(AudioFinetuningTask):
 
     def begin_epoch(self, epoch, model):
         super().begin_epoch(epoch, model)
+        if self.cfg.checkpoint_minutes > 0:  # training has begun (decoding never gets here)
+            checkpoint_budget.install(self.cfg.checkpoint_minutes)
         if self._feature_cache is not None and epoch > 1 and self.cfg.passes_per_epoch > 1:
             reused, computed = self._feature_cache.take_counts()
             logger.info(f"frozen-CNN feature cache, epoch {epoch - 1}: {reused} batches reused, "
