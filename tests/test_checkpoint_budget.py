@@ -27,7 +27,8 @@ class Trainer:
     def __init__(self, **settings):
         self.updates = 0
         self.cfg = OmegaConf.create({
-            "optimization": {"max_update": MAX_UPDATE, "stop_time_hours": 0, "max_epoch": 0},
+            "optimization": {"max_update": MAX_UPDATE, "stop_time_hours": 0, "max_epoch": 0,
+                             "stop_min_lr": settings.get("stop_min_lr", -1.0)},
             "distributed_training": {"distributed_world_size": settings.get("world", 1)},
             "checkpoint": {"patience": settings.get("patience", -1),
                            "keep_best_checkpoints": settings.get("keep_best", -1)}})
@@ -109,7 +110,8 @@ def test_the_best_score_of_a_resumed_run_is_kept(monkeypatch, tmp_path):
     assert checkpoint_utils.save_checkpoint(cfg, trainer, EpochIterator(), 80.0)
 
 
-@pytest.mark.parametrize("settings", [{"world": 2}, {"patience": 5}, {"keep_best": 3}])
+@pytest.mark.parametrize("settings", [{"world": 2}, {"patience": 5}, {"keep_best": 3},
+                                      {"stop_min_lr": 0.0}])
 def test_every_save_is_written_where_skipping_could_lose_one(budget, settings):
     trainer = Trainer(**settings)
     assert budget(trainer, 100, 90.0, 1)

@@ -55,10 +55,10 @@ def as_good_as_best(cfg, val_loss, best) -> bool:
 
 def always_written(cfg) -> bool:
     """Settings under which every save is carried out: several GPUs (their clocks may not
-    agree), early stopping (fairseq may stop after any validation), and keep_best_checkpoints
-    (fairseq keeps the N best, not only the best)."""
+    agree), early stopping and stop_min_lr (fairseq may stop after any save without saying so
+    first), and keep_best_checkpoints (fairseq keeps the N best, not only the best)."""
     return cfg.distributed_training.distributed_world_size > 1 or cfg.checkpoint.patience > 0 \
-        or cfg.checkpoint.keep_best_checkpoints > 0
+        or cfg.optimization.stop_min_lr >= 0 or cfg.checkpoint.keep_best_checkpoints > 0
 
 
 def install(minutes: float) -> None:
