@@ -50,6 +50,11 @@ def verify_checkpoint(path: Path) -> str:
     return actual
 
 
+def checkpoint_sha256(path: Path, verify: bool) -> str:
+    """SHA-256 of `path`; with `verify`, checked first against `<path>.sha256` (a download)."""
+    return verify_checkpoint(path) if verify else file_digest(path)
+
+
 def record(path: Path) -> str:
     digest = file_digest(path)
     write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")

@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 from w2v2_10min import decode_lm, layout
-from w2v2_10min.checkpoints import verify_checkpoint
-from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
+from w2v2_10min.checkpoints import checkpoint_sha256
+from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, git_commit,
                                progress, stage, versions)
 from w2v2_10min.formats import read_tsv, words_of
 from w2v2_10min.knobs import check
@@ -210,7 +210,11 @@ def main(argv=None) -> int:
                 raise UserError(f"{args.data / f'{subset}.{ext}'}: not found; "
                                 "run `make manifests` first")
     out = layout.decode_dir(args.run, args.decoder)
-    settings = decode_lm.settings(args) if args.decoder == decode_lm.DECODER else None
+    # before anything is unpickled or written; Viterbi decoding that is up to date needs none
+    checkpoint_sha, settings = None, None
+    if args.decoder == decode_lm.DECODER:  # tuned weights are matched to the checkpoint
+        checkpoint_sha = checkpoint_sha256(args.checkpoint, args.verify_sha256)
+        settings = decode_lm.settings(args, checkpoint_sha)
     todo = [s for s in args.subsets
             if not up_to_date(out / s, args.checkpoint, args.decoder, settings)]
     if not todo:
@@ -220,8 +224,7 @@ def main(argv=None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = dict(item.split("=", 1) for item in args.meta)
-    checkpoint_sha = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
-        file_digest(args.checkpoint)  # before anything is unpickled or written
+    checkpoint_sha = checkpoint_sha or checkpoint_sha256(args.checkpoint, args.verify_sha256)
     log = args.run / "logs" / f"decode-{datetime.now():%Y%m%d-%H%M%S}.log"
     log_to(log)
     with stage(f"decode ({args.decoder})", f"{args.checkpoint} -> {out}", log):

@@ -22,10 +22,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 from w2v2_10min import layout
-from w2v2_10min.common import UserError, file_digest
+from w2v2_10min.common import UserError
 from w2v2_10min.formats import words_of
 from w2v2_10min.lm import (BEAM_THRESHOLD, DECODE_BEAM, DEFAULT_WEIGHTS, LexiconSearch,
-                           cpu_cores, emission_cache, symbols)
+                           cpu_cores, emission_cache, symbols, weights_key)
 
 DECODER = "4gram"
 
@@ -99,7 +99,7 @@ def weights(args, key: dict) -> dict:
     return {**DEFAULT_WEIGHTS, "weights_from": "fairseq example (untuned)"}
 
 
-def settings(args) -> dict:
+def settings(args, checkpoint_sha256: str) -> dict:
     """Everything that decides the 4-gram decoding's output, checked before any model runs."""
     if args.lm is None or args.lexicon is None:
         raise UserError("--decoder 4gram needs --lm and --lexicon (LM_ARPA= and LEXICON=; "
@@ -109,8 +109,7 @@ def settings(args) -> dict:
     for path, what in ((args.lm, "language model"), (args.lexicon, "lexicon")):
         if not path.is_file():
             raise UserError(f"{path}: {what} not found; run `make lm` (or give its path)")
-    key = {"checkpoint_sha256": file_digest(args.checkpoint), "lm_sha256": file_digest(args.lm),
-           "lexicon_sha256": file_digest(args.lexicon)}
+    key = weights_key(checkpoint_sha256, args.lm, args.lexicon)
     return {"beam": args.beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"]}

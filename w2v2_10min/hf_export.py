@@ -32,8 +32,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from w2v2_10min.checkpoints import verify_checkpoint
-from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, file_digest, git_commit,
+from w2v2_10min.checkpoints import checkpoint_sha256
+from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, git_commit,
                                stage, versions)
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.loading import config_value
@@ -388,8 +388,7 @@ def export(args) -> dict:
     from w2v2_10min.loading import load_finetuned
 
     transformers_logging.disable_progress_bar()
-    sha256 = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
-        file_digest(args.checkpoint)
+    sha256 = checkpoint_sha256(args.checkpoint, args.verify_sha256)
     model, task, _ = load_finetuned(args.checkpoint, args.data, "cpu")
     normalize = bool(task.cfg.normalize)
     if normalize != bool(config_value(model.cfg.w2v_args.task, "normalize", normalize)):

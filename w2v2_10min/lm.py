@@ -39,6 +39,12 @@ def symbols(manifest: Path) -> list[str]:
                        path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def weights_key(checkpoint_sha256: str, lm: Path, lexicon: Path) -> dict:
+    """What tuned LM weights hold for: `make tune-lm` records it, 4-gram decoding checks it."""
+    return {"checkpoint_sha256": checkpoint_sha256, "lm_sha256": file_digest(lm),
+            "lexicon_sha256": file_digest(lexicon)}
+
+
 # ---- the emission cache --------------------------------------------------------------------
 def cache_key(checkpoint_sha256: str, manifest: Path, subset: str) -> dict:
     """What the emissions of a subset depend on: the checkpoint's and the manifest's bytes."""

@@ -21,13 +21,13 @@ from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from w2v2_10min.checkpoints import verify_checkpoint
+from w2v2_10min.checkpoints import checkpoint_sha256
 from w2v2_10min.common import (UserError, file_digest, run_main, stage, versions,
                                write_json_atomic)
 from w2v2_10min.decode_lm import cached_emissions, references
 from w2v2_10min.layout import tuning_dir
 from w2v2_10min.lm import (BEAM_THRESHOLD, LM_WEIGHT_RANGE, TUNE_BEAM, WORD_SCORE_RANGE,
-                           LexiconSearch, cpu_cores, symbols)
+                           LexiconSearch, cpu_cores, symbols, weights_key)
 from w2v2_10min.scoring import summarise, utterance_errors
 
 STUDY = "lm-weights"
@@ -101,15 +101,12 @@ def main(argv=None) -> int:
         if not (args.data / f"{args.subset}.{ext}").is_file():
             raise UserError(f"{args.data / f'{args.subset}.{ext}'}: not found; "
                             "run `make manifests` first")
-    checkpoint_sha = verify_checkpoint(args.checkpoint) if args.verify_sha256 else \
-        file_digest(args.checkpoint)
+    checkpoint_sha = checkpoint_sha256(args.checkpoint, args.verify_sha256)
     # the LM and lexicon before the model: a bad one stops before minutes of emissions
     search = LexiconSearch(args.lm, args.lexicon, symbols(args.data))
     out = tuning_dir(args.run)
-    lm_sha, lexicon_sha = file_digest(args.lm), file_digest(args.lexicon)
-    key = {"checkpoint_sha256": checkpoint_sha, "lm_sha256": lm_sha,
-           "lexicon_sha256": lexicon_sha, "subset": args.subset, "beam": args.beam,
-           "manifest_sha256": file_digest(args.data / f"{args.subset}.tsv")}
+    key = {**weights_key(checkpoint_sha, args.lm, args.lexicon), "subset": args.subset,
+           "beam": args.beam, "manifest_sha256": file_digest(args.data / f"{args.subset}.tsv")}
     import torch
 
     from w2v2_10min.decode import log_to
@@ -139,8 +136,8 @@ def main(argv=None) -> int:
               "sampler": "optuna TPESampler", "seed": args.seed,
               "lm_weight_range": list(LM_WEIGHT_RANGE),
               "word_score_range": list(WORD_SCORE_RANGE),
-              "lm": str(args.lm.resolve()), "lm_sha256": lm_sha,
-              "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": lexicon_sha,
+              "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
+              "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
               "checkpoint": str(args.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
               "versions": {**versions(), "flashlight-text": version("flashlight-text"),
                            "optuna": version("optuna")}}
