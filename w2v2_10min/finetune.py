@@ -137,12 +137,13 @@ def plan(args) -> tuple[list[str], dict]:
         print(f"the split holds {batch['split_seconds']:,.0f} s, less than that: fairseq "
               "ends an update at the end of an epoch, so each update sees the whole split "
               "once", file=sys.stderr)
-    record = {"model": args.model, "protocol": args.protocol,
-              "lr_decay": LR_DECAYS.get(recipe.lr_scheduler._name, recipe.lr_scheduler._name),
-              "lr": args.lr or recipe.optimization.lr[0],
+    record = {**run_identity(args),
+              "trained_lr_decay": LR_DECAYS.get(recipe.lr_scheduler._name,
+                                                recipe.lr_scheduler._name),
+              "trained_lr": str(args.lr or recipe.optimization.lr[0]),
               "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
               "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
-              "pretrained_sha256": pretrained_sha256, "split": args.split, "seed": args.seed,
+              "pretrained_sha256": pretrained_sha256,
               "launcher": args.launcher, "fast": args.fast, "args": args.args}
     return overrides, record
 
@@ -182,12 +183,17 @@ def launcher_overrides(args, run: Path) -> list[str]:
             *([f"hydra.launcher.partition={args.partition}"] if args.partition else [])]
 
 
+def run_identity(args) -> dict:
+    """The run's identity (w2v2_10min.layout.IDENTITY) from the command line's knobs."""
+    return layout.identity(args.model, args.protocol, args.split, args.seed, args.lr,
+                           args.lr_decay)
+
+
 def environment(args, run: Path, training: bool = False) -> dict:
     """fairseq's environment; for training, also the run's own wandb id (WANDB_RUN_ID, kept in
     RUN/wandb-id), so that a resumed run logs on in the same wandb run (WANDB_RESUME=allow)."""
-    name = f"{args.model}-{layout.run_protocol(args.protocol, args.lr, args.lr_decay)}" \
-           f"-10min-{args.split}-" \
-           f"seed-{args.seed}"
+    ident = run_identity(args)
+    name = f"{layout.run_name(ident)}-10min-{ident['split']}-seed-{ident['seed']}"
     env = {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
            "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
     if training and args.wandb_project:
@@ -270,8 +276,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
-    run = layout.run_dir(args.run_root, args.model, args.protocol, args.split, args.seed,
-                         args.lr or None, args.lr_decay or None)
+    run = layout.run_dir(args.run_root, run_identity(args))
     overrides, record = plan(args)
     config = compose_config(args, run, overrides)
     fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them

@@ -278,8 +278,8 @@ NORMALIZE_NOTE = """The feature extractor normalises each utterance to zero mean
   conversion alone (see the table above), and a transcript may differ where two letters tie."""
 
 # what the model card repeats from the run's run.json (the recipe and where it started)
-RUN_FIELDS = ("pretrained", "pretrained_sha256", "lr", "overrides", "effective_batch_seconds",
-              "split_seconds", "commit", "versions")
+RUN_FIELDS = ("pretrained", "pretrained_sha256", "trained_lr", "trained_lr_decay", "overrides",
+              "effective_batch_seconds", "split_seconds", "commit", "versions")
 
 GROUP_NORM_NOTE = """The first convolution is normalised over time (group norm) without a padding
   mask, in fairseq as here: zero padding in a batch changes every frame. Transcribe one utterance at

@@ -16,16 +16,45 @@ VITERBI = "viterbi"
 RELEASED = "released"
 
 
-def run_protocol(protocol: str, lr: str | None = None, lr_decay: str | None = None) -> str:
-    """The protocol part of a run folder's name: `fairseq`, `fairseq-lr3e-5` with LR,
-    `paper-exponential` with LR_DECAY (named whenever given), `paper-exponential-lr3e-5`."""
-    return protocol + (f"-{lr_decay}" if lr_decay else "") + (f"-lr{lr}" if lr else "")
+# A run's identity: the knobs that name its folder, written once by `finetune` into
+# RUN/run.json (these keys of it) and copied from there into every record a later stage writes
+# (wer.json, the export's record). `lr` and `lr_decay` are the values the user gave
+# (LR, LR_DECAY), '' for the recipe's own; the values trained with are run.json's
+# `trained_lr` and `trained_lr_decay`, which records carry too.
+IDENTITY = ("model", "protocol", "lr", "lr_decay", "split", "seed")
+NO_SPLIT = "-"  # split and seed of a released checkpoint's record
 
 
-def run_dir(root: Path, model: str, protocol: str, split: str, seed: str | int,
-            lr: str | None = None, lr_decay: str | None = None) -> Path:
-    name = f"{model}-{run_protocol(protocol, lr, lr_decay)}"
-    return Path(root) / name / f"10min-{split}" / f"seed-{seed}"
+def identity(model: str, protocol: str, split: str | int, seed: str | int, lr: str = "",
+             lr_decay: str = "") -> dict:
+    """A run's identity as every stage records it (all values strings)."""
+    return {"model": str(model), "protocol": str(protocol), "lr": str(lr or ""),
+            "lr_decay": str(lr_decay or ""), "split": str(split), "seed": str(seed)}
+
+
+def released_identity(model: str) -> dict:
+    """The identity of MODEL's released 10-minute checkpoint (the control row)."""
+    return identity(model, RELEASED, NO_SPLIT, NO_SPLIT)
+
+
+def protocol_label(ident: dict) -> str:
+    """The protocol as the report groups runs: `paper`, or `paper-exponential` when LR_DECAY
+    named the run (runs of every learning rate compete within one label)."""
+    return ident["protocol"] + (f"-{ident['lr_decay']}" if ident.get("lr_decay") else "")
+
+
+def run_name(ident: dict) -> str:
+    """The top folder of a run: `<model>-<protocol>[-<lr_decay>][-lr<lr>]`, e.g.
+    `base-fairseq`, `base-paper-exponential-lr3e-5`; `<model>-released` for a released one."""
+    return f"{ident['model']}-{protocol_label(ident)}" + (f"-lr{ident['lr']}" if ident.get("lr")
+                                                            else "")
+
+
+def run_dir(root: Path, ident: dict) -> Path:
+    """RUN: `<root>/<run_name>/10min-<split>/seed-<seed>`, or `<root>/<model>-released`."""
+    if ident["protocol"] == RELEASED:
+        return released_dir(root, ident["model"])
+    return Path(root) / run_name(ident) / f"10min-{ident['split']}" / f"seed-{ident['seed']}"
 
 
 def released_dir(root: Path, model: str) -> Path:
