@@ -102,8 +102,8 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     runs = root / "runs"
     fabricate(runs)
-    first = run_script("compare.py", "--runs", runs, "--out", root / "out1")
-    second = run_script("compare.py", "--runs", runs, "--out", root / "out2")
+    first = run_script("compare.py", "--run-root", runs, "--out", root / "out1")
+    second = run_script("compare.py", "--run-root", runs, "--out", root / "out2")
     return root, runs, first, second
 
 
@@ -220,7 +220,7 @@ def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
     # 4/10, 8/20, 12/30, 16/40: every utterance (and every resample) has WER 40 %
     write_wer(runs, "large", "paper", "test_other", 40, "3", "7",
               utterances=([4, 8, 12, 16], [10, 20, 30, 40]))
-    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
     md = (tmp_path / "out/table9.md").read_text()
     assert "| large | paper | 3 | 7 | test_other | 40.00 | 40.0 – 40.0 | 40 / 100 |" in md
     rows = table_rows(md, "LARGE (LS-960), protocol paper")
@@ -251,7 +251,7 @@ def test_through_make(tmp_path):
 def test_no_wer_json_is_one_line(tmp_path):
     runs = tmp_path / "runs"
     (runs / "large-fairseq/10min-0/seed-1/decode/dev_clean").mkdir(parents=True)  # empty
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line == (f"error: {runs}: no wer.json found; run `make decode` (or decode-original) "
                     "first")
@@ -268,7 +268,7 @@ def test_a_wer_json_missing_a_key_is_one_line_naming_it(tmp_path, key):
     runs = tmp_path / "runs"
     write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
     bad = write_wer(runs, "large", "fairseq", "dev_other", 48, "1", "1", drop=[key])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line == f"error: {bad}: no '{key}'; decode it again with `make decode`"
     assert not (tmp_path / "out").exists()  # nothing is written from a partial set
@@ -278,7 +278,7 @@ def test_missing_utterance_words_is_one_line_naming_the_file(tmp_path):
     runs = tmp_path / "runs"
     bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1",
                     drop=["utterance_words"])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line.startswith(f"error: {bad}: ") and "utterance_words" in line
 
@@ -287,7 +287,7 @@ def test_an_unreadable_wer_json_is_one_line_naming_the_file(tmp_path):
     runs = tmp_path / "runs"
     bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
     bad.write_text(bad.read_text()[:40])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line.startswith(f"error: {bad}: ")
 
@@ -303,7 +303,7 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
     write_wer(runs, "large", "released", "dev_other", 48)
     write_wer(runs, "large", "released", "dev_other", 12, decoder="4gram",
               utterances=([12, 0, 0, 0], [25, 25, 25, 25]))
-    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
     md = (tmp_path / "out/table9.md").read_text()
     viterbi = table_rows(md, "LARGE (LS-960), protocol fairseq")
     lm = table_rows(md, "LARGE (LS-960), protocol fairseq, 4-gram LM")
@@ -367,7 +367,7 @@ def test_training_utterances_are_a_table_apart_never_a_held_out_column(tmp_path)
     write_wer(runs, "tiny", "tiny", "dev_other", 100, split=0, seed=1)
     write_wer(runs, "tiny", "tiny", "train", 1, split=0, seed=1,
               utterances=([1, 0, 0, 0], [25, 25, 25, 25]))
-    run_script("compare.py", "--runs", runs, "--out", out)
+    run_script("compare.py", "--run-root", runs, "--out", out)
     text = (out / "table9.md").read_text()
     headers = [line for line in text.splitlines() if line.startswith("| row |")]
     assert headers == ["| row | dev_other |"]

@@ -1,6 +1,6 @@
 """Gather decoded runs into a Table-9-style report: paper, released checkpoint, each split.
 
-Usage: python scripts/compare.py --runs runs --out results
+Usage: python scripts/compare.py --run-root runs --out results
 
 Reads every decoded subset under RUNS (w2v2_10min.layout.wer_json_files): each run's
 decode/<subset>/wer.json (Viterbi) and decode-<decoder>/<subset>/wer.json (other decoders, e.g.
@@ -220,7 +220,8 @@ def decoder_order(decoder: str) -> tuple:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--run-root", dest="runs", type=Path, default=Path("runs"),
+                        help="the RUN_ROOT whose wer.json files to gather")
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     with stage("compare", f"{args.runs} -> {args.out}"):
