@@ -13,8 +13,10 @@ from w2v2_10min.compare import HELD_OUT_NOTES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
-CSV_COLUMNS = ["model", "protocol", "split", "seed", "decoder", "subset", "wer", "ci_low", "ci_high",
-               "errors", "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+CSV_COLUMNS = ["model", "protocol", "lr", "lr_decay", "trained_lr", "split", "seed", "decoder",
+               "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
+               "checkpoint_sha256", "commit", "path"]
+TRAINED_LR = "5e-05"  # the learning rate the fabricated runs say they were trained with
 
 
 def varied(wer: int) -> tuple[list[int], list[int]]:
@@ -43,8 +45,11 @@ def write_wer(runs, model, protocol, subset, wer, split=None, seed=None, utteran
     record = {"subset": subset, "wer": float(wer), "errors": sum(errors), "words": sum(words),
               "cer": wer / 2, "char_errors": sum(errors) * 2, "chars": sum(words) * 8,
               "utterances": len(errors), "checkpoint_sha256": SHA, "model": model,
-              "protocol": protocol, "split": str(split), "seed": str(seed), "commit": "c0ffee",
-              "utterance_errors": errors, "utterance_words": words}
+              "protocol": protocol, "split": str(split), "seed": str(seed), "lr": "",
+              "lr_decay": "", "commit": "c0ffee", "utterance_errors": errors,
+              "utterance_words": words}
+    if protocol != "released":
+        record["trained_lr"] = TRAINED_LR
     if decoder:
         record["decoder"] = decoder
     for key in drop:

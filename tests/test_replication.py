@@ -10,9 +10,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def rec(split, seed, wer, subset="test_other", decoder="viterbi", lr="", protocol="fairseq"):
-    return {"model": "large", "protocol": protocol, "lr": lr, "split": str(split),
+    """A wer.json record with the run's identity (a released checkpoint's has no trained_lr)."""
+    trained = {} if protocol == "released" else {"trained_lr": lr or "5e-05"}
+    return {"model": "large", "protocol": protocol, "lr": lr, "lr_decay": "", "split": str(split),
             "seed": str(seed), "subset": subset, "decoder": decoder, "wer": float(wer),
-            "path": f"runs/large-{protocol}/10min-{split}/seed-{seed}/{decoder}/{subset}.json"}
+            "path": f"runs/large-{protocol}/10min-{split}/seed-{seed}/{decoder}/{subset}.json",
+            **trained}
 
 
 def far_grid(level):

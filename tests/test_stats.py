@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_of, protocol_of, select_runs,
+from w2v2_10min.layout import protocol_label
+from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_label, lr_value, select_runs,
                               selected_interval, split_kind, summarise_runs,
                               variance_components, verdict)
 
@@ -17,19 +18,22 @@ def grid(split_effects, seed_effects, mu=40.0):
 
 
 def rec(split, seed, wer, subset="dev_other", decoder="viterbi", lr="", **extra):
-    return {"model": "large", "protocol": "fairseq", "lr": lr, "split": str(split),
-            "seed": str(seed), "subset": subset, "decoder": decoder, "wer": float(wer),
+    """A wer.json record with the run's identity (the recipe's lr 5e-05 unless `lr` says)."""
+    return {"model": "large", "protocol": "fairseq", "lr": lr, "lr_decay": "",
+            "trained_lr": lr or "5e-05", "split": str(split), "seed": str(seed),
+            "subset": subset, "decoder": decoder, "wer": float(wer),
             "path": f"runs/{split}/{seed}/{decoder}/{subset}/wer.json", **extra}
 
 
 def test_split_kind_lr_and_protocol():
     assert [split_kind(s) for s in ["0", "5", "s1", "s12"]] == \
         ["official", "official", "seeded", "seeded"]
-    # `make decode LR=3e-5` records protocol=fairseq-lr3e-5 (the run folder's name)
-    assert (lr_of({"protocol": "fairseq-lr3e-5"}), protocol_of({"protocol": "fairseq-lr3e-5"})) \
-        == ("3e-5", "fairseq")
-    assert (lr_of({"protocol": "paper"}), protocol_of({"protocol": "paper"})) == ("", "paper")
-    assert lr_of({"protocol": "paper", "lr": 2e-05}) == "2e-05"
+    # `make decode LR=3e-5` records lr 3e-5 beside the plain protocol
+    lr3 = {"protocol": "fairseq", "lr": "3e-5", "lr_decay": "", "trained_lr": "3e-5"}
+    assert (lr_label(lr3), protocol_label(lr3)) == ("3e-5", "fairseq")
+    own = {"protocol": "paper", "lr": "", "lr_decay": "exponential", "trained_lr": "5e-05"}
+    assert (lr_label(own), protocol_label(own), lr_value(own)) == ("", "paper-exponential", 5e-5)
+    assert lr_label({"protocol": "paper", "lr": 2e-05}) == "2e-05"
 
 
 def test_no_seed_variance_and_large_split_variance_gives_icc_one():
@@ -124,9 +128,8 @@ def test_selection_uses_the_4gram_decode_when_every_run_has_it():
     assert chosen["path"] == "runs/0/1/4gram/dev_other/wer.json"
 
 
-def test_selection_pools_learning_rates_named_in_the_protocol():
-    records = [rec(0, 1, 50) | {"protocol": "fairseq-lr2e-5", "lr": None},
-               rec(0, 1, 47) | {"protocol": "fairseq-lr3e-5", "lr": None}]
+def test_selection_pools_the_learning_rates_of_a_protocol():
+    records = [rec(0, 1, 50, lr="2e-5"), rec(0, 1, 47, lr="3e-5")]
     [chosen] = select_runs(records)
     assert (chosen["protocol"], chosen["lr"], chosen["candidates"]) == ("fairseq", "3e-5", 2)
 
