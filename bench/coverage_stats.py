@@ -56,6 +56,7 @@ def own_reml(by_split: dict[str, list[float]]) -> float:
     means = np.array([np.mean(v) for v in by_split.values()])
     ssw = sum(float(np.sum((np.asarray(v) - np.mean(v)) ** 2)) for v in by_split.values())
 
+    @np.errstate(all="ignore")  # the optimiser may step far out; it returns inf or nan there
     def minus_loglik(x):
         var_seed, var_split = np.exp(x[0]), x[1]
         total = var_seed + n * var_split
@@ -65,8 +66,10 @@ def own_reml(by_split: dict[str, list[float]]) -> float:
                       + ssw / var_seed + np.sum(w * (means - mu) ** 2))
 
     start = np.log(ssw / max(n.sum() - len(n), 1) + 1e-9)
-    fits = [minimize(minus_loglik, [start, a], method="L-BFGS-B",
-                     bounds=[(None, None), (0, None)]) for a in (0.0, 1.0, 5.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [minimize(minus_loglik, [start, a], method="L-BFGS-B",
+                         bounds=[(None, None), (0, None)]) for a in (0.0, 1.0, 5.0)]
     return float(min(fits, key=lambda f: f.fun).x[1])
 
 

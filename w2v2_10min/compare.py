@@ -5,7 +5,10 @@ Usage: python scripts/compare.py --runs runs --out results
 Reads every decoded subset under RUNS (w2v2_10min.layout.wer_json_files): each run's
 decode/<subset>/wer.json (Viterbi) and decode-<decoder>/<subset>/wer.json (other decoders, e.g.
 4gram), for trained runs RUNS/<model>-<protocol>/10min-<split>/seed-<seed>/ and released
-checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, atomically:
+checkpoints RUNS/<model>-released/. Each record is checked first (w2v2_10min.records: counts
+that agree, the run's identity naming its folder, no run twice); a bad one stops it with one
+line naming the file and the fix, before anything is written. Decoders are kept apart
+everywhere. Writes, atomically:
   OUT/table9.md   per model, protocol and decoder: the paper's row for that decoder (no LM for
                   Viterbi, 4-gram for 4gram), the released checkpoint's row, each split's WER
                   (mean ± sd over seeds), the spread across splits, and whether the paper's
@@ -14,7 +17,8 @@ checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, 
                   utterances, `make decode DECODE_TRAIN=1`) is shown in a table of its own
                   below its model's: never a column beside the held-out sets, never compared
                   with the paper
-  OUT/table9.csv  one row per run, decoder and subset, with the interval
+  OUT/table9.csv  one row per run, decoder and subset (with its identity: protocol, lr,
+                  lr_decay, trained_lr, split, seed), with the interval
   OUT/wer-<subset>.png (Viterbi), OUT/wer-<subset>-<decoder>.png (others): each split's seeds
                   as points, the run kept by the paper's rule ringed, split means, the
                   prediction band for a new split, paper dashed, released checkpoint dotted

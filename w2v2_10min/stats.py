@@ -209,40 +209,44 @@ def variance_components(by_split: dict[str, list[float]]) -> dict:
       all values equal       everything 0, ICC None
     """
     splits = sorted(by_split, key=split_order)
+    by_split = {s: by_split[s] for s in splits}
     values = [v for s in splits for v in by_split[s]]
-    groups = [s for s in splits for _ in by_split[s]]
     counts = [len(by_split[s]) for s in splits]
     out = {"splits": len(splits), "runs": len(values), "seeds": (min(counts), max(counts)),
            "var_split": None, "var_seed": None, "var_total": None, "icc": None, "se": None,
            "converged": True}
+    return out | (_exact(by_split, values) or _fitted(by_split, values))
+
+
+def _exact(by_split: dict[str, list[float]], values: list[float]) -> dict | None:
+    """The answer for a design that needs no fit (see variance_components), else None."""
     if not finite(*values):
-        return out | {"mean": None, "converged": False,
-                      "method": "a WER that is not a finite number: no statistics"}
-    within_ss = sum(sum((v - statistics.fmean(by_split[s])) ** 2 for v in by_split[s])
-                    for s in splits)
-    if len(splits) == 1:
-        out["mean"] = statistics.fmean(values)
-        if len(values) > 1:
-            out["var_seed"] = statistics.variance(values)
-        out["method"] = "one split: the variance between splits cannot be estimated"
-        return out
-    split_means = [statistics.fmean(by_split[s]) for s in splits]
-    if len(values) == len(splits):
+        return {"mean": None, "converged": False,
+                "method": "a WER that is not a finite number: no statistics"}
+    if len(by_split) == 1:
+        return {"mean": statistics.fmean(values),
+                "var_seed": statistics.variance(values) if len(values) > 1 else None,
+                "method": "one split: the variance between splits cannot be estimated"}
+    split_means = [statistics.fmean(v) for v in by_split.values()]
+    if len(values) == len(by_split):
         total = statistics.variance(values)
-        out |= {"mean": statistics.fmean(values), "var_total": total,
+        return {"mean": statistics.fmean(values), "var_total": total,
                 "se": (total / len(values)) ** 0.5,
                 "method": "one run per split: split and seed variance are not separable"}
-        return out
     if max(values) == min(values):
-        out |= {"mean": values[0], "var_split": 0.0, "var_seed": 0.0, "var_total": 0.0,
+        return {"mean": values[0], "var_split": 0.0, "var_seed": 0.0, "var_total": 0.0,
                 "se": 0.0, "method": "every run has the same WER"}
-        return out
-    if within_ss == 0.0:
+    if all(min(v) == max(v) for v in by_split.values()):
         var_split = statistics.variance(split_means)
-        out |= {"mean": statistics.fmean(split_means), "var_split": var_split, "var_seed": 0.0,
-                "var_total": var_split, "icc": 1.0, "se": (var_split / len(splits)) ** 0.5,
+        return {"mean": statistics.fmean(split_means), "var_split": var_split, "var_seed": 0.0,
+                "var_total": var_split, "icc": 1.0, "se": (var_split / len(by_split)) ** 0.5,
                 "method": "seeds of a split agree exactly: all variance is between splits"}
-        return out
+    return None
+
+
+def _fitted(by_split: dict[str, list[float]], values: list[float]) -> dict:
+    """REML variance components, then the GLS mean and its standard error at them."""
+    groups = [s for s, v in by_split.items() for _ in v]
     try:
         var_split, var_seed, converged = _reml(values, groups)
         failure = None if finite(var_split, var_seed) and var_seed > 0 else \
@@ -250,16 +254,14 @@ def variance_components(by_split: dict[str, list[float]]) -> dict:
     except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
         failure = f"failed ({err})"
     if failure:
-        out |= {"mean": statistics.fmean(split_means), "converged": False,
-                "method": f"REML fit {failure}; no variance components"}
-        return out
+        return {"mean": statistics.fmean(statistics.fmean(v) for v in by_split.values()),
+                "converged": False, "method": f"REML fit {failure}; no variance components"}
     mean, se = gls(by_split, var_split, var_seed)
     total = var_split + var_seed
-    out |= {"mean": mean, "se": se, "var_split": var_split, "var_seed": var_seed,
+    return {"mean": mean, "se": se, "var_split": var_split, "var_seed": var_seed,
             "var_total": total, "icc": var_split / total, "converged": converged,
             "method": "REML, one-way random effects (statsmodels MixedLM); mean and its "
                       "standard error by GLS" + ("" if converged else "; the fit did not converge")}
-    return out
 
 
 def t_quantile(splits: int) -> float:
