@@ -100,7 +100,8 @@ def check_identity(root: Path, path: Path, record: dict) -> None:
         if value is None:
             raise UserError(f"{path}: no '{key}': made before records carried the run's "
                             f"identity; delete {path.parent} and {redo(path)}")
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
+        number = (int, float) if key == "trained_lr" else int  # a rate may be written as one
+        if not isinstance(value, (str, number)) or isinstance(value, bool):
             raise UserError(f"{path}: its '{key}' is {json.dumps(value)}, not a string; "
                             f"{redo(path)}")
         record[key] = str(value)
