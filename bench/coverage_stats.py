@@ -49,28 +49,27 @@ def old_se(by_split: dict[str, list[float]]) -> float:
 
 def own_reml(by_split: dict[str, list[float]]) -> float:
     """var_split maximising the one-way model's restricted likelihood, found independently of
-    statsmodels (scipy L-BFGS-B on log var_seed and var_split >= 0, from three starts)."""
-    from scipy.optimize import minimize
+    statsmodels: for a ratio g = var_split / var_seed, var_seed = Q(g) / (N - 1) in closed form
+    (Q the GLS residual sum of squares), and -2 log L_REML is, up to a constant,
+    (N - 1)·log var_seed + Σ log(1 + n_i·g) + log Σ n_i / (1 + n_i·g); scipy minimises that
+    over g (bounded Brent, and the boundary g = 0)."""
+    from scipy.optimize import minimize_scalar
 
     n = np.array([len(v) for v in by_split.values()], float)
     means = np.array([np.mean(v) for v in by_split.values()])
     ssw = sum(float(np.sum((np.asarray(v) - np.mean(v)) ** 2)) for v in by_split.values())
 
-    @np.errstate(all="ignore")  # the optimiser may step far out; it returns inf or nan there
-    def minus_loglik(x):
-        var_seed, var_split = np.exp(x[0]), x[1]
-        total = var_seed + n * var_split
-        w = n / total
+    def profile(g):
+        w = n / (1 + n * g)
         mu = w @ means / w.sum()
-        return 0.5 * (np.sum((n - 1) * np.log(var_seed) + np.log(total)) + np.log(w.sum())
-                      + ssw / var_seed + np.sum(w * (means - mu) ** 2))
+        var_seed = (ssw + w @ (means - mu) ** 2) / (n.sum() - 1)
+        return (n.sum() - 1) * np.log(var_seed) + np.sum(np.log(1 + n * g)) + np.log(w.sum()), \
+            var_seed
 
-    start = np.log(ssw / max(n.sum() - len(n), 1) + 1e-9)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fits = [minimize(minus_loglik, [start, a], method="L-BFGS-B",
-                         bounds=[(None, None), (0, None)]) for a in (0.0, 1.0, 5.0)]
-    return float(min(fits, key=lambda f: f.fun).x[1])
+    fit = minimize_scalar(lambda g: profile(g)[0], bounds=(0, 1e4), method="bounded",
+                          options={"xatol": 1e-10})
+    g = 0.0 if profile(0.0)[0] <= fit.fun else fit.x
+    return float(g * profile(g)[1])
 
 
 def covers(interval, value) -> bool:
