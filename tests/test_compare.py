@@ -460,17 +460,20 @@ def test_a_record_in_another_runs_folder_is_refused(tmp_path):
         "lr_decay; decode it again with `make decode-original`")
 
 
-def test_the_same_run_twice_is_refused(tmp_path):
-    """`LR=5e-5` names its own folder, but the recipe's own rate is 5e-5 too: one run twice."""
+@pytest.mark.parametrize("subset", ["dev_other", "test_other"])
+def test_the_same_run_twice_is_refused(tmp_path, subset):
+    """`LR=5e-5` names its own folder, but the recipe's own rate is 5e-5 too: one run twice,
+    whichever subsets the two folders decoded."""
     runs = tmp_path / "runs"
     first = write_wer(runs, "large", "fairseq", "dev_other", 48, "0", "1")
-    record = json.loads(first.read_text()) | {"lr": "5e-5"}
-    again = runs / "large-fairseq-lr5e-5/10min-0/seed-1/decode/dev_other/wer.json"
+    record = json.loads(first.read_text()) | {"lr": "5e-5", "subset": subset}
+    again = runs / f"large-fairseq-lr5e-5/10min-0/seed-1/decode/{subset}/wer.json"
     again.parent.mkdir(parents=True)
     again.write_text(json.dumps(record))
     assert compare_error(runs, tmp_path / "out") == (
-        f"{again}: the same run as {first} (model, protocol, split, seed and learning rate "
-        "5e-05); keep one of the two folders")
+        f"{runs}/large-fairseq-lr5e-5/10min-0/seed-1: the same run as {runs}/large-fairseq/"
+        "10min-0/seed-1 (model, protocol, split, seed and learning rate 5e-05); keep one of "
+        "the two folders")
 
 
 # The issue's unbalanced grid: seeds per split 3, 2, 1, 3, 2, 1, every WER near 39.5 with seed

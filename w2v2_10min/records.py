@@ -6,7 +6,7 @@ A record is taken only if it is what `make decode` (or `decode-original`) writes
 with itself and with where it lies: a finite `wer` >= 0 equal to 100·errors/words, `words`
 > 0, per-utterance counts that add up to those totals, and the run's identity
 (w2v2_10min.layout.IDENTITY, plus `trained_lr` for a trained run) naming the very folder it
-is in. The same run twice (the same identity and learning rate, decoder and subset) is
+is in. The same run in two folders (the same identity and learning rate trained with) is
 refused too. Each problem is one line naming the file and the fix (common.UserError), raised
 before `make compare` writes anything.
 """
@@ -146,19 +146,19 @@ def check_learning_rate(path: Path, record: dict) -> None:
 
 
 def run_key(record: dict) -> tuple:
-    """What makes two records the same decode of the same run: model, protocol (with its lr
-    decay), split, seed, learning rate trained with (numerically), decoder and subset."""
-    lr = learning_rate(record["trained_lr"]) if "trained_lr" in record else None
-    return (record["model"], layout.protocol_label(record), record["split"], record["seed"],
-            lr, record["decoder"], record["subset"])
+    """What makes two records decodes of the same run: model, protocol (with its lr decay),
+    split, seed and the learning rate trained with (numerically)."""
+    lr = learning_rate(str(record.get("trained_lr", "")))
+    return (record["model"], layout.protocol_label(record), record["split"], record["seed"], lr)
 
 
 def check_unique(records: list[dict]) -> None:
-    """No run decoded twice, e.g. under `LR=5e-5` and the recipe's own 5e-5."""
-    first: dict[tuple, dict] = {}
+    """No run in two folders, e.g. under `LR=5e-5` and as the recipe's own 5e-5."""
+    folders: dict[tuple, Path] = {}
     for record in records:
-        other = first.setdefault(run_key(record), record)
-        if other is not record:
-            raise UserError(f"{record['path']}: the same run as {other['path']} (model, "
-                            f"protocol, split, seed and learning rate "
-                            f"{record.get('trained_lr')}); keep one of the two folders")
+        folder = Path(record["path"]).parents[2]
+        other = folders.setdefault(run_key(record), folder)
+        if other != folder:
+            raise UserError(f"{folder}: the same run as {other} (model, protocol, split, seed and "
+                            f"learning rate {record.get('trained_lr')}); keep one of the two "
+                            "folders")
