@@ -182,7 +182,8 @@ def _reml(values: list[float], groups: list[str]) -> tuple[float, float, bool]:
     return var_split, var_seed, bool(fit.converged)
 
 
-def gls(by_split: dict[str, list[float]], var_split: float, var_seed: float) -> tuple[float, float]:
+def gls(by_split: dict[str, list[float]], var_split: float,
+        var_seed: float) -> tuple[float, float]:
     """mu and its standard error by generalised least squares at given variance components.
 
     With V = var_split·blockdiag(J_ni) + var_seed·I, each split's mean has variance
@@ -261,7 +262,8 @@ def _fitted(by_split: dict[str, list[float]], values: list[float]) -> dict:
     return {"mean": mean, "se": se, "var_split": var_split, "var_seed": var_seed,
             "var_total": total, "icc": var_split / total, "converged": converged,
             "method": "REML, one-way random effects (statsmodels MixedLM); mean and its "
-                      "standard error by GLS" + ("" if converged else "; the fit did not converge")}
+                      "standard error by GLS"
+                      + ("" if converged else "; the fit did not converge")}
 
 
 def t_quantile(splits: int) -> float:
