@@ -35,7 +35,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny finetune \
 	decode decode-original sweep compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm bench-lm export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -137,11 +137,13 @@ sweep_%:
 	$(MAKE) --no-print-directory decode SPLIT=$(word 1,$(parts)) SEED=$(word 2,$(parts)) $(if $(filter-out default,$(word 3,$(parts))),LR=$(word 3,$(parts)))
 
 ##@ Decoding and report
-DECODER ?= viterbi## viterbi (no LM) or 4gram (KenLM, see docs/lm.md); outputs go to decode/ or decode-<DECODER>/
+DECODER ?= viterbi## viterbi (no LM), 4gram (KenLM) or transformer (fairseq's word Transformer LM), see docs/lm.md; outputs go to decode/ or decode-<DECODER>/
 DECODE_TRAIN ?=## 1: also decode the split's own training utterances (shows learning; never a result)
 LM_ARPA ?= $(DATA)/4-gram.arpa.gz## n-gram LM of DECODER=4gram (ARPA, gzipped or not; `make lm`)
 LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` writes it)
-BEAM ?=## beam of the 4-gram search (default: the paper's 1500 decoding, 500 tuning)
+TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it)
+LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 1)
+BEAM ?=## beam of the LM search (default: the paper's 4-gram 1500 decoding, 500 tuning; Transformer 500)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
 TRIALS ?= 128## trials of `make tune-lm` (the paper's 128)
@@ -162,9 +164,10 @@ decode-original: setup ## download MODEL's released 10-minute checkpoint and dec
 	@$(PY) scripts/decode.py $(RELEASED_KNOBS) $(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
 		--manifests $(MANIFESTS) --subsets $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
-LM_FILES = --lm $(LM_ARPA) --lexicon $(LEXICON) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
+LM_FILES = --lm $(if $(filter transformer,$(DECODER)),$(TRANSFORMER_LM),$(LM_ARPA)) --lexicon $(LEXICON) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
 LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
-	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)))
+	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
+	$(if $(LM_BATCH),--lm-batch $(LM_BATCH)))
 TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
 	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
 tune-lm: setup ## tune the 4-gram LM weight and word score of the run on TUNE_SET (the paper: 128 trials, beam 500)
@@ -192,7 +195,8 @@ compare: setup ## gather every wer.json under RUN_ROOT into RESULTS/table9.{md,c
 
 ##@ Demo on the embedded tiny corpus
 DEMO_ROOT ?= runs/demo## where `make demo` keeps what it makes
-DEMO_LM = LM_ARPA=$(DEMO_ROOT)/lm/4-gram.arpa.gz LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst
+DEMO_LM = LM_ARPA=$(DEMO_ROOT)/lm/4-gram.arpa.gz LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst \
+	TRANSFORMER_LM=$(DEMO_ROOT)/lm/tiny_word_transformer.pt
 
 demo: setup pretrain-tiny ## the whole chain on the embedded tiny corpus, on CPU, ending with the table
 	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS=0
@@ -219,6 +223,9 @@ $(PRETRAINED_DIR)/tiny.pt: recipes/pretrain/tiny.yaml | $(SETUP_STAMP)
 tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's training text, into DEMO_ROOT/lm
 	@$(PY) tiny/make_tiny_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
 	@$(PY) scripts/lexicon.py --words $(DEMO_ROOT)/lm/words.txt --out $(DEMO_ROOT)/lm/lexicon.ltr.lst
+
+tiny-transformer-lm: setup ## the tiny word Transformer LM (fairseq, the released LM's format) and its dict.txt, into DEMO_ROOT/lm
+	@$(PY) tiny/make_tiny_transformer_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
 
 tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testdata)
 	$(PY) tiny/make_tiny_corpus.py --out $(TINY_CORPUS)

@@ -41,6 +41,20 @@ def weights_key(checkpoint_sha256: str, lm: Path, lexicon: Path) -> dict:
             "lexicon_sha256": file_digest(lexicon)}
 
 
+def normalised(emissions: np.ndarray, n_symbols: int) -> np.ndarray:
+    """Emissions as the search takes them: float32, C order, log-softmax per frame.
+
+    As fairseq 0.10's W2lKenLMDecoder normalised them (later fairseq passes raw logits: the
+    same search, since every hypothesis takes exactly one frame's score per step).
+    """
+    frames = np.asarray(emissions, dtype=np.float32)
+    if frames.ndim != 2 or frames.shape[1] != n_symbols:
+        raise UserError(f"emissions have {frames.shape[-1]} outputs but dict.ltr.txt gives "
+                        f"{n_symbols} symbols; decode with the manifest the model was trained "
+                        "with")
+    return np.ascontiguousarray(frames - np.logaddexp.reduce(frames, axis=1, keepdims=True))
+
+
 # ---- lexicon-constrained beam search -------------------------------------------------------
 def load_kenlm(lm: Path, word_dict):
     from flashlight.lib.text.decoder.kenlm import KenLM
@@ -98,16 +112,7 @@ class LexiconSearch:
                               [], False)
 
     def decode_one(self, decoder, emissions: np.ndarray) -> str:
-        # log-softmax per frame, as fairseq 0.10's W2lKenLMDecoder normalised its emissions
-        # (later fairseq passes raw logits: the same search, since every hypothesis takes
-        # exactly one frame's score per step)
-        frames = np.asarray(emissions, dtype=np.float32)
-        if frames.ndim != 2 or frames.shape[1] != len(self.symbols):
-            raise UserError(f"emissions have {frames.shape[-1]} outputs but dict.ltr.txt gives "
-                            f"{len(self.symbols)} symbols; decode with the manifest the model "
-                            "was trained with")
-        frames = np.ascontiguousarray(frames - np.logaddexp.reduce(frames, axis=1,
-                                                                     keepdims=True))
+        frames = normalised(emissions, len(self.symbols))
         best = decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
         return " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
 

@@ -33,15 +33,17 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("--decoder 4gram")
     group.add_argument("--lm", type=Path, help="n-gram LM, ARPA (gzipped or not) or KenLM binary")
     group.add_argument("--lexicon", type=Path, help="letter lexicon (`make lm` writes it)")
-    group.add_argument("--beam", type=int, default=DECODE_BEAM)
+    group.add_argument("--beam", type=int,
+                       help=f"beam size (default: 4gram {DECODE_BEAM}, transformer 500)")
     group.add_argument("--lm-weight", type=float, help="instead of the tuned one")
     group.add_argument("--word-score", type=float, help="instead of the tuned one")
     group.add_argument("--jobs", type=int, default=cpu_cores(),
                        help="processes for the search (default: all cores)")
 
 
-def weights(args, key: dict) -> dict:
-    """lm_weight, word_score and where they came from (see the usage)."""
+def weights(args, key: dict, decoder: str = NAME) -> dict:
+    """lm_weight, word_score and where they came from (see the usage); `decoder` names the
+    tuning folder (RUN/tune-<decoder>/)."""
     given = [args.lm_weight is not None, args.word_score is not None]
     if all(given):
         return {"lm_weight": args.lm_weight, "word_score": args.word_score,
@@ -49,7 +51,7 @@ def weights(args, key: dict) -> dict:
     if any(given):
         raise UserError("give both --lm-weight and --word-score (LM_WEIGHT= and WORD_SCORE=), "
                         "or neither to use the tuned ones")
-    tuned = layout.tuning_dir(args.run, NAME) / "weights.json"
+    tuned = layout.tuning_dir(args.run, decoder) / "weights.json"
     if tuned.is_file():
         record = json.loads(tuned.read_text())
         changed = [name for name, value in key.items() if record.get(name) != value]
@@ -77,10 +79,11 @@ def check_files(args) -> None:
 def settings(args, checkpoint_sha256: str) -> dict:
     """Everything that decides the 4-gram decoding's output, checked before any model runs."""
     check_files(args)
-    if args.beam < 1:
-        raise UserError(f"--beam {args.beam}: give a positive beam size")
+    beam = DECODE_BEAM if args.beam is None else args.beam
+    if beam < 1:
+        raise UserError(f"--beam {beam}: give a positive beam size")
     key = weights_key(checkpoint_sha256, args.lm, args.lexicon)
-    return {"beam": args.beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key),
+    return {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"]}
 

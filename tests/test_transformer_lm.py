@@ -1,0 +1,143 @@
+"""`make decode DECODER=transformer` gives fairseq's own W2lFairseqLMDecoder's hypotheses and
+scores, on the tiny fine-tuned model and the tiny word Transformer LM (trained with fairseq by
+`make tiny-transformer-lm`); a bad LM file, a lower-case dictionary and a lexicon word the LM
+lacks each stop with one line.
+
+fairseq's decoder is run as installed (the reference, not a copy); its unconditional `.cuda()`
+calls are made no-ops so that it runs on CPU.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make
+from w2v2_10min.common import file_digest
+from w2v2_10min.decoders.transformer import TransformerSearch
+from w2v2_10min.emissions import from_cache
+from w2v2_10min.lm import BEAM_THRESHOLD, normalised, symbols
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's decoder loads the LM
+SUBSET = "dev_other"
+BEAM, WEIGHTS = 8, [(2.0, -1.0), (0.5, 1.0)]
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    """The demo's lexicon and tiny Transformer LM, as `make demo` makes them."""
+    root = tmp_path_factory.mktemp("demo")
+    make("tiny-lm", f"DEMO_ROOT={root}")
+    make("tiny-transformer-lm", f"DEMO_ROOT={root}")
+    return root / "lm"
+
+
+@pytest.fixture(scope="module")
+def run(tiny_env, tmp_path_factory):
+    """The tiny model fine-tuned for 20 updates on tiny split 0 (its run folder)."""
+    root = tmp_path_factory.mktemp("runs")
+    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
+         f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
+         "ARGS=optimization.max_update=20")
+    return root, root / "tiny-tiny/10min-0/seed-1"
+
+
+def decode(tiny_env, run, lm: Path, lexicon: Path, *knobs, check=True):
+    return make("decode", "MODEL=tiny", "PROTOCOL=tiny", f"MANIFEST_ROOT={tiny_env / 'manifests'}",
+                f"RUN_ROOT={run[0]}", "EVAL_SETS=dev-other", "DECODER=transformer",
+                f"TRANSFORMER_LM={lm}", f"LEXICON={lexicon}", f"BEAM={BEAM}", *knobs,
+                check=check)
+
+
+@pytest.fixture
+def fairseq_decoder(monkeypatch):
+    """fairseq's W2lFairseqLMDecoder for given weights, on CPU (.cuda() made a no-op)."""
+    import fairseq
+    from fairseq.data import Dictionary
+
+    monkeypatch.syspath_prepend(str(Path(fairseq.__file__).parent))  # its `examples` package
+    # w2l_decoder.py imports flashlight-sequence's Viterbi path with the LM decoder's names,
+    # in one try; only W2lViterbiDecoder uses it, and it is not installed: a stand-in module
+    criterion = types.ModuleType("flashlight.lib.sequence.criterion")
+    criterion.CpuViterbiPath = criterion.get_data_ptr_as_bytes = None
+    monkeypatch.setitem(sys.modules, "flashlight.lib.sequence", types.ModuleType("sequence"))
+    monkeypatch.setitem(sys.modules, "flashlight.lib.sequence.criterion", criterion)
+    monkeypatch.delitem(sys.modules, "examples.speech_recognition.w2l_decoder", raising=False)
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    from examples.speech_recognition.w2l_decoder import W2lFairseqLMDecoder
+
+    def build(manifests: Path, lm: Path, lexicon: Path, lm_weight: float, word_score: float):
+        args = argparse.Namespace(nbest=1, lexicon=str(lexicon), kenlm_model=str(lm), beam=BEAM,
+                                  beam_threshold=BEAM_THRESHOLD, lm_weight=lm_weight,
+                                  word_score=word_score, unk_weight=-math.inf, sil_weight=0.0)
+        return W2lFairseqLMDecoder(args, Dictionary.load(str(manifests / "dict.ltr.txt")))
+    return build
+
+
+def cached_emissions(tiny_env, run) -> list[np.ndarray]:
+    manifests = tiny_env / "manifests" / "10min-0"
+    checkpoint = run[1] / "checkpoints" / "checkpoint_best.pt"
+
+    def missing(subsets):
+        raise AssertionError(f"make decode cached no emissions of {subsets}")
+    return from_cache(run[1] / "emissions", file_digest(checkpoint), manifests, [SUBSET],
+                      missing)[SUBSET]
+
+
+def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decoder):
+    lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
+    manifests = tiny_env / "manifests" / "10min-0"
+    lm_weight, word_score = WEIGHTS[0]
+    decode(tiny_env, run, lm, lexicon, f"LM_WEIGHT={lm_weight}", f"WORD_SCORE={word_score}")
+    folder = run[1] / "decode-transformer" / SUBSET
+    record = json.loads((folder / "wer.json").read_text())
+    assert record["decoder"] == "transformer"
+    assert record["decoder_settings"]["lm_sha256"] == file_digest(lm)
+    assert record["decoder_settings"]["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
+    ours = (folder / "hyp.wrd").read_text().splitlines()
+    utterances = cached_emissions(tiny_env, run)
+    search = TransformerSearch(lm, lexicon, symbols(manifests), batch=4)
+    for lm_weight, word_score in WEIGHTS:
+        reference = fairseq_decoder(manifests, lm, lexicon, lm_weight, word_score)
+        decoder = search.decoder({"beam": BEAM, "beam_threshold": BEAM_THRESHOLD,
+                                  "lm_weight": lm_weight, "word_score": word_score,
+                                  "sil_weight": 0.0})
+        for i, emissions in enumerate(utterances):
+            frames = torch.from_numpy(normalised(emissions, len(search.symbols)))[None]
+            expected = reference.decode(frames)[0][0]
+            best = search.best(decoder, emissions)
+            words = [search.dictionary[w] for w in best.words if w >= 0]
+            assert words == expected["words"], (i, lm_weight)
+            assert best.score == pytest.approx(expected["score"], rel=1e-5, abs=1e-4)
+            if (lm_weight, word_score) == WEIGHTS[0]:
+                assert " ".join(words) == ours[i]
+
+
+def test_bad_lm_files_stop_with_one_line(tmp_path, tiny_env, run, lm_dir):
+    lexicon = lm_dir / "lexicon.ltr.lst"
+    cases = {}
+    bad = tmp_path / "bad" / "lm.pt"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a checkpoint")
+    (bad.parent / "dict.txt").write_bytes((lm_dir / "dict.txt").read_bytes())
+    cases["not a fairseq LM checkpoint"] = (bad, lexicon)
+    lower = tmp_path / "lower" / "lm.pt"
+    lower.parent.mkdir()
+    lower.write_bytes((lm_dir / "tiny_word_transformer.pt").read_bytes())
+    (lower.parent / "dict.txt").write_bytes((lm_dir / "tiny_word_transformer.dict").read_bytes())
+    cases["upper-case dict.txt"] = (lower, lexicon)
+    extra = tmp_path / "lexicon.ltr.lst"
+    extra.write_text(lexicon.read_text() + "ZEBRA\tZ E B R A |\n")
+    cases["1 word(s) not in the LM's dictionary"] = (lm_dir / "tiny_word_transformer.pt", extra)
+    for said, (lm, lex) in cases.items():
+        proc = decode(tiny_env, run, lm, lex, "LM_WEIGHT=1", "WORD_SCORE=0", check=False)
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(lines) == 1 and said in lines[0], proc.stderr

@@ -1,0 +1,316 @@
+"""The word Transformer LM decoder of `make decode DECODER=transformer`: the paper's
+"Transformer" rows, fairseq's `W2lFairseqLMDecoder` search with the LM's key/value cache kept.
+
+Usage:
+  python scripts/decode.py --decoder transformer --run RUN --manifests MANIFEST_DIR \
+      --subsets dev_other ... --lm LM.pt --lexicon LEXICON [--beam 500] \
+      [--lm-weight W --word-score S] [--lm-batch N]
+
+The LM is a fairseq `language_modeling` checkpoint (the released
+`lm_librispeech_word_transformer.pt`) with its vocabulary as `dict.txt` beside it, upper-cased
+to match the letter lexicon: where fairseq's decoder reads it. The search is flashlight-text's
+LexiconDecoder with the options, trie and word scores of fairseq's `W2lFairseqLMDecoder`
+(examples/speech_recognition/w2l_decoder.py), so the hypotheses are fairseq's. What differs is
+the cost: fairseq re-runs the whole word prefix through the LM for every new LM state
+(incremental decoding off); `TransformerLM` keeps each state's key/value step and runs one
+step per new word, several states of one prefix length in one batch (--lm-batch). Weights as
+the 4-gram's (w2v2_10min.decoders.fourgram.weights), from RUN/tune-transformer/weights.json.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
+from w2v2_10min.decoders.fourgram import weights
+from w2v2_10min.lexicon import BOUNDARY, read_lexicon
+from w2v2_10min.lm import BEAM_THRESHOLD, normalised, symbols, weights_key
+
+NAME = "transformer"
+CACHED = True
+NEEDS = ()
+# The paper decodes the test sets with the Transformer LM at beam 500 (section 4.4).
+BEAM = 500
+# fairseq's infer.py defaults, which W2lFairseqLMDecoder passes to flashlight.
+UNK_WEIGHT, SIL_WEIGHT = -math.inf, 0.0
+
+
+def upper_case_dictionary(source: Path, target: Path) -> None:
+    """fairseq's dict.txt of the word LM, its words upper-cased to match the letter lexicon."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    write_text_atomic(target, "".join(line.upper() + "\n" for line in lines))
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("--decoder transformer (also --lm, --lexicon, --beam, "
+                                      "--lm-weight, --word-score)")
+    group.add_argument("--lm-batch", type=int, default=1,
+                       help="LM states of one prefix length scored in one batch (default 1)")
+
+
+def lm_dictionary(lm: Path) -> Path:
+    return lm.parent / "dict.txt"
+
+
+def check_files(args) -> None:
+    if args.lm is None or args.lexicon is None:
+        raise UserError("--decoder transformer needs --lm and --lexicon (TRANSFORMER_LM= and "
+                        "LEXICON=; `make lm` writes the lexicon)")
+    for path, what in ((args.lm, "Transformer LM"), (lm_dictionary(args.lm), "its dict.txt"),
+                       (args.lexicon, "lexicon")):
+        if not path.is_file():
+            raise UserError(f"{path}: {what} not found; give the fairseq LM checkpoint with "
+                            "dict.txt beside it (upper-cased), as fairseq's decoder reads it")
+
+
+def settings(args, checkpoint_sha256: str) -> dict:
+    """Everything that decides the Transformer-LM decoding's output, before any model runs."""
+    check_files(args)
+    beam = BEAM if args.beam is None else args.beam
+    if beam < 1:
+        raise UserError(f"--beam {beam}: give a positive beam size")
+    dictionary = lm_dictionary(args.lm)
+    key = {**weights_key(checkpoint_sha256, args.lm, args.lexicon),
+           "dictionary_sha256": file_digest(dictionary)}
+    return {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key, NAME),
+            "unk_weight": "-inf", "sil_weight": SIL_WEIGHT,
+            "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
+            "dictionary": str(dictionary.resolve()), "dictionary_sha256": key["dictionary_sha256"],
+            "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"]}
+
+
+def load_model(lm: Path):
+    """The LM and its dictionary, loaded as W2lFairseqLMDecoder loads them."""
+    import torch
+    from fairseq import tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from omegaconf import OmegaConf, open_dict
+
+    try:
+        checkpoint = torch.load(lm, map_location="cpu", weights_only=False)
+        cfg = checkpoint.get("cfg") or convert_namespace_to_omegaconf(checkpoint["args"])
+        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg  # fairseq >= 0.10 saves
+        state = checkpoint["model"]
+    except Exception as err:  # torch says why in many ways: any failure is a bad file
+        raise UserError(f"{lm}: not a fairseq LM checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'unreadable'}); give the "
+                        "released lm_librispeech_word_transformer.pt") from None
+    if cfg.task._name != "language_modeling":
+        raise UserError(f"{lm}: a fairseq {cfg.task._name} checkpoint, not a language model")
+    with open_dict(cfg.task):
+        cfg.task.data = str(lm.parent)
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    model.make_generation_fast_()
+    return model, task.dictionary
+
+
+def word_indices(lexicon: Path, spellings: dict, dictionary, path: Path) -> dict:
+    """Each lexicon word's index in the LM's dictionary; every word must be there."""
+    index = {word: dictionary.index(word) for word in spellings}
+    missing = [word for word, i in index.items() if i == dictionary.unk()]
+    if missing and len(missing) == len(index) and \
+            any(dictionary.index(word.lower()) != dictionary.unk() for word in missing):
+        raise UserError(f"{path}: its words are lower case but {lexicon}'s are upper case; "
+                        "upper-case dict.txt (as `make lm LM=transformer` does)")
+    if missing:
+        raise UserError(f"{lexicon}: {len(missing)} word(s) not in the LM's dictionary {path} "
+                        f"(first: {missing[0]}); decode with the lexicon made for this LM")
+    return index
+
+
+# ---- the LM with its key/value cache, for flashlight's LexiconDecoder ---------------------
+class _Node:
+    """One LM state: its word prefix, its last step's keys and values, its next-word scores."""
+    __slots__ = ("tokens", "parent", "step", "scores")
+
+    def __init__(self, tokens: tuple, parent):
+        self.tokens, self.parent, self.step, self.scores = tokens, parent, None, None
+
+    def steps(self) -> list:
+        """The key/value steps of the prefix, first to last."""
+        node, out = self, []
+        while node is not None:
+            out.append(node.step)
+            node = node.parent
+        return out[::-1]
+
+
+def _lm_base():
+    from flashlight.lib.text.decoder import LM
+    return LM
+
+
+class TransformerLM(_lm_base()):
+    """flashlight-text's Python LM over a fairseq word LM: start, score and finish return what
+    fairseq's FairseqLM returns (log-probabilities, -inf for <unk>, </s> at the end), each new
+    state costing one incremental step (its keys and values appended to its parent's) instead
+    of a run over its whole prefix. States live until the next utterance's start.
+
+    Usage: lm = TransformerLM(model, dictionary, "cpu", batch=1); LexiconDecoder(..., lm, ...)
+    """
+
+    def __init__(self, model, dictionary, device: str = "cpu", batch: int = 1):
+        super().__init__()
+        import torch
+
+        self.torch, self.device, self.batch = torch, device, max(1, batch)
+        self.model = model.to(device)  # eval mode: load_model (after it, .eval() gives None)
+        self.eos, self.unk = dictionary.eos(), dictionary.unk()
+        self.keys: list | None = None  # the attention layers' incremental-state keys, in order
+        self.nodes: dict = {}
+        self.pending: dict[int, list] = {}  # prefix length -> states not yet run, newest last
+        self.steps_run = 0  # incremental steps, one per state (the bench reports it)
+        self.root = _Node((self.eos,), None)
+        self._run([self.root])
+
+    def _run(self, nodes: list) -> None:
+        """One incremental step for `nodes` (one prefix length), in one batch."""
+        torch = self.torch
+        tokens = torch.tensor([n.tokens for n in nodes], device=self.device)
+        state = {}
+        if nodes[0].parent is not None:
+            past = torch.stack([torch.stack(n.parent.steps()) for n in nodes])  # B T K 2 H D
+            for k, key in enumerate(self.keys):
+                state[key] = {"prev_key": past[:, :, k, 0].transpose(1, 2).contiguous(),
+                              "prev_value": past[:, :, k, 1].transpose(1, 2).contiguous(),
+                              "prev_key_padding_mask": None}
+        with torch.no_grad():
+            out = self.model(tokens, incremental_state=state)
+            scores = self.model.get_normalized_probs(out, log_probs=True, sample=None)[:, -1]
+        if self.keys is None:
+            self.keys = list(state)
+        step = torch.stack([torch.stack([state[key]["prev_key"][:, :, -1],
+                                         state[key]["prev_value"][:, :, -1]], 1)
+                            for key in self.keys], 1)  # B K 2 H D
+        scores = scores.float().cpu().numpy()
+        for i, node in enumerate(nodes):
+            node.step, node.scores = step[i], scores[i]
+        self.steps_run += len(nodes)
+
+    def _ensure(self, node: _Node) -> None:
+        if node.scores is not None:
+            return
+        waiting = self.pending[len(node.tokens)]
+        batch = [node] + [n for n in reversed(waiting) if n is not node][:self.batch - 1]
+        for n in batch:
+            waiting.remove(n)
+        self._run(batch)
+
+    def start(self, start_with_nothing: bool):
+        from flashlight.lib.text.decoder import LMState
+
+        self.nodes.clear()
+        self.pending.clear()
+        state = LMState()
+        self.nodes[state] = self.root
+        return state
+
+    def score(self, state, token_index: int):
+        node = self.nodes[state]
+        self._ensure(node)
+        child = state.child(token_index)
+        if child not in self.nodes:
+            new = _Node(node.tokens + (token_index,), node)
+            self.nodes[child] = new
+            self.pending.setdefault(len(new.tokens), []).append(new)
+        score = float(node.scores[token_index])
+        return child, -math.inf if token_index == self.unk else score
+
+    def finish(self, state):
+        return self.score(state, self.eos)
+
+    def word_score(self, word_index: int) -> float:
+        """The word's score after the sentence start: what fairseq puts in the lexicon trie."""
+        return -math.inf if word_index == self.unk else float(self.root.scores[word_index])
+
+
+# ---- the search ------------------------------------------------------------------------------
+def device() -> str:
+    """The LM's device: the GPU when there is one (fp32 there too: fp16 is not yet shown to
+    give fairseq's hypotheses)."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TransformerSearch:
+    """LM, trie and options as W2lFairseqLMDecoder builds them; decodes many utterances.
+
+    Usage: search = TransformerSearch(lm, lexicon, symbols(manifest)); search.decode(frames, s)
+    """
+
+    def __init__(self, lm: Path, lexicon: Path, output_symbols: list[str], batch: int = 1,
+                 on: str = "cpu"):
+        from flashlight.lib.text.decoder import SmearingMode, Trie
+
+        spellings = read_lexicon(lexicon)
+        letters = {symbol: i for i, symbol in enumerate(output_symbols)}
+        for word, spelling in spellings.items():
+            if any(letter not in letters for letter in spelling):
+                raise UserError(f"{lexicon}: {word} has letters the model does not output; "
+                                "rebuild the lexicon with `make lm`")
+        model, self.dictionary = load_model(lm)
+        index = word_indices(lexicon, spellings, self.dictionary, lm_dictionary(lm))
+        self.lm = TransformerLM(model, self.dictionary, on, batch)
+        self.trie = Trie(len(output_symbols), letters[BOUNDARY])
+        for word, spelling in spellings.items():
+            self.trie.insert([letters[letter] for letter in spelling], index[word],
+                             self.lm.word_score(index[word]))
+        self.trie.smear(SmearingMode.MAX)
+        self.symbols = output_symbols
+        self.silence, self.blank = letters[BOUNDARY], letters["<s>"]
+
+    def decoder(self, settings: dict):
+        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
+                                                 LexiconDecoderOptions)
+
+        options = LexiconDecoderOptions(
+            beam_size=int(settings["beam"]), beam_size_token=len(self.symbols),
+            beam_threshold=float(settings["beam_threshold"]),
+            lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
+            unk_score=UNK_WEIGHT, sil_score=float(settings["sil_weight"]), log_add=False,
+            criterion_type=CriterionType.CTC)
+        return LexiconDecoder(options, self.trie, self.lm, self.silence, self.blank,
+                              self.dictionary.unk(), [], False)
+
+    def best(self, decoder, emissions):
+        """flashlight's best result (score, words, tokens) for one utterance's emissions."""
+        frames = normalised(emissions, len(self.symbols))
+        return decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
+
+    def decode(self, utterances: list, settings: dict) -> list[str]:
+        """Word strings, in order, with a progress bar per utterance."""
+        decoder, words = self.decoder(settings), []
+        with progress("transformer LM", len(utterances), unit="utt") as bar:
+            for emissions in utterances:
+                best = self.best(decoder, emissions)
+                words.append(" ".join(self.dictionary[w] for w in best.words if w >= 0))
+                bar.update()
+        return words
+
+
+def prepare(args, settings: dict) -> TransformerSearch:
+    """The LM, dictionary and lexicon before the model: a bad one stops first."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
+    return TransformerSearch(Path(settings["lm"]), Path(settings["lexicon"]),
+                             symbols(args.manifests), args.lm_batch, device())
+
+
+def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[str]:
+    return search.decode(emissions, settings)
+
+
+def extra(args, settings: dict) -> dict:
+    from importlib.metadata import version
+    return {"decoder_settings": settings, "lm_batch": args.lm_batch, "device": device(),
+            "versions": {"flashlight-text": version("flashlight-text")}}
+
+
+def said(record: dict, settings: dict) -> str:
+    return f"Transformer LM, beam {settings['beam']}, lm_weight {settings['lm_weight']:.3f}, " \
+           f"word_score {settings['word_score']:.3f}"
