@@ -35,7 +35,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny finetune \
 	decode decode-original sweep compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -236,6 +236,10 @@ clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree
+
+bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo, tiny-transformer-lm)
+	$(PY) bench/bench_transformer_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
+		--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM))
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \

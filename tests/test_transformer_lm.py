@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.bench_transformer_lm import noisy_letters
 from conftest import make
 from w2v2_10min.common import file_digest
 from w2v2_10min.decoders.transformer import TransformerSearch
@@ -91,18 +92,6 @@ def cached_emissions(tiny_env, run) -> list[np.ndarray]:
                       missing)[SUBSET]
 
 
-def noisy_letters(manifests: Path, output_symbols: list[str], seed: int = 0) -> list:
-    """Emissions of dev_other's letters (two frames each, then a blank) under Gaussian noise."""
-    rng, index = np.random.default_rng(seed), {s: i for i, s in enumerate(output_symbols)}
-    out = []
-    for line in (manifests / f"{SUBSET}.ltr").read_text().splitlines():
-        path = [i for letter in line.split() for i in (index[letter],) * 2 + (0,)]
-        frames = rng.normal(0, 1.5, (len(path), len(output_symbols))).astype(np.float32)
-        frames[np.arange(len(path)), path] += 4.0
-        out.append(frames)
-    return out
-
-
 def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decoder):
     lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
     manifests = tiny_env / "manifests" / "10min-0"
@@ -118,7 +107,7 @@ def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decod
     search = TransformerSearch(lm, lexicon, symbols(manifests), batch=4)
     # the 20-update model emits blanks only: add noisy letter emissions of the references,
     # on which the search places words and the LM decides between them
-    utterances = utterances + noisy_letters(manifests, search.symbols)
+    utterances = utterances + noisy_letters(manifests, SUBSET, search.symbols)
     worded = 0
     for lm_weight, word_score in WEIGHTS:
         reference = fairseq_decoder(manifests, lm, lexicon, lm_weight, word_score)
