@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     import torch
 
     def theirs(u):
-        return reference.decode(torch.from_numpy(normalised(u, len(output_symbols)))[None])[0][0]["words"]
+        frames = torch.from_numpy(normalised(u, len(output_symbols)))[None]
+        return reference.decode(frames)[0][0]["words"]
 
     def mine(u):
         return [ours.dictionary[w] for w in ours.best(decoder, u).words if w >= 0]

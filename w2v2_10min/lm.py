@@ -99,17 +99,7 @@ class LexiconSearch:
         self.unk = self.word_dict.get_index("<unk>")
 
     def decoder(self, settings: dict):
-        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
-                                                 LexiconDecoderOptions)
-
-        options = LexiconDecoderOptions(
-            beam_size=int(settings["beam"]), beam_size_token=len(self.symbols),
-            beam_threshold=float(settings["beam_threshold"]),
-            lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
-            unk_score=-math.inf, sil_score=0.0, log_add=False,
-            criterion_type=CriterionType.CTC)
-        return LexiconDecoder(options, self.trie, self.lm, self.silence, self.blank, self.unk,
-                              [], False)
+        return lexicon_decoder(self, settings)
 
     def decode_one(self, decoder, emissions: np.ndarray) -> str:
         frames = normalised(emissions, len(self.symbols))
@@ -129,6 +119,22 @@ class LexiconSearch:
                 return pool.map(_decode_index, range(len(utterances)), chunksize=1)
         finally:
             _JOB = None
+
+
+def lexicon_decoder(search, settings: dict):
+    """flashlight's LexiconDecoder with the options fairseq's W2lKenLMDecoder and
+    W2lFairseqLMDecoder give it, over a search's trie, LM, silence, blank and unknown word."""
+    from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
+                                             LexiconDecoderOptions)
+
+    options = LexiconDecoderOptions(
+        beam_size=int(settings["beam"]), beam_size_token=len(search.symbols),
+        beam_threshold=float(settings["beam_threshold"]),
+        lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
+        unk_score=-math.inf, sil_score=float(settings.get("sil_weight", 0.0)), log_add=False,
+        criterion_type=CriterionType.CTC)
+    return LexiconDecoder(options, search.trie, search.lm, search.silence, search.blank,
+                          search.unk, [], False)
 
 
 _JOB = None  # (search, settings, utterances) of the running decode, inherited by forked workers

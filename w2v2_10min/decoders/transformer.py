@@ -27,15 +27,16 @@ import numpy as np
 from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
 from w2v2_10min.decoders.fourgram import weights
 from w2v2_10min.lexicon import BOUNDARY, read_lexicon
-from w2v2_10min.lm import BEAM_THRESHOLD, normalised, symbols, weights_key
+from w2v2_10min.lm import (BEAM_THRESHOLD, lexicon_decoder, normalised, symbols,
+                           weights_key)
 
 NAME = "transformer"
 CACHED = True
 NEEDS = ()
 # The paper decodes the test sets with the Transformer LM at beam 500 (section 4.4).
 BEAM = 500
-# fairseq's infer.py defaults, which W2lFairseqLMDecoder passes to flashlight.
-UNK_WEIGHT, SIL_WEIGHT = -math.inf, 0.0
+# fairseq's infer.py default, which W2lFairseqLMDecoder passes to flashlight (unk: -inf).
+SIL_WEIGHT = 0.0
 
 
 def upper_case_dictionary(source: Path, target: Path) -> None:
@@ -264,19 +265,10 @@ class TransformerSearch:
         self.trie.smear(SmearingMode.MAX)
         self.symbols = output_symbols
         self.silence, self.blank = letters[BOUNDARY], letters["<s>"]
+        self.unk = self.dictionary.unk()
 
     def decoder(self, settings: dict):
-        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
-                                                 LexiconDecoderOptions)
-
-        options = LexiconDecoderOptions(
-            beam_size=int(settings["beam"]), beam_size_token=len(self.symbols),
-            beam_threshold=float(settings["beam_threshold"]),
-            lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
-            unk_score=UNK_WEIGHT, sil_score=float(settings["sil_weight"]), log_add=False,
-            criterion_type=CriterionType.CTC)
-        return LexiconDecoder(options, self.trie, self.lm, self.silence, self.blank,
-                              self.dictionary.unk(), [], False)
+        return lexicon_decoder(self, settings)
 
     def best(self, decoder, emissions):
         """flashlight's best result (score, words, tokens) for one utterance's emissions."""
