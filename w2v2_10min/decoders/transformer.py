@@ -22,7 +22,6 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
 
 from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
 from w2v2_10min.decoders.fourgram import weights
