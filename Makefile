@@ -111,6 +111,7 @@ SEEDS ?= 1 2 3## seeds of `make sweep`
 LRS ?=## learning rates of `make sweep`, e.g. LRS="2e-5 3e-5" (default: the recipe's)
 JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue)
 FAST ?= 1## 1: same training, less work per update (w2v2_plugin, docs/speed.md); 0: fairseq's own path
+SEEDED ?= 1## 1: masks and LayerDrop drawn from (SEED, update, utterance), so a SEED fixes the run and a resumed run ends as an uninterrupted one (docs/finetuning.md); 0: fairseq's own draws
 CHECKPOINT_MINUTES ?= 10## FAST=1: write checkpoints at most every N minutes, at the end and at each best validation (0: as fairseq)
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
@@ -118,7 +119,7 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 		--seed '$(SEED)' --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' --run-root $(RUN_ROOT) \
 		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
-		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' \
+		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' --seeded '$(SEEDED)' \
 		--checkpoint-minutes '$(CHECKPOINT_MINUTES)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))

@@ -72,6 +72,8 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
              _matches("[01]")),
+    "SEEDED": ("1 (masks and LayerDrop drawn from SEED, update and utterance) or 0 "
+               "(fairseq's own draws)", _matches("[01]")),
     "CHECKPOINT_MINUTES": ("minutes >= 0, e.g. CHECKPOINT_MINUTES=10 (0: every save fairseq's "
                            "intervals ask for)", _non_negative_number),
     "LAUNCHER": (", ".join(LAUNCHERS), lambda v: v in LAUNCHERS),
