@@ -144,3 +144,29 @@ def test_layerdrop_is_seeded_keeps_its_rate_and_leaves_numpy_alone():
     calls.clear()
     model.encoder(x, padding)
     assert len(calls) == LAYERS
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_the_task_option_seeds_the_model_or_leaves_it_fairseqs(tiny_env, monkeypatch, seeded):
+    """task.seeded_draws=false (SEEDED=0) builds the model exactly as fairseq's task does."""
+    from fairseq.dataclass.configs import FairseqConfig
+    from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig
+    from omegaconf import OmegaConf
+
+    from w2v2_plugin.seeded_draws import SeededAudioFinetuningConfig, SeededAudioFinetuningTask
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # as make finetune sets it
+    config = SeededAudioFinetuningConfig(data=str(tiny_env / "manifests" / "10min-0"),
+                                         labels="ltr", seeded_draws=seeded)
+    model = Wav2Vec2CtcConfig(w2v_path=str(tiny_env / "pretrained" / "tiny.pt"))
+    model._name = "wav2vec_ctc"
+    root = OmegaConf.structured(FairseqConfig(model=model, task=config))
+    root.common.seed = 4
+    task = SeededAudioFinetuningTask.setup_task(root.task)
+    w2v_model = task.build_model(root.model).w2v_encoder.w2v_model
+    replaced = {"apply_mask"} & set(vars(w2v_model)), \
+        {"extract_features"} & set(vars(w2v_model.encoder))
+    if seeded:
+        assert task.draws.seed == 4 and replaced == ({"apply_mask"}, {"extract_features"})
+    else:
+        assert task.draws is None and replaced == (set(), set())  # the classes' own methods
