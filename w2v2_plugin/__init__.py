@@ -7,8 +7,9 @@ submodules with fairseq's registries, under names of their own, so fairseq's own
 stay as they are. Three submodules wrap a fairseq function in the running process instead, each
 saying why: `seeded_draws` (two methods of the model its task builds, on that instance, and
 fairseq's `compute_mask_indices` while its `apply_mask` runs), `checkpoint_budget` (installed
-by the fast task once training begins) and `wandb_once` (on import). A checkpoint trained with the plugin records `common.user_dir`; decoding
-points that at this folder again wherever the checkpoint is read.
+by the fast task once training begins) and `wandb_once` (on import). A checkpoint trained with
+the plugin records `common.user_dir`; decoding points that at this folder again wherever the
+checkpoint is read.
 """
 import importlib
 import pkgutil

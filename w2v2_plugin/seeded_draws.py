@@ -103,12 +103,14 @@ class SeededDraws:
             self.key = None
 
     def current(self) -> tuple[int, np.ndarray]:
+        """(update, utterance ids) of the training batch; an error outside one."""
         if self.key is None:
             raise RuntimeError("w2v2_plugin seeded draws: the model trains outside the task's "
                                "train_step, so no update number seeds its masks/LayerDrop")
         return self.key
 
     def apply_mask(self, x, padding_mask, mask_indices=None, mask_channel_indices=None):
+        """fairseq's apply_mask, its masks drawn by seeded_mask_indices (streams 0, 1)."""
         update, ids = self.current()
         streams = itertools.count()
 
@@ -125,6 +127,7 @@ class SeededDraws:
             wav2vec2.compute_mask_indices = fairseq_function
 
     def extract_features(self, x, *args, **kwargs):
+        """fairseq's encoder, its LayerDrop drawn in numpy_seed(seed, stream, update, ids)."""
         encoder = self.model.encoder
         if not (encoder.training and encoder.layerdrop > 0):
             return self.fairseq_extract_features(x, *args, **kwargs)
