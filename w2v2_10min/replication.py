@@ -384,49 +384,10 @@ def plot_subset(analysis: list[dict], records: list[dict], subset: str, decoder:
                     key=stats.split_order)
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(splits) + 2) + 3.5, 4))
     for index, setting in enumerate(settings):
-        colour, entry = f"C{index}", setting["subsets"][subset]
-        name = f"{MODEL_TITLES.get(setting['model'], setting['model'])} {setting['protocol']}"
-        step = 0.3 / max(1, len(settings) * len(setting["lrs"]))
-        for position, lr in enumerate(setting["lrs"]):
-            if lr not in entry["seed_level"]:
-                continue
-            level = entry["seed_level"][lr]["all"]
-            offset = step * (index * len(setting["lrs"]) + position)
-            ax.scatter([splits.index(r["split"]) + offset for r in level["runs"]],
-                       [r["wer"] for r in level["runs"]], color=colour, s=18, alpha=0.8,
-                       marker="o^sv"[position % 4],
-                       label=f"{name}: runs" + (f", lr {lr}" if len(setting["lrs"]) > 1 else ""))
-            for split, mean in level["split_means"].items():
-                x = splits.index(split) + offset
-                ax.plot([x - 0.12, x + 0.12], [mean, mean], color=colour, linewidth=2)
-        first_lr = next(iter(entry["seed_level"]))
-        level = entry["seed_level"][first_lr]["all"]
-        kept = entry["selected"].get("all")
-        if kept:
-            ax.scatter([splits.index(r["split"]) + step * (index * len(setting["lrs"]) +
-                                                            setting["lrs"].index(r["lr"]))
-                        for r in kept["runs"]],
-                       [r["wer"] for r in kept["runs"]], s=110, facecolors="none",
-                       edgecolors=colour, linewidths=1.5, label=f"{name}: kept (paper's rule)")
-        if level["pi_run"]:
-            ax.axhspan(*level["pi_run"], color=colour, alpha=0.12,
-                       label=f"{name}: 95% PI, one run on a new split"
-                       + (f" (lr {first_lr})" if len(setting["lrs"]) > 1 else ""))
-        if entry["paper"] is not None:
-            ax.axhline(entry["paper"], color=colour, linestyle="--", label=f"{name}: paper")
-        if entry["released"] is not None:
-            ax.axhline(entry["released"], color=colour, linestyle=":",
-                       label=f"{name}: released checkpoint")
+        _plot_setting(ax, setting, setting["subsets"][subset], f"C{index}", splits,
+                      0.3 / max(1, len(settings) * len(setting["lrs"])), index)
     for index, model in enumerate(released_only, start=len(settings)):
-        title = MODEL_TITLES.get(model, model)
-        for r in records:
-            if (r["model"], r.get("protocol"), r["subset"], _decoder(r)) == \
-                    (model, "released", subset, decoder):
-                ax.axhline(r["wer"], color=f"C{index}", linestyle=":",
-                           label=f"{title}: released checkpoint")
-        if subset in paper_row(model, decoder):
-            ax.axhline(paper_row(model, decoder)[subset], color=f"C{index}", linestyle="--",
-                       label=f"{title}: paper")
+        _plot_released_only(ax, records, model, subset, decoder, f"C{index}")
     ax.set_xticks(range(len(splits)), [f"split {s}" for s in splits])
     ax.set_ylabel("WER (%)")
     ax.set_title(f"{subset}: 10-minute fine-tuning, {DECODER_TITLES.get(decoder, decoder)}")
@@ -436,3 +397,53 @@ def plot_subset(analysis: list[dict], records: list[dict], subset: str, decoder:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return True
+
+
+def _plot_setting(ax, setting: dict, entry: dict, colour: str, splits: list, step: float,
+                  index: int) -> None:
+    """One model and protocol: its runs per lr (offset by `step`), split means, the kept runs,
+    the one-run prediction band, the paper's and the released checkpoint's lines."""
+    name = f"{MODEL_TITLES.get(setting['model'], setting['model'])} {setting['protocol']}"
+    lrs = setting["lrs"]
+    for position, lr in enumerate(lrs):
+        if lr not in entry["seed_level"]:
+            continue
+        level = entry["seed_level"][lr]["all"]
+        offset = step * (index * len(lrs) + position)
+        ax.scatter([splits.index(r["split"]) + offset for r in level["runs"]],
+                   [r["wer"] for r in level["runs"]], color=colour, s=18, alpha=0.8,
+                   marker="o^sv"[position % 4],
+                   label=f"{name}: runs" + (f", lr {lr}" if len(lrs) > 1 else ""))
+        for split, mean in level["split_means"].items():
+            x = splits.index(split) + offset
+            ax.plot([x - 0.12, x + 0.12], [mean, mean], color=colour, linewidth=2)
+    first_lr = next(iter(entry["seed_level"]))
+    level = entry["seed_level"][first_lr]["all"]
+    kept = entry["selected"].get("all")
+    if kept:
+        ax.scatter([splits.index(r["split"]) + step * (index * len(lrs) + lrs.index(r["lr"]))
+                    for r in kept["runs"]],
+                   [r["wer"] for r in kept["runs"]], s=110, facecolors="none",
+                   edgecolors=colour, linewidths=1.5, label=f"{name}: kept (paper's rule)")
+    if level["pi_run"]:
+        ax.axhspan(*level["pi_run"], color=colour, alpha=0.12,
+                   label=f"{name}: 95% PI, one run on a new split"
+                   + (f" (lr {first_lr})" if len(lrs) > 1 else ""))
+    if entry["paper"] is not None:
+        ax.axhline(entry["paper"], color=colour, linestyle="--", label=f"{name}: paper")
+    if entry["released"] is not None:
+        ax.axhline(entry["released"], color=colour, linestyle=":",
+                   label=f"{name}: released checkpoint")
+
+
+def _plot_released_only(ax, records: list[dict], model: str, subset: str, decoder: str,
+                        colour: str) -> None:
+    """A model with no runs of its own: its released checkpoint dotted, the paper dashed."""
+    title = MODEL_TITLES.get(model, model)
+    for r in records:
+        if (r["model"], r.get("protocol"), r["subset"], _decoder(r)) == \
+                (model, "released", subset, decoder):
+            ax.axhline(r["wer"], color=colour, linestyle=":", label=f"{title}: released checkpoint")
+    if subset in paper_row(model, decoder):
+        ax.axhline(paper_row(model, decoder)[subset], color=colour, linestyle="--",
+                   label=f"{title}: paper")
