@@ -97,9 +97,9 @@ def on_terminal(*command, env=None) -> tuple[int, str]:
     return proc.wait(), b"".join(chunks).decode(errors="replace")
 
 
-def make(*args, check=True) -> subprocess.CompletedProcess:
+def make(*args, check=True, env=None) -> subprocess.CompletedProcess:
     proc = subprocess.run(["make", "--no-print-directory", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"make {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

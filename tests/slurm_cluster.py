@@ -4,7 +4,7 @@ from Debian's `munge` and `slurm-wlm`, with every file in one folder and free po
 Usage:
   with SlurmCluster(tmp_dir) as cluster:      # started, the node idle; stopped on leaving
       env = cluster.env                       # SLURM_CONF for sbatch, squeue, scontrol, ...
-  python tests/slurm_cluster.py DIR           # by hand: start it, print SLURM_CONF, Ctrl-C stops it
+  python tests/slurm_cluster.py DIR           # by hand: start it, print SLURM_CONF; Ctrl-C or kill stops it
 
 The node is CPU-only (no GPUs), with more CPUs than the machine has
 (SlurmdParameters=config_overrides), so that a few one-CPU jobs run at once; ProctrackType
@@ -143,9 +143,17 @@ class SlurmCluster:
         self.stop()
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` stops the daemons too
     with SlurmCluster(Path(sys.argv[1]).resolve()) as cluster:
-        print(f"export SLURM_CONF={cluster.conf}  (Ctrl-C stops the cluster)", flush=True)
+        print(f"export SLURM_CONF={cluster.conf}  (Ctrl-C or kill {os.getpid()} stops the "
+              "cluster)", flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -13,10 +13,11 @@ finished (RUN/done and a wer.json for every EVAL_SET with DECODER) nor queued or
 
 On the node the job runs `make finetune` and then `make decode` with the sweep's knobs
 (LAUNCHER=local). It asks SLURM for GPUS GPUs (none for GPUS=0: a CPU job) and TIME_MIN
-minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit: submitit then
-requeues the job (`scontrol requeue`), and fine-tuning resumes from checkpoint_last.pt. A job
-requeued by the scheduler (preemption) resumes the same way. Either way a run comes back at
-most REQUEUES times; after that its job fails with a line in RUN/slurm.json.
+minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit: training goes
+on until REQUEUE_MARGIN seconds before the limit, then submitit requeues the job (`scontrol
+requeue`) and fine-tuning resumes from checkpoint_last.pt. A job requeued by the scheduler
+(preemption) resumes the same way. Either way a run comes back at most REQUEUES times; after
+that its job fails with a line in RUN/slurm.json.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
-import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,21 +48,36 @@ ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEU
 MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 
 
+# slurmctld looks at time limits every 30 s: it sends the warning up to 30 s before the asked
+# time, and ends a job up to 30 s after its limit. A warned job trains on until REQUEUE_MARGIN
+# seconds before its limit, then submitit requeues it.
+REQUEUE_MARGIN = 10
+
+
 def warning_seconds(time_min: int) -> int:
-    """Seconds before the time limit at which SLURM warns the job (90, less for short limits)."""
-    return min(90, 15 * time_min)
+    """`--signal=USR2@N`: seconds before the limit that SLURM warns a job (60; 15 a minute
+    for shorter limits, so that the warning never comes before the job has started)."""
+    return min(60, 15 * time_min)
 
 
 def check_time_limit(time_min: int, checkpoint_minutes: float, fast: str) -> None:
     """Refuse a limit that ends every job before its first checkpoint on the time budget."""
     if fast != "1" or checkpoint_minutes <= 0:
         return
-    usable = 60 * time_min - warning_seconds(time_min)
-    if usable <= 60 * checkpoint_minutes:
+    if 60 * time_min - REQUEUE_MARGIN <= 60 * checkpoint_minutes:
         raise UserError(f"TIME_MIN={time_min} is shorter than one checkpoint interval "
-                        f"(CHECKPOINT_MINUTES={checkpoint_minutes:g}, and SLURM warns the job "
-                        f"{warning_seconds(time_min)} s before its limit): each job would end "
-                        "before writing a checkpoint; raise TIME_MIN or lower CHECKPOINT_MINUTES")
+                        f"(CHECKPOINT_MINUTES={checkpoint_minutes:g}; a job is requeued "
+                        f"{REQUEUE_MARGIN} s before its limit): each job would end before "
+                        "writing a checkpoint; raise TIME_MIN or lower CHECKPOINT_MINUTES")
+
+
+def seconds_left() -> float:
+    """Seconds until this job's time limit (squeue's end time), inside a SLURM job."""
+    end = slurm_command("squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%e").strip()
+    try:
+        return (datetime.fromisoformat(end) - datetime.now()).total_seconds()
+    except ValueError:  # no end time (e.g. an unlimited partition): requeue now
+        return 0.0
 
 
 def slurm_command(name: str, *args: str) -> str:
@@ -124,18 +141,42 @@ class RunJob(submitit.helpers.Checkpointable):
         if restarts > self.requeues:
             self.fail(f"came back {restarts} times, more than REQUEUES={self.requeues}",
                       self.job_log())
-        env = {k: v for k, v in os.environ.items() if k not in MAKE_ENV}
         for target in ("finetune", "decode"):
             print(f"{self.run}: make {target} (restart {restarts})", flush=True)
-            code = subprocess.run(["make", "--no-print-directory", target, *self.make_args,
-                                   "LAUNCHER=local"], cwd=REPO, env=env).returncode
+            code, said = self.make(target)
             if code < 0:  # killed by SLURM (time limit, requeue, scancel): not a failure
                 raise RuntimeError(f"make {target} stopped by signal {-code}")
             if code != 0:
-                self.fail(f"make {target} failed", self.stage_log(target))
+                self.fail(said or f"make {target} failed", self.stage_log(target))
         update_record(self.run, state="finished",
                       ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         return "finished"
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """SLURM's warning (USR2) arrived: let training go on until REQUEUE_MARGIN seconds
+        before the limit, then hand submitit the same call to requeue."""
+        wait = seconds_left() - REQUEUE_MARGIN
+        print(f"warned by SLURM; requeued in {max(wait, 0):.0f} s", flush=True)
+        if wait > 0:
+            time.sleep(wait)
+        return super().checkpoint(*args, **kwargs)
+
+    def make(self, target: str) -> tuple[int, str]:
+        """Run `make target` with the run's knobs, its output into the job's log: the exit
+        status and the last `error: ` line it printed. The warning signal is not for it
+        (SLURM sends it to every process of the job): it goes on until the requeue."""
+        env = {k: v for k, v in os.environ.items() if k not in MAKE_ENV}
+        said = ""
+        with subprocess.Popen(["make", "--no-print-directory", target, *self.make_args,
+                               "LAUNCHER=local"], cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              preexec_fn=lambda: signal.signal(signal.SIGUSR2,
+                                                               signal.SIG_IGN)) as proc:
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                if line.startswith("error: "):
+                    said = line.strip().removeprefix("error: ")
+        return proc.returncode, said
 
     def job_log(self) -> Path:
         return self.run / "slurm" / f"{os.environ.get('SLURM_JOB_ID', '%j')}_0_log.out"
