@@ -143,8 +143,7 @@ def test_a_sweep_of_two_runs_is_queued_then_finishes_and_decodes(sweeps, tiny_en
 
 
 @pytest.mark.needs("slurm")
-def test_a_run_longer_than_its_time_limit_is_requeued_and_finishes(sweeps, tiny_env, slurm,
-                                                                   tmp_path):
+def test_a_run_longer_than_its_time_limit_is_requeued_and_finishes(tiny_env, slurm, tmp_path):
     """1-minute jobs, each warned by SLURM and requeued 10 s before its limit: 1200 updates
     take more than one (about 25 s of each trains on an idle 2-core machine). Once one has
     been requeued after a checkpoint, the test lifts the queued job's limit (as an admin can)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import getpass
 import io
 import itertools
 import json
@@ -102,8 +103,6 @@ def check_partition(partition: str) -> None:
 
 def job_states() -> dict[str, str]:
     """Job id -> SLURM state for this user's jobs that squeue knows (ended ones included)."""
-    import getpass
-
     out = slurm_command("squeue", "-h", "--states=all", "-u", getpass.getuser(), "-o", "%i|%T")
     return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
 
