@@ -22,15 +22,18 @@ PRETRAINED = $(PRETRAINED_$(MODEL))
 RELEASED_base := wav2vec_small_10m.pt
 RELEASED_large := wav2vec_big_10m.pt
 RELEASED_vox := wav2vec_vox_10m_new.pt
-RUN_PROTOCOL = $(PROTOCOL)$(if $(LR_DECAY),-$(LR_DECAY))$(if $(LR),-lr$(LR))
-RUN = $(RUN_ROOT)/$(MODEL)-$(RUN_PROTOCOL)/10min-$(SPLIT)/seed-$(SEED)
+# the knobs that name a run; its folder is made from them by w2v2_10min.layout.run_dir alone
+RUN_KNOBS = --run-root $(RUN_ROOT) --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
+	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)'
+RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) \
+	--checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
 DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
-.PHONY: help setup test demo data pretrained manifests bench-manifests pretrain-tiny finetune \
+.PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
 	tiny-lm bench-lm export-hf export-hf-original
 
@@ -62,6 +65,9 @@ $(SETUP_STAMP): requirements.txt
 test: setup ## run the test suite (unit tests and the end-to-end chain on the tiny corpus)
 	$(VENV)/bin/pytest -q tests
 
+test-unit: setup ## the unit tests alone (no fairseq training or decoding): the developer's loop
+	$(VENV)/bin/pytest -q -m "not chain" tests
+
 ##@ Data: download, verify, manifests
 DATA ?= data## folder holding librispeech_finetuning/ and LibriSpeech/
 SPLITS ?= 0 1 2 3 4 5## folds that `make manifests` writes
@@ -74,16 +80,16 @@ RELEASED_DIR ?= released## released 10-minute fine-tuned checkpoints (make decod
 LM ?=## LM=1: `make data` also runs `make lm`
 
 data: setup ## download, verify and unpack Libri-light's 10-min set, LibriSpeech dev/test, dict.ltr.txt into DATA
-	$(PY) scripts/fetch.py --data $(DATA)
+	$(PY) scripts/download.py --data $(DATA)
 	$(if $(LM),@$(MAKE) --no-print-directory lm)
 
 lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and write LEXICON
-	$(PY) scripts/fetch.py --data $(DATA) --lm --only 4-gram lexicon
+	$(PY) scripts/download.py --data $(DATA) --lm --only 4-gram lexicon
 	$(PY) scripts/lexicon.py --words $(DATA)/librispeech-lexicon.txt --out $(LEXICON)
 
 pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR (SHA-256 recorded, then verified)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	$(PY) scripts/fetch_checkpoint.py $(notdir $(PRETRAINED)) --dest $(PRETRAINED_DIR)
+	$(PY) scripts/checkpoints.py $(notdir $(PRETRAINED)) --dest $(PRETRAINED_DIR)
 
 manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10min-sS/ for each seed in SAMPLE
 	@$(PY) scripts/manifests.py --data $(DATA) --out-root $(MANIFEST_ROOT) --eval-sets $(EVAL_SETS) \
@@ -115,16 +121,15 @@ FAST ?= 1## 1: same training, less work per update (w2v2_plugin, docs/speed.md);
 CHECKPOINT_MINUTES ?= 10## FAST=1: write checkpoints at most every N minutes, at the end and at each best validation (0: as fairseq)
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
-	@$(PY) scripts/finetune.py --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
-		--seed '$(SEED)' --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' --run-root $(RUN_ROOT) \
-		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --fp16 '$(FP16)' \
+	@$(PY) scripts/finetune.py $(RUN_KNOBS) --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' \
+		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
 		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' \
 		--checkpoint-minutes '$(CHECKPOINT_MINUTES)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 # what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
-RUN_KNOBS = MODEL PROTOCOL LR_DECAY RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
 	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
 	LEXICON BEAM LM_WEIGHT WORD_SCORE LM_JOBS
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once, or one SLURM job each
@@ -132,13 +137,13 @@ sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LR
 ifeq ($(LAUNCHER),slurm)
 	@$(PY) scripts/cluster.py --splits '$(SPLITS)' --seeds '$(SEEDS)' --lrs '$(LRS)' \
 		--partition '$(PARTITION)' --time-min '$(TIME_MIN)' --requeues '$(REQUEUES)' \
-		$(foreach knob,$(RUN_KNOBS),--knob "$(knob)=$($(knob))")
+		$(foreach knob,$(JOB_KNOBS),--knob "$(knob)=$($(knob))")
 else
 	$(MAKE) --no-print-directory -j$(JOBS) $(SWEEP_RUNS)
 endif
 
 status: setup ## one line per run under RUN_ROOT: queued, running (update N of M), decoded (WER), failed (log), interrupted
-	@$(PY) scripts/status.py --runs $(RUN_ROOT)
+	@$(PY) scripts/status.py --run-root $(RUN_ROOT)
 
 sweep_%:
 	$(eval parts := $(subst _, ,$*))
@@ -161,50 +166,43 @@ RESULTS ?= results## where `make compare` writes the report
 decode: setup ## decode the run's best checkpoint on EVAL_SETS with DECODER (skipped when up to date)
 	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' SEED='$(SEED)' LR='$(LR)' EVAL_SETS='$(EVAL_SETS)' \
 		DECODE_TRAIN='$(DECODE_TRAIN)'
-	@$(PY) scripts/decode.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
-		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --run $(RUN) --decoder $(DECODER) $(LM_ARGS) \
-		--meta model=$(MODEL) protocol=$(RUN_PROTOCOL) split=$(SPLIT) seed=$(SEED)
+	@$(PY) scripts/decode.py $(RUN_KNOBS) --manifests $(MANIFESTS) \
+		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
 decode-original: setup ## download MODEL's released 10-minute checkpoint and decode it the same way (the control row)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
 	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' EVAL_SETS='$(EVAL_SETS)'
-	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
-	@$(PY) scripts/decode.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
-		$(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
-		--data $(MANIFESTS) --subsets $(SUBSETS) --run $(RUN_ROOT)/$(MODEL)-released --decoder $(DECODER) \
-		$(LM_ARGS) --meta model=$(MODEL) protocol=released split=- seed=-
+	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(PY) scripts/decode.py $(RELEASED_KNOBS) $(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
+		--manifests $(MANIFESTS) --subsets $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
 LM_FILES = --lm $(LM_ARPA) --lexicon $(LEXICON) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
 LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
 	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)))
-TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --data $(MANIFESTS) --subset $(subst -,_,$(TUNE_SET)) \
-	--trials $(TRIALS)
+TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
+	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
 tune-lm: setup ## tune the 4-gram LM weight and word score of the run on TUNE_SET (the paper: 128 trials, beam 500)
-	@$(TUNE) --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --run $(RUN)
+	@$(TUNE) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
-	@$(TUNE) --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
-		--run $(RUN_ROOT)/$(MODEL)-released
+	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(TUNE) $(RELEASED_KNOBS)
 
 HF_VERIFY ?= 10## utterances of each EVAL_SET that `make export-hf` checks against fairseq
 
 export-hf: setup ## write the run's best checkpoint as a transformers model, processor and model card into RUN/hf (verified)
-	@$(PY) scripts/export_hf.py --checkpoint $(RUN)/checkpoints/checkpoint_best.pt --data $(MANIFESTS) \
-		--out $(RUN)/hf --run $(RUN) --verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY) \
-		--meta model=$(MODEL) protocol=$(PROTOCOL)$(if $(LR),-lr$(LR)) split=$(SPLIT) seed=$(SEED)
+	@$(PY) scripts/hf_export.py $(RUN_KNOBS) --manifests $(MANIFESTS) \
+		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY)
 
 export-hf-original: setup ## the same for MODEL's released 10-minute checkpoint, into RUN_ROOT/<model>-released/hf
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	@$(PY) scripts/fetch_checkpoint.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
-	@$(PY) scripts/export_hf.py --checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256 \
-		--data $(MANIFESTS) --out $(RUN_ROOT)/$(MODEL)-released/hf --run $(RUN_ROOT)/$(MODEL)-released \
-		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY) \
-		--meta model=$(MODEL) protocol=released split=- seed=-
+	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(PY) scripts/hf_export.py $(RELEASED_KNOBS) --manifests $(MANIFESTS) \
+		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY)
 
 compare: setup ## gather every wer.json under RUN_ROOT into RESULTS/table9.{md,csv} and plots
-	@$(PY) scripts/compare.py --runs $(RUN_ROOT) --out $(RESULTS)
+	@$(PY) scripts/compare.py --run-root $(RUN_ROOT) --out $(RESULTS)
 
 ##@ Demo on the embedded tiny corpus
 DEMO_ROOT ?= runs/demo## where `make demo` keeps what it makes
@@ -230,7 +228,7 @@ $(PRETRAINED_DIR)/tiny.pt: recipes/pretrain/tiny.yaml | $(SETUP_STAMP)
 		hydra.run.dir=$(abspath $(PRETRAINED_DIR))/tiny-run/hydra > $(PRETRAINED_DIR)/tiny-pretrain.log 2>&1 \
 		|| { tail -n 20 $(PRETRAINED_DIR)/tiny-pretrain.log >&2; exit 1; }
 	mv $(PRETRAINED_DIR)/tiny-run/checkpoint_last.pt $@
-	$(PY) scripts/fetch_checkpoint.py --record $@
+	$(PY) scripts/checkpoints.py --record $@
 
 tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's training text, into DEMO_ROOT/lm
 	@$(PY) tiny/make_tiny_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
@@ -247,5 +245,5 @@ bench-manifests: setup ## time manifests.py against fairseq's manifest scripts o
 	$(PY) bench/bench_manifests.py --tree .bench/tree
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
-	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --data $(DEMO_ROOT)/manifests/10min-0 \
+	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
 		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst

@@ -1,6 +1,6 @@
 """Decoding speed: utterances per second and real-time factor, on CPU and on a GPU if present.
 
-Usage: python bench/bench_decode.py --checkpoint CKPT --data MANIFEST_DIR --subset dev_other \
+Usage: python bench/bench_decode.py --checkpoint CKPT --manifests MANIFEST_DIR --subset dev_other \
            [--devices cpu cuda] [--repeats 3] [--max-tokens 1600000]
 
 Runs the project's decoder (w2v2_10min/decode.py: fairseq's task and dataset, best-path CTC) over
@@ -22,14 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from w2v2_10min.common import SAMPLE_RATE, UserError, run_main  # noqa: E402
 from w2v2_10min.formats import read_tsv  # noqa: E402
-from w2v2_10min.decode import compute_emissions, viterbi  # noqa: E402
+from w2v2_10min import emissions  # noqa: E402
+from w2v2_10min.decoders import viterbi  # noqa: E402
 from w2v2_10min.loading import batching, load_finetuned  # noqa: E402
 
 
 def decode_once(model, task, subset: str, device: str, plan: dict) -> list[str]:
     """Emissions and Viterbi hypotheses for one subset, batched as `plan` says."""
-    emissions, _ = compute_emissions(model, task, subset, device, plan["max_tokens"], plan=plan)
-    return viterbi(task, emissions)
+    frames = emissions.compute(model, task, subset, device, plan["max_tokens"], plan=plan)
+    return viterbi.words(task.target_dictionary, frames)
 
 
 def plans(model, max_tokens: int) -> list[tuple[str, dict]]:
@@ -44,7 +45,7 @@ def plans(model, max_tokens: int) -> list[tuple[str, dict]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--manifests", type=Path, required=True)
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3)
@@ -53,7 +54,7 @@ def main() -> int:
     import torch
 
     logging.disable(logging.INFO)  # fairseq's per-batch INFO lines
-    _, rows = read_tsv(args.data / f"{args.subset}.tsv")
+    _, rows = read_tsv(args.manifests / f"{args.subset}.tsv")
     audio = sum(n for _, n in rows) / SAMPLE_RATE
     print(f"{args.checkpoint.name} on {args.subset}: {len(rows)} utterances, {audio:.1f} s of "
           f"audio, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
@@ -64,7 +65,7 @@ def main() -> int:
             continue
         if device not in ("cpu", "cuda"):
             raise UserError(f"--devices {device}: give cpu or cuda")
-        model, task, _ = load_finetuned(args.checkpoint, args.data, device)
+        model, task, _ = load_finetuned(args.checkpoint, args.manifests, device)
         for how, plan in plans(model, args.max_tokens):
             decode_once(model, task, args.subset, device, plan)  # warm-up
             best = float("inf")

@@ -125,7 +125,7 @@ def random_pretrained(model: str, work: Path, python: str, data: Path | None = N
         raise UserError(f"pre-training {model} failed: {proc.stderr[-2000:]}")
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(run / "checkpoint_last.pt", out)
-    subprocess.run([python, str(REPO / "scripts/fetch_checkpoint.py"), "--record", str(out)],
+    subprocess.run([python, str(REPO / "scripts/checkpoints.py"), "--record", str(out)],
                    check=True)
     return out
 

@@ -1,7 +1,7 @@
 """Time 4-gram lexicon beam search per CPU core at the paper's beams, and estimate the real sets.
 
 Usage:
-  python bench/bench_lm.py --run RUN_DIR --data MANIFEST_DIR --lm LM --lexicon LEXICON \
+  python bench/bench_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lm LM --lexicon LEXICON \
       [--subset dev_other] [--repeats 5] [--words 200000]
 
 Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=4gram` or
@@ -77,7 +77,7 @@ def large_lm(folder: Path, size: int) -> tuple[Path, Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--manifests", type=Path, required=True)
     parser.add_argument("--lm", type=Path, required=True)
     parser.add_argument("--lexicon", type=Path, required=True)
     parser.add_argument("--subset", default="dev_other")
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         if args.words:
             vocabularies.append((f"{args.words:,} words", *large_lm(Path(tmp), args.words)))
         for name, lm, lexicon in vocabularies:
-            search = LexiconSearch(lm, lexicon, symbols(args.data))
+            search = LexiconSearch(lm, lexicon, symbols(args.manifests))
             for beam in (TUNE_BEAM, DECODE_BEAM):
                 settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights}
                 search.decode(utterances[:1], settings, jobs=1)  # warm-up

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 from w2v2_10min.common import REPO, UserError, atomic_path, run_main  # noqa: E402
 from w2v2_10min.formats import subset_name  # noqa: E402
 from w2v2_10min.paper import EVAL_SETS  # noqa: E402
-from w2v2_10min.manifests import cores  # noqa: E402
+from w2v2_10min.common import cpu_cores  # noqa: E402
 
 TREE_VERSION = 1
 CHAPTER = 20  # utterances per chapter
@@ -181,7 +181,7 @@ def main() -> int:
             startup.append(time_startup())
         identical = same_outputs(tmp / "ours", tmp / "fairseq")
     best_ours, best_theirs = min(ours), min(theirs)
-    print(f"{files} FLAC files in 5 folders, best of {args.runs} runs, {cores()} cores")
+    print(f"{files} FLAC files in 5 folders, best of {args.runs} runs, {cpu_cores()} cores")
     print(f"{'builder':<44} {'files':>7} {'seconds':>8} {'files/s':>8}")
     print(f"{'manifests.py (1 process, all cores)':<44} {files:>7} {best_ours:>8.2f} "
           f"{files / best_ours:>8.0f}")

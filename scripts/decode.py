@@ -1,4 +1,4 @@
-"""Viterbi-decode a fine-tuned wav2vec 2.0 CTC checkpoint on manifest subsets and score WER.
+"""Decode a fine-tuned checkpoint with DECODER (viterbi, 4gram) and score WER (`make decode`).
 
 Usage: python scripts/decode.py --help   (the logic and its full usage: w2v2_10min/decode.py)
 """

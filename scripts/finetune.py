@@ -1,4 +1,4 @@
-"""Fit a fine-tuning recipe to the hardware at hand: print fairseq overrides that keep its batch.
+"""Fine-tune a pre-trained wav2vec 2.0 on one split with fairseq-hydra-train (`make finetune`).
 
 Usage: python scripts/finetune.py --help   (the logic and its full usage: w2v2_10min/finetune.py)
 """

@@ -1,6 +1,6 @@
 """Score hypotheses against references: corpus WER (as fairseq computes it) and CER.
 
-Usage: python scripts/score.py --help   (the logic and its full usage: w2v2_10min/scoring.py)
+Usage: python scripts/score.py --help   (the logic and its full usage: w2v2_10min/score.py)
 """
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
 from w2v2_10min.common import run_main  # noqa: E402
-from w2v2_10min.scoring import main  # noqa: E402
+from w2v2_10min.score import main  # noqa: E402
 
 if __name__ == "__main__":
     run_main(main)

@@ -26,9 +26,17 @@ TOOLS = {
 }
 
 
+# Tests that train or decode with fairseq through these fixtures are the `chain` tier; the rest
+# are unit tests, which `make test-unit` runs alone (`pytest -m "not chain"`, the developer's
+# loop). `make test` runs both.
+CHAIN_FIXTURES = {"tiny_env", "demo"}
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*tools): system tools the test needs (see "
                             "conftest.TOOLS): skipped without them, failed under CI=true")
+    config.addinivalue_line("markers", "chain: trains or decodes with fairseq (minutes); "
+                            "given to every test using a fixture in conftest.CHAIN_FIXTURES")
 
 
 def missing_tools(item) -> str | None:
@@ -46,7 +54,11 @@ def under_ci() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip a test whose system tools are missing, with one line saying how to install them."""
+    """Mark the chain tier; skip a test whose system tools are missing, with one line saying
+    how to install them."""
+    for item in items:
+        if CHAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.chain)
     if not under_ci():
         for item in items:
             reason = missing_tools(item)
@@ -115,8 +127,11 @@ def corpus(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_env(tmp_path_factory):
-    """A tiny pre-trained model and the tiny split-0 manifests, made once per test session."""
-    root = tmp_path_factory.mktemp("tiny-env")
+    """A tiny pre-trained model and the tiny split-0 manifests, made once per test session, or
+    kept in W2V2_TINY_ENV (a folder) across sessions for a developer's loop: `make` remakes
+    them there only when the recipe changed."""
+    root = Path(os.environ["W2V2_TINY_ENV"]) if os.environ.get("W2V2_TINY_ENV") else \
+        tmp_path_factory.mktemp("tiny-env")
     make("pretrain-tiny", f"PRETRAINED_DIR={root / 'pretrained'}", f"DEMO_ROOT={root / 'demo'}")
     make("manifests", f"DATA={TINY}", "SPLITS=0", f"MANIFEST_ROOT={root / 'manifests'}")
     return root

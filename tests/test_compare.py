@@ -13,8 +13,10 @@ from w2v2_10min.compare import HELD_OUT_NOTES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
-CSV_COLUMNS = ["model", "protocol", "split", "seed", "decoder", "subset", "wer", "ci_low", "ci_high",
-               "errors", "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+CSV_COLUMNS = ["model", "protocol", "lr", "lr_decay", "trained_lr", "split", "seed", "decoder",
+               "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
+               "checkpoint_sha256", "commit", "path"]
+TRAINED_LR = "5e-05"  # the learning rate the fabricated runs say they were trained with
 
 
 def varied(wer: int) -> tuple[list[int], list[int]]:
@@ -43,8 +45,11 @@ def write_wer(runs, model, protocol, subset, wer, split=None, seed=None, utteran
     record = {"subset": subset, "wer": float(wer), "errors": sum(errors), "words": sum(words),
               "cer": wer / 2, "char_errors": sum(errors) * 2, "chars": sum(words) * 8,
               "utterances": len(errors), "checkpoint_sha256": SHA, "model": model,
-              "protocol": protocol, "split": str(split), "seed": str(seed), "commit": "c0ffee",
-              "utterance_errors": errors, "utterance_words": words}
+              "protocol": protocol, "split": str(split), "seed": str(seed), "lr": "",
+              "lr_decay": "", "commit": "c0ffee", "utterance_errors": errors,
+              "utterance_words": words}
+    if protocol != "released":
+        record["trained_lr"] = TRAINED_LR
     if decoder:
         record["decoder"] = decoder
     for key in drop:
@@ -102,8 +107,8 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     runs = root / "runs"
     fabricate(runs)
-    first = run_script("compare.py", "--runs", runs, "--out", root / "out1")
-    second = run_script("compare.py", "--runs", runs, "--out", root / "out2")
+    first = run_script("compare.py", "--run-root", runs, "--out", root / "out1")
+    second = run_script("compare.py", "--run-root", runs, "--out", root / "out2")
     return root, runs, first, second
 
 
@@ -220,7 +225,7 @@ def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
     # 4/10, 8/20, 12/30, 16/40: every utterance (and every resample) has WER 40 %
     write_wer(runs, "large", "paper", "test_other", 40, "3", "7",
               utterances=([4, 8, 12, 16], [10, 20, 30, 40]))
-    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
     md = (tmp_path / "out/table9.md").read_text()
     assert "| large | paper | 3 | 7 | test_other | 40.00 | 40.0 – 40.0 | 40 / 100 |" in md
     rows = table_rows(md, "LARGE (LS-960), protocol paper")
@@ -251,7 +256,7 @@ def test_through_make(tmp_path):
 def test_no_wer_json_is_one_line(tmp_path):
     runs = tmp_path / "runs"
     (runs / "large-fairseq/10min-0/seed-1/decode/dev_clean").mkdir(parents=True)  # empty
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line == (f"error: {runs}: no wer.json found; run `make decode` (or decode-original) "
                     "first")
@@ -268,7 +273,7 @@ def test_a_wer_json_missing_a_key_is_one_line_naming_it(tmp_path, key):
     runs = tmp_path / "runs"
     write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
     bad = write_wer(runs, "large", "fairseq", "dev_other", 48, "1", "1", drop=[key])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line == f"error: {bad}: no '{key}'; decode it again with `make decode`"
     assert not (tmp_path / "out").exists()  # nothing is written from a partial set
@@ -278,7 +283,7 @@ def test_missing_utterance_words_is_one_line_naming_the_file(tmp_path):
     runs = tmp_path / "runs"
     bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1",
                     drop=["utterance_words"])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line.startswith(f"error: {bad}: ") and "utterance_words" in line
 
@@ -287,7 +292,7 @@ def test_an_unreadable_wer_json_is_one_line_naming_the_file(tmp_path):
     runs = tmp_path / "runs"
     bad = write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
     bad.write_text(bad.read_text()[:40])
-    line = one_error(run_script("compare.py", "--runs", runs, "--out", tmp_path / "out",
+    line = one_error(run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out",
                                 check=False))
     assert line.startswith(f"error: {bad}: ")
 
@@ -303,7 +308,7 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
     write_wer(runs, "large", "released", "dev_other", 48)
     write_wer(runs, "large", "released", "dev_other", 12, decoder="4gram",
               utterances=([12, 0, 0, 0], [25, 25, 25, 25]))
-    run_script("compare.py", "--runs", runs, "--out", tmp_path / "out")
+    run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
     md = (tmp_path / "out/table9.md").read_text()
     viterbi = table_rows(md, "LARGE (LS-960), protocol fairseq")
     lm = table_rows(md, "LARGE (LS-960), protocol fairseq, 4-gram LM")
@@ -367,7 +372,7 @@ def test_training_utterances_are_a_table_apart_never_a_held_out_column(tmp_path)
     write_wer(runs, "tiny", "tiny", "dev_other", 100, split=0, seed=1)
     write_wer(runs, "tiny", "tiny", "train", 1, split=0, seed=1,
               utterances=([1, 0, 0, 0], [25, 25, 25, 25]))
-    run_script("compare.py", "--runs", runs, "--out", out)
+    run_script("compare.py", "--run-root", runs, "--out", out)
     text = (out / "table9.md").read_text()
     headers = [line for line in text.splitlines() if line.startswith("| row |")]
     assert headers == ["| row | dev_other |"]
@@ -377,3 +382,134 @@ def test_training_utterances_are_a_table_apart_never_a_held_out_column(tmp_path)
     assert "not a held-out result, not compared with the paper" in text
     assert HELD_OUT_NOTES["tiny"] in text
     assert sorted(p.name for p in out.glob("*.png")) == ["wer-dev_other.png"]
+
+
+# --- records that must not be taken at their word (issue 19) --------------------------------
+
+def rewrite(path, change=None, drop=()):
+    """Rewrite a wer.json with some of its keys changed or dropped."""
+    record = json.loads(path.read_text()) | (change or {})
+    for key in drop:
+        del record[key]
+    path.write_text(json.dumps(record))  # NaN and Infinity as Python's json writes them
+    return path
+
+
+def compare_error(runs, out) -> str:
+    """compare's main on RUNS: the one-line UserError it raises, with nothing written."""
+    from w2v2_10min import compare
+    from w2v2_10min.common import UserError
+
+    with pytest.raises(UserError) as caught:
+        compare.main(["--run-root", str(runs), "--out", str(out)])
+    assert not out.exists()  # raised before anything is written
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("change, drop, said", [
+    ({"wer": float("nan")}, (), "'wer' is NaN, not a WER (a finite number >= 0)"),
+    ({"wer": float("inf")}, (), "'wer' is Infinity, not a WER"),
+    ({"wer": None}, (), "'wer' is null, not a WER"),
+    ({"wer": "48.0"}, (), "'wer' is \"48.0\", not a WER"),
+    ({"wer": -1.0}, (), "'wer' is -1.0, not a WER"),
+    ({"words": 0}, (), "'errors' 48 and 'words' 0 must be whole numbers, words > 0"),
+    ({"wer": 42.6}, (), "'wer' 42.6 disagrees with 100·errors/words = 48.00"),
+    ({"utterance_words": [25, 25, 25, 24]}, (), "are not two equally long lists of counts "
+                                                "adding up to errors and words"),
+    ({}, ("split",), "no 'split': made before records carried the run's identity"),
+    ({}, ("protocol",), "no 'protocol'"),
+    ({}, ("seed",), "no 'seed'"),
+    ({}, ("lr_decay",), "no 'lr_decay': made before records carried the run's identity"),
+    ({}, ("trained_lr",), "no 'trained_lr': made before records carried the run's identity"),
+    ({"seed": 1.5}, (), "its 'seed' is 1.5, not a string"),
+    ({"trained_lr": "fast"}, (), "'lr' '' and 'trained_lr' 'fast' are not one learning rate"),
+])
+def test_a_bad_record_is_one_line_naming_the_file_and_the_fix(tmp_path, change, drop, said):
+    runs = tmp_path / "runs"
+    write_wer(runs, "large", "fairseq", "dev_clean", 40, "0", "1")
+    bad = rewrite(write_wer(runs, "large", "fairseq", "dev_other", 48, "1", "1"), change, drop)
+    line = compare_error(runs, tmp_path / "out")
+    assert line.startswith(f"{bad}: ") and said in line, line
+    assert line.endswith("decode it again with `make decode`"), line
+
+
+def test_a_record_in_another_runs_folder_is_refused(tmp_path):
+    """A folder copied to seed-4 whose JSON still says seed 1 (it would count twice), a run in
+    10min-3/ labelled split 2 (it would move the ICC), a released record with a split."""
+    import shutil
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    seed1 = write_wer(runs, "large", "fairseq", "dev_other", 48, "0", "1")
+    shutil.copytree(seed1.parents[2], runs / "large-fairseq/10min-0/seed-4")
+    line = compare_error(runs, out)
+    assert line.startswith(f"{runs}/large-fairseq/10min-0/seed-4/decode/dev_other/wer.json: ")
+    assert ("its identity (model large, protocol fairseq, lr the recipe’s, split 0, seed 1) "
+            "belongs in large-fairseq/10min-0/seed-1/, not large-fairseq/10min-0/seed-4/; move "
+            "the folder back, or delete it and decode it again with `make decode`") in line
+    shutil.rmtree(runs / "large-fairseq/10min-0/seed-4")
+    moved = rewrite(write_wer(runs, "large", "fairseq", "dev_other", 50, "3", "1"),
+                    {"split": "2"})
+    assert f"{moved}: its identity" in compare_error(runs, out)
+    assert "belongs in large-fairseq/10min-2/seed-1/, not large-fairseq/10min-3/seed-1/" in \
+        compare_error(runs, out)
+    rewrite(moved, {"split": "3"})
+    released = rewrite(write_wer(runs, "large", "released", "dev_other", 48), {"split": "3"})
+    assert compare_error(runs, out) == (
+        f"{released}: a released checkpoint's record must have split and seed '-' and no lr or "
+        "lr_decay; decode it again with `make decode-original`")
+
+
+@pytest.mark.parametrize("subset", ["dev_other", "test_other"])
+def test_the_same_run_twice_is_refused(tmp_path, subset):
+    """`LR=5e-5` names its own folder, but the recipe's own rate is 5e-5 too: one run twice,
+    whichever subsets the two folders decoded."""
+    runs = tmp_path / "runs"
+    first = write_wer(runs, "large", "fairseq", "dev_other", 48, "0", "1")
+    record = json.loads(first.read_text()) | {"lr": "5e-5", "subset": subset}
+    again = runs / f"large-fairseq-lr5e-5/10min-0/seed-1/decode/{subset}/wer.json"
+    again.parent.mkdir(parents=True)
+    again.write_text(json.dumps(record))
+    assert compare_error(runs, tmp_path / "out") == (
+        f"{runs}/large-fairseq-lr5e-5/10min-0/seed-1: the same run as {runs}/large-fairseq/"
+        "10min-0/seed-1 (model, protocol, split, seed and learning rate 5e-05); keep one of "
+        "the two folders")
+
+
+# The issue's unbalanced grid: seeds per split 3, 2, 1, 3, 2, 1, every WER near 39.5 with seed
+# sd 1.1. statsmodels' own standard error of the mean is NaN on it; the report said
+# "95% interval nan – nan" and that the paper's 45.3 lies "within" it.
+UNBALANCED = {"0": [38.3, 38.01, 39.75], "1": [38.28, 40.79], "2": [40.29],
+              "3": [37.3, 39.8, 38.29], "4": [39.54, 39.55], "5": [37.31]}
+
+
+def test_an_unbalanced_grid_gets_finite_intervals_end_to_end(tmp_path, capsys):
+    import re
+
+    from scipy import stats as scipy_stats
+
+    from w2v2_10min import compare
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for split, wers in UNBALANCED.items():
+        for seed, wer in enumerate(wers, start=1):
+            for subset, offset in (("test_other", 0), ("dev_other", 300)):
+                errors = round(wer * 100) + offset  # of 10,000 words
+                utterances = ([errors // 4] * 3 + [errors - 3 * (errors // 4)], [2500] * 4)
+                write_wer(runs, "large", "paper", subset, 100 * errors / 10000, split, seed,
+                          utterances=utterances)
+    assert compare.main(["--run-root", str(runs), "--out", str(out)]) == 0
+    capsys.readouterr()
+    for name in ("README.md", "table9.md", "table9.csv", "statistics.json"):
+        assert not re.search(r"\bnan\b|infinity", (out / name).read_text(), re.I), name
+    level = json.loads((out / "statistics.json").read_text())[0]["subsets"]["test_other"][
+        "seed_level"][""]["all"]
+    assert level["seeds_per_split"] == [1, 3] and level["runs_count"] == 12
+    low, high = level["ci"]
+    assert low < level["mean"] < high and 0.2 < level["se"] < 1.0
+    # the interval is mu ± t(0.975, 5)·se with se the GLS one at the REML variances
+    assert high - low == pytest.approx(2 * scipy_stats.t.ppf(0.975, 5) * level["se"], abs=1e-3)
+    md = (out / "README.md").read_text()
+    assert f"On test_other the mean over splits is {level['mean']:.1f}% (95% interval " \
+        f"{low:.1f} – {high:.1f}); one run on a new 10-minute split should land in" in md
+    assert level["verdict_seed_mean"] == "above"  # 45.3 is far above runs near 39.5

@@ -4,8 +4,14 @@ import os
 
 import torch
 
-from w2v2_10min import layout
-from w2v2_10min.decode import best_path, up_to_date
+from w2v2_10min import layout, records
+from w2v2_10min.decoders import viterbi
+from w2v2_10min.decoders.viterbi import best_path
+
+
+def up_to_date(folder, checkpoint, decoder, settings=None, identity=None):
+    needs = viterbi.NEEDS if decoder == "viterbi" else ()
+    return records.up_to_date(folder, checkpoint, decoder, settings, identity, needs)
 
 
 def test_best_path_merges_repeats_drops_blanks_and_padding():
@@ -63,3 +69,19 @@ def test_a_decoder_with_settings_is_current_only_with_the_same_settings(tmp_path
     assert not up_to_date(folder, checkpoint, "4gram", {**settings, "lm_weight": 1.5})
     assert not up_to_date(folder, checkpoint, "4gram", {**settings, "lm_sha256": "cd"})
     assert not up_to_date(folder, checkpoint, "viterbi")
+
+
+def test_a_subset_decoded_for_another_run_identity_is_decoded_again(tmp_path):
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    checkpoint.write_bytes(b"weights")
+    folder = tmp_path / "decode" / "dev_other"
+    folder.mkdir(parents=True)
+    ident = layout.identity("base", "paper", "0", "1", "3e-5", "exponential")
+    (folder / "wer.json").write_text(json.dumps({"decoder": "viterbi", "batching": {},
+                                                 **ident}))
+    os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))
+    assert up_to_date(folder, checkpoint, "viterbi", identity=ident)
+    assert not up_to_date(folder, checkpoint, "viterbi", identity={**ident, "lr": ""})
+    (folder / "wer.json").write_text(json.dumps({"decoder": "viterbi", "batching": {}}))
+    os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))
+    assert not up_to_date(folder, checkpoint, "viterbi", identity=ident)  # decoded before

@@ -151,7 +151,7 @@ def test_a_changed_file_is_refused_before_loading(tmp_path, tiny_env, fetched, m
 
     # decode.py checks it too, before unpickling anything
     proc = run_script("decode.py", "--checkpoint", fetched, "--verify-sha256",
-                      "--data", tiny_env / "manifests/10min-0", "--subsets", "dev_clean",
+                      "--manifests", tiny_env / "manifests/10min-0", "--subsets", "dev_clean",
                       "--run", tmp_path / "out", "--device", "cpu", check=False)
     assert "differs from the recorded" in one_error(proc)
     assert not (tmp_path / "out").exists()

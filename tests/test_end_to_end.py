@@ -11,9 +11,10 @@ import yaml
 
 from conftest import PYTHON, REPO, make, on_terminal, run_script
 from w2v2_10min.common import file_digest
-from w2v2_10min.decode import compute_emissions, viterbi
+from w2v2_10min import emissions
+from w2v2_10min.decoders import viterbi
 from w2v2_10min.loading import load_finetuned
-from w2v2_10min.scoring import summarise, utterance_errors
+from w2v2_10min.score import summarise, utterance_errors
 
 RUN = "tiny-tiny/10min-0/seed-1"
 
@@ -27,7 +28,7 @@ def demo(tmp_path_factory):
 
 
 def decode_train(root, checkpoint, out):
-    run_script("decode.py", "--checkpoint", checkpoint, "--data", root / "demo/manifests/10min-0",
+    run_script("decode.py", "--checkpoint", checkpoint, "--manifests", root / "demo/manifests/10min-0",
                "--subsets", "train", "--run", out, "--device", "cpu")
     return json.loads((out / "decode" / "train" / "wer.json").read_text())
 
@@ -99,8 +100,9 @@ def test_decoder_agrees_with_fairseqs_validation_wer(demo):
                                     root / "demo/manifests/10min-0", "cpu")
     as_fairseq = {"feature_norm": "group", "max_sentences": None, "padded": True,
                   "max_tokens": config["max_tokens"]}
-    emissions, refs = compute_emissions(model, task, "dev_other", "cpu", 0, plan=as_fairseq)
-    ours = summarise(utterance_errors(refs, viterbi(task, emissions)))
+    frames = emissions.compute(model, task, "dev_other", "cpu", 0, plan=as_fairseq)
+    refs = emissions.references(root / "demo/manifests/10min-0", "dev_other")
+    ours = summarise(utterance_errors(refs, viterbi.words(task.target_dictionary, frames)))
     assert ours["wer"] == pytest.approx(best, abs=0.001)
 
 
@@ -108,7 +110,7 @@ def test_decoding_shows_progress_on_a_terminal(demo, tmp_path):
     """Utterances decoded so far, of how many, on a terminal; nothing of it in captured output."""
     root, _, _ = demo
     args = ["--checkpoint", root / "demo" / RUN / "checkpoints/checkpoint_best.pt",
-            "--data", root / "demo/manifests/10min-0", "--subsets", "train", "--device", "cpu"]
+            "--manifests", root / "demo/manifests/10min-0", "--subsets", "train", "--device", "cpu"]
     captured = run_script("decode.py", *args, "--run", tmp_path / "captured")
     assert "utt/s" not in captured.stderr + captured.stdout
     code, seen = on_terminal(PYTHON, REPO / "scripts/decode.py", *args, "--run", tmp_path / "tty")
@@ -150,7 +152,7 @@ def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once
     our runs) and the LM, estimated from text that includes those sentences, reads them all."""
     root, _, _ = demo
     run, out = root / "demo" / RUN, root / "lm-train"
-    common = ["--checkpoint", run / "checkpoints/checkpoint_best.pt", "--data",
+    common = ["--checkpoint", run / "checkpoints/checkpoint_best.pt", "--manifests",
               root / "demo/manifests/10min-0", "--subsets", "train", "--run", out,
               "--device", "cpu"]
     lm = ["--lm", root / "demo/lm/4-gram.arpa.gz", "--lexicon",

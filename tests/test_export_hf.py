@@ -28,9 +28,8 @@ def run(tiny_env, tmp_path_factory):
     make("finetune", *knobs(tiny_env, root), "ARGS=optimization.max_update=300")
     run = root / "tiny-tiny" / "10min-0" / "seed-1"
     run_script("decode.py", "--checkpoint", run / "checkpoints" / "checkpoint_best.pt",
-               "--data", tiny_env / "manifests" / "10min-0", "--subsets", *SUBSETS, "--run", run,
-               "--max-tokens", ONE_PER_BATCH, "--meta", "model=tiny", "protocol=tiny", "split=0",
-               "seed=1")
+               "--manifests", tiny_env / "manifests" / "10min-0", "--subsets", *SUBSETS, "--run",
+               run, "--max-tokens", ONE_PER_BATCH)
     make("export-hf", *knobs(tiny_env, root))
     return run
 

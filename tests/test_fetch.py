@@ -1,4 +1,4 @@
-"""scripts/fetch.py against a local HTTP server: checksums, resuming, unpacking, reruns."""
+"""scripts/download.py against a local HTTP server: checksums, resuming, unpacking, reruns."""
 import hashlib
 import io
 import json
@@ -153,7 +153,7 @@ def table(srv: Server) -> list[dict]:
 def run(tmp_path, srv, *only, check=True):
     path = tmp_path / "table.json"
     path.write_text(json.dumps(table(srv)))
-    return run_script("fetch.py", "--data", tmp_path / "data", "--table", path,
+    return run_script("download.py", "--data", tmp_path / "data", "--table", path,
                       "--base-url", srv.url, "--only", *only, check=check)
 
 
@@ -261,7 +261,7 @@ def test_members_escaping_data_are_refused(tmp_path, server, name, member):
 def test_dict_is_checked_by_content_with_the_built_in_table(tmp_path, server, monkeypatch):
     data = tmp_path / "data"
     server.files["dict.ltr.txt"] = DICT_TEXT.replace("E 51860", "E 51861").encode()
-    proc = run_script("fetch.py", "--data", data, "--only", "dict", "--base-url", server.url,
+    proc = run_script("download.py", "--data", data, "--only", "dict", "--base-url", server.url,
                       check=False)
     line = one_error(proc)
     assert f"{data}/downloads/dict.ltr.txt.bad: not the expected dict.ltr.txt" in line
@@ -270,13 +270,13 @@ def test_dict_is_checked_by_content_with_the_built_in_table(tmp_path, server, mo
 
     server.files["dict.ltr.txt"] = DICT_TEXT.encode()
     monkeypatch.setenv("FETCH_BASE_URL", server.url)  # the environment's mirror
-    run_script("fetch.py", "--data", data, "--only", "dict")
+    run_script("download.py", "--data", data, "--only", "dict")
     assert (data / "dict.ltr.txt").read_text() == DICT_TEXT
     assert [path for path, _ in server.requests] == ["/mirror/dict.ltr.txt"] * 2
 
 
 def test_built_in_table_checks_the_published_md5(tmp_path, server):
-    line = one_error(run_script("fetch.py", "--data", tmp_path / "data", "--only", "dev-clean",
+    line = one_error(run_script("download.py", "--data", tmp_path / "data", "--only", "dev-clean",
                                 "--base-url", server.url, check=False))
     assert "expected 42e2234ba48799c1f50f24a7926300a1 (http://127.0.0.1:" in line
     assert not (tmp_path / "data/LibriSpeech").exists()
@@ -286,7 +286,7 @@ def test_unknown_name_and_missing_file_are_one_line(tmp_path, server):
     line = one_error(run(tmp_path, server, "dev-dirty", check=False))
     assert line == ("error: --only dev-dirty: unknown name; choose from librispeech_finetuning "
                     "dev-clean dev-other escape link dict")
-    line = one_error(run_script("fetch.py", "--data", tmp_path / "data", "--only", "dict",
+    line = one_error(run_script("download.py", "--data", tmp_path / "data", "--only", "dict",
                                 "--base-url", server.url + "/nowhere", check=False))
     assert line == (f"error: {server.url}/nowhere/dict.ltr.txt: HTTP 404 Not Found; check the "
                     "URL (or --base-url) and run again")
@@ -298,9 +298,9 @@ def test_progress_is_shown_on_a_terminal_and_kept_out_of_logs(tmp_path, server):
     (tmp_path / "table.json").write_text(json.dumps(
         [{"name": "dict", "url": f"{server.url}/dict.ltr.txt", "md5": md5(server.files[
             "dict.ltr.txt"])}]))
-    logged = run_script("fetch.py", "--data", tmp_path / "logged", *args)
+    logged = run_script("download.py", "--data", tmp_path / "logged", *args)
     assert "B/s" not in logged.stderr and "dict.ltr.txt.part: downloaded" in logged.stderr
-    code, seen = on_terminal(PYTHON, REPO / "scripts/fetch.py", "--data", tmp_path / "seen", *args)
+    code, seen = on_terminal(PYTHON, REPO / "scripts/download.py", "--data", tmp_path / "seen", *args)
     assert code == 0 and "dict.ltr.txt.part: downloaded" in seen
     bar = [line for line in seen.split("\r") if line.startswith("dict.ltr.txt:")]
     assert bar and all("/82.8k [" in line and "B/s]" in line for line in bar)  # size, rate
@@ -339,11 +339,11 @@ def test_plain_files_such_as_the_lm_are_fetched_checked_and_skipped_on_rerun(tmp
     path = tmp_path / "table.json"
     path.write_text(json.dumps(entries))
     args = ["--data", tmp_path / "data", "--table", path, "--base-url", server.url]
-    run_script("fetch.py", *args)
+    run_script("download.py", *args)
     assert (tmp_path / "data/4-gram.arpa.gz").read_bytes() == NOISE
     assert (tmp_path / "data/librispeech-lexicon.txt").read_bytes() == b"A\tAH0\nTHE\tDH AH0\n"
     server.requests.clear()
-    assert run_script("fetch.py", *args).stdout.count("skipped, already verified") == 2
+    assert run_script("download.py", *args).stdout.count("skipped, already verified") == 2
     assert server.requests == []
 
 
@@ -351,5 +351,5 @@ def test_the_lm_files_are_fetched_only_when_asked():
     assert {item.name for item in fetch.LM_TABLE} == {"4-gram", "lexicon"}
     assert all(item.md5 and not item.unpack_to for item in fetch.LM_TABLE)
     assert not {item.name for item in fetch.TABLE} & {"4-gram", "lexicon"}
-    line = one_error(run_script("fetch.py", "--lm", "--only", "nothing", check=False))
+    line = one_error(run_script("download.py", "--lm", "--only", "nothing", check=False))
     assert "4-gram lexicon" in line

@@ -34,7 +34,7 @@ def fake_released(tiny_env):
                             ("wav2vec_vox_new.pt", True), ("tiny.pt", False)]:
         state["cfg"]["task"]["normalize"] = normalize
         torch.save(state, folder / name)
-        run_script("fetch_checkpoint.py", "--record", folder / name)
+        run_script("checkpoints.py", "--record", folder / name)
     return folder
 
 
@@ -273,7 +273,7 @@ def test_finetunes_from_an_argparse_era_pretrained_checkpoint(tiny_env, tmp_path
     folder = tmp_path / "pretrained"
     folder.mkdir()
     (folder / "tiny.pt").write_bytes((legacy / "argparse_pretrained.pt").read_bytes())
-    run_script("fetch_checkpoint.py", "--record", folder / "tiny.pt")
+    run_script("checkpoints.py", "--record", folder / "tiny.pt")
     make("finetune", "MODEL=tiny", "PROTOCOL=tiny",
          *knobs(tiny_env, PRETRAINED_DIR=folder, RUN_ROOT=tmp_path / "runs"),
          "ARGS=optimization.max_update=3")
@@ -287,7 +287,7 @@ def test_finetunes_from_an_argparse_era_pretrained_checkpoint(tiny_env, tmp_path
     # normalize comes from args.normalize: the tiny recipe (normalize false) refuses true
     state["args"].normalize = True
     torch.save(state, folder / "tiny.pt")
-    run_script("fetch_checkpoint.py", "--record", folder / "tiny.pt")
+    run_script("checkpoints.py", "--record", folder / "tiny.pt")
     proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "CFG=1",
                 *knobs(tiny_env, PRETRAINED_DIR=folder), check=False)
     assert proc.returncode != 0 and "pre-trained with normalize=True" in proc.stderr

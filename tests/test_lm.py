@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_script
 from tiny.make_tiny_lm import estimate_arpa
-from w2v2_10min import lm
+from w2v2_10min import emissions, lm
 from w2v2_10min.common import UserError
 from w2v2_10min.formats import dict_text
 from w2v2_10min.lexicon import letter_lexicon, read_lexicon, spell
@@ -104,18 +104,18 @@ def manifest(tmp_path, rows=3):
 
 def test_emission_cache_runs_the_model_once_per_checkpoint_and_manifest(tmp_path):
     data, cache, calls = manifest(tmp_path), tmp_path / "emissions", []
-    first = lm.emission_cache(cache, "a" * 64, data, ["train", "dev_other"], fake_compute(calls))
-    again = lm.emission_cache(cache, "a" * 64, data, ["dev_other", "train"], fake_compute(calls))
+    first = emissions.from_cache(cache, "a" * 64, data, ["train", "dev_other"], fake_compute(calls))
+    again = emissions.from_cache(cache, "a" * 64, data, ["dev_other", "train"], fake_compute(calls))
     assert calls == [["train", "dev_other"]]  # the second call never ran the model
     assert [e.dtype for e in again["train"]] == [np.float16] * 3
     assert [e.shape for e in again["train"]] == [(5, 32), (6, 32), (7, 32)]
     assert all((a == b).all() for a, b in zip(first["dev_other"], again["dev_other"]))
-    lm.emission_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))  # new checkpoint
+    emissions.from_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))  # new checkpoint
     (data / "dev_other.tsv").write_text("/other-root\n0.flac\t16000\n")  # changed manifest
-    lm.emission_cache(cache, "b" * 64, data, ["train", "dev_other"], fake_compute(calls))
+    emissions.from_cache(cache, "b" * 64, data, ["train", "dev_other"], fake_compute(calls))
     assert calls[1:] == [["train"], ["dev_other"]]
     (cache / "train.npz").write_bytes(b"damaged")
-    lm.emission_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))
+    emissions.from_cache(cache, "b" * 64, data, ["train"], fake_compute(calls))
     assert calls[-1] == ["train"]
 
 
@@ -189,7 +189,7 @@ def test_decode_4gram_bad_input_is_one_line_before_the_model_runs(tmp_path, tiny
     for flag, value in zip(args[::2], args[1::2]):
         given[flag] = tmp_path / value if flag in ("--lm", "--lexicon") else value
     proc = run_script("decode.py", "--decoder", "4gram", "--checkpoint", checkpoint,
-                      "--data", data, "--subsets", "train", "--run", tmp_path / "run",
+                      "--manifests", data, "--subsets", "train", "--run", tmp_path / "run",
                       *[x for pair in given.items() for x in pair], check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]

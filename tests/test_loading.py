@@ -16,7 +16,8 @@ import torch
 
 from conftest import make, run_script
 from w2v2_10min.common import UserError
-from w2v2_10min.decode import compute_emissions
+from w2v2_10min.emissions import compute as compute_emissions
+from w2v2_10min.emissions import to_words
 from w2v2_10min.loading import group_norm_features, load_finetuned
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # checkpoints made here
@@ -49,7 +50,9 @@ def data(tiny_env):
 
 def emissions(checkpoint, data, max_tokens=1_600_000):
     model, task, _ = load_finetuned(checkpoint, data)
-    return compute_emissions(model, task, SUBSET, "cpu", max_tokens)
+    frames = compute_emissions(model, task, SUBSET, "cpu", max_tokens)
+    dataset = task.dataset(SUBSET)  # the references as the loaded task reads them
+    return frames, [to_words(task, dataset[i]["label"].tolist()) for i in range(len(dataset))]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -82,7 +85,7 @@ def test_the_argparse_stand_in_has_the_v0102_layout(legacy):
 
 def test_decode_writes_the_same_hypotheses_for_a_legacy_file(tmp_path, legacy, finetuned, data):
     for name, checkpoint in (("original", finetuned), ("legacy", legacy / "argparse.pt")):
-        run_script("decode.py", "--checkpoint", checkpoint, "--data", data, "--subsets", SUBSET,
+        run_script("decode.py", "--checkpoint", checkpoint, "--manifests", data, "--subsets", SUBSET,
                    "--run", tmp_path / name, "--device", "cpu")
     hyps = [(tmp_path / name / "decode" / SUBSET / "hyp.wrd").read_text()
             for name in ("original", "legacy")]
@@ -100,7 +103,7 @@ def error_of(proc) -> str:
 
 
 def decode_error(tmp_path, checkpoint, data) -> str:
-    return error_of(run_script("decode.py", "--checkpoint", checkpoint, "--data", data,
+    return error_of(run_script("decode.py", "--checkpoint", checkpoint, "--manifests", data,
                                "--subsets", SUBSET, "--run", tmp_path / "run", "--device", "cpu",
                                check=False))
 
@@ -164,7 +167,7 @@ def test_group_norm_emissions_do_not_depend_on_batching(finetuned, data):
     assert not all(np.array_equal(a, p[:len(a)]) for a, p in zip(alone, padded))
     # ...so decoding never pads: the same emissions whatever --max-tokens says
     for max_tokens in (1, 60_000, 1_600_000, 10**9):
-        batched, _ = compute_emissions(model, task, SUBSET, "cpu", max_tokens)
+        batched = compute_emissions(model, task, SUBSET, "cpu", max_tokens)
         assert all(np.array_equal(a, b) for a, b in zip(alone, batched))
 
 
@@ -178,8 +181,8 @@ def test_a_file_without_pretraining_settings_reads_them_from_the_pretrained_file
     pretrained.write_bytes((legacy / "argparse_pretrained.pt").read_bytes())
     with pytest.raises(UserError, match="no recorded SHA-256"):  # never unpickled unchecked
         load_finetuned(tmp_path / "no_w2v_args.pt", data, pretrained=pretrained)
-    run_script("fetch_checkpoint.py", "--record", pretrained)
+    run_script("checkpoints.py", "--record", pretrained)
     model, task, _ = load_finetuned(tmp_path / "no_w2v_args.pt", data, pretrained=pretrained)
-    loaded, _ = compute_emissions(model, task, SUBSET, "cpu", 1_600_000)
+    loaded = compute_emissions(model, task, SUBSET, "cpu", 1_600_000)
     original, _ = emissions(finetuned, data)
     assert all(np.array_equal(a, b) for a, b in zip(loaded, original))

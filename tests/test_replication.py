@@ -10,9 +10,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def rec(split, seed, wer, subset="test_other", decoder="viterbi", lr="", protocol="fairseq"):
-    return {"model": "large", "protocol": protocol, "lr": lr, "split": str(split),
+    """A wer.json record with the run's identity (a released checkpoint's has no trained_lr)."""
+    trained = {} if protocol == "released" else {"trained_lr": lr or "5e-05"}
+    return {"model": "large", "protocol": protocol, "lr": lr, "lr_decay": "", "split": str(split),
             "seed": str(seed), "subset": subset, "decoder": decoder, "wer": float(wer),
-            "path": f"runs/large-{protocol}/10min-{split}/seed-{seed}/{decoder}/{subset}.json"}
+            "path": f"runs/large-{protocol}/10min-{split}/seed-{seed}/{decoder}/{subset}.json",
+            **trained}
 
 
 def far_grid(level):
@@ -83,3 +86,52 @@ def test_readme_statistics_json_and_plot(tmp_path):
         "(27 runs)." in text
     assert "| released checkpoint | — | 47.0 |" in text
     assert "![p.png](p.png)" in text
+
+
+def test_every_run_and_split_left_out_is_said_and_n_is_the_number_used():
+    """A kept run without the test decode, runs without dev_other, a split with neither:
+    each is named in the report, and best-of-n is over the splits and runs actually used."""
+    def gone(r):
+        return (r["split"], r["seed"], r["subset"]) == ("2", "1", "test_other") or \
+            (r["split"] == "5" and r["seed"] in "12" and r["subset"] == "dev_other") or \
+            (r["split"] == "s3" and r["subset"] == "dev_other") or \
+            (r["split"] == "4" and r["subset"] == "test_other")
+
+    [setting] = analyse([r for r in far_grid(50.0) if not gone(r)])
+    by_split = {c["split"]: c for c in setting["selection"]}
+    assert (by_split["5"]["seed"], by_split["5"]["candidates"]) == ("3", 1)
+    assert by_split["5"]["note"] == "no 4-gram decodes; seed 1 left out: no dev_other decode; " \
+        "seed 2 left out: no dev_other decode"
+    assert by_split["s3"]["seed"] is None and by_split["s3"]["candidates"] == 0
+    entry = setting["subsets"]["test_other"]
+    kept = entry["selected"]["all"]
+    assert [r["split"] for r in kept["runs"]] == ["0", "1", "3", "5", "s1", "s2"]
+    assert kept["candidates"] == [1, 3]
+    assert entry["seed_level"][""]["all"]["splits"] == 8
+    assert entry["notes"] == [
+        "split 4: no test_other decode; left out of the seed-level statistics",
+        "split 2: its kept run (seed 1) has no test_other decode (viterbi); left out of the "
+        "best-of-n interval",
+        "split 4: its kept run (seed 1) has no test_other decode (viterbi); left out of the "
+        "best-of-n interval",
+        "split s3: no run kept (seed 1 left out: no dev_other decode; seed 2 left out: no "
+        "dev_other decode; seed 3 left out: no dev_other decode); left out of the best-of-n "
+        "interval"]
+    text = readme([setting], [])
+    assert "- test_other: split 2: its kept run (seed 1) has no test_other decode" in text
+    assert "| s3 | seeded | none | dev_other, viterbi | — | 0 |" in text
+    assert "(n=1–3) |" in text and "best of 1–3 runs" in text
+
+
+def test_no_interval_is_said_with_its_reason_never_as_nan():
+    """One split: the report says why there is no interval and gives no verdict."""
+    records = [rec("0", seed, 40 + seed) for seed in (1, 2, 3)] + \
+        [rec("0", seed, 43 + seed, "dev_other") for seed in (1, 2, 3)]
+    [setting] = analyse(records)
+    level = setting["subsets"]["test_other"]["seed_level"][""]["all"]
+    assert level["ci"] is None and level["verdict_seed_mean"] is None
+    text = readme([setting], [])
+    assert "On test_other the mean over splits is 42.0% (no interval: one split: an interval " \
+        "needs two or more)." in text
+    assert "- test_other: no best-of-n interval: one split: an interval needs two or more" in text
+    assert "nan" not in text.lower() and "lies None" not in text

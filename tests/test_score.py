@@ -4,7 +4,7 @@ import pytest
 
 from w2v2_10min.common import UserError
 from conftest import run_script
-from w2v2_10min.scoring import corpus_scores
+from w2v2_10min.score import corpus_scores
 
 
 def test_hand_computed_corpus_wer():

@@ -5,9 +5,11 @@ import statistics
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from scipy.linalg import block_diag
 
-from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_of, protocol_of, select_runs,
-                              selected_interval, split_kind, summarise_runs,
+from w2v2_10min.layout import protocol_label
+from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_label, lr_value, no_interval,
+                              select_runs, selected_interval, split_kind, summarise_runs,
                               variance_components, verdict)
 
 
@@ -17,19 +19,22 @@ def grid(split_effects, seed_effects, mu=40.0):
 
 
 def rec(split, seed, wer, subset="dev_other", decoder="viterbi", lr="", **extra):
-    return {"model": "large", "protocol": "fairseq", "lr": lr, "split": str(split),
-            "seed": str(seed), "subset": subset, "decoder": decoder, "wer": float(wer),
+    """A wer.json record with the run's identity (the recipe's lr 5e-05 unless `lr` says)."""
+    return {"model": "large", "protocol": "fairseq", "lr": lr, "lr_decay": "",
+            "trained_lr": lr or "5e-05", "split": str(split), "seed": str(seed),
+            "subset": subset, "decoder": decoder, "wer": float(wer),
             "path": f"runs/{split}/{seed}/{decoder}/{subset}/wer.json", **extra}
 
 
 def test_split_kind_lr_and_protocol():
     assert [split_kind(s) for s in ["0", "5", "s1", "s12"]] == \
         ["official", "official", "seeded", "seeded"]
-    # `make decode LR=3e-5` records protocol=fairseq-lr3e-5 (the run folder's name)
-    assert (lr_of({"protocol": "fairseq-lr3e-5"}), protocol_of({"protocol": "fairseq-lr3e-5"})) \
-        == ("3e-5", "fairseq")
-    assert (lr_of({"protocol": "paper"}), protocol_of({"protocol": "paper"})) == ("", "paper")
-    assert lr_of({"protocol": "paper", "lr": 2e-05}) == "2e-05"
+    # `make decode LR=3e-5` records lr 3e-5 beside the plain protocol
+    lr3 = {"protocol": "fairseq", "lr": "3e-5", "lr_decay": "", "trained_lr": "3e-5"}
+    assert (lr_label(lr3), protocol_label(lr3)) == ("3e-5", "fairseq")
+    own = {"protocol": "paper", "lr": "", "lr_decay": "exponential", "trained_lr": "5e-05"}
+    assert (lr_label(own), protocol_label(own), lr_value(own)) == ("", "paper-exponential", 5e-5)
+    assert lr_label({"protocol": "paper", "lr": 2e-05}) == "2e-05"
 
 
 def test_no_seed_variance_and_large_split_variance_gives_icc_one():
@@ -124,9 +129,8 @@ def test_selection_uses_the_4gram_decode_when_every_run_has_it():
     assert chosen["path"] == "runs/0/1/4gram/dev_other/wer.json"
 
 
-def test_selection_pools_learning_rates_named_in_the_protocol():
-    records = [rec(0, 1, 50) | {"protocol": "fairseq-lr2e-5", "lr": None},
-               rec(0, 1, 47) | {"protocol": "fairseq-lr3e-5", "lr": None}]
+def test_selection_pools_the_learning_rates_of_a_protocol():
+    records = [rec(0, 1, 50, lr="2e-5"), rec(0, 1, 47, lr="3e-5")]
     [chosen] = select_runs(records)
     assert (chosen["protocol"], chosen["lr"], chosen["candidates"]) == ("fairseq", "3e-5", 2)
 
@@ -202,3 +206,88 @@ def test_summarise_runs_groups_by_split():
     assert out["by_split"] == {"0": [41, 42], "1": [42, 43], "2": [43, 44], "3": [44, 45]}
     assert out["components"]["splits"] == 4 and out["intervals"]["seeds_in_mean"] == 2
     assert out["bootstrap"]["low"] < out["components"]["mean"] < out["bootstrap"]["high"]
+
+
+# --- unbalanced grids and numbers that are not numbers (issue 19) ---------------------------
+
+# Seeds per split 3, 2, 1, 3, 2, 1 near 39.5, seed sd 1.1: statsmodels' own standard error of
+# the mean (bse_fe) is NaN on the first and 0.06 on the second, against 0.34 and 0.41 by GLS.
+NAN_SE = {"0": [38.3, 38.01, 39.75], "1": [38.28, 40.79], "2": [40.29],
+          "3": [37.3, 39.8, 38.29], "4": [39.54, 39.55], "5": [37.31]}
+SMALL_SE = {"0": [39.993, 39.36, 38.234], "1": [39.138, 39.957], "2": [37.004],
+            "3": [39.661, 41.549, 37.967], "4": [40.92, 40.158], "5": [37.267]}
+
+
+@pytest.mark.parametrize("values", [NAN_SE, SMALL_SE])
+def test_unbalanced_se_is_the_gls_one_at_the_reml_variances(values):
+    comp = variance_components(values)
+    y = np.concatenate([values[s] for s in values])
+    blocks = [np.ones((len(v), len(v))) for v in values.values()]
+    V = comp["var_split"] * block_diag(*blocks) + comp["var_seed"] * np.eye(len(y))
+    inverse = np.linalg.inv(V)
+    ones = np.ones(len(y))
+    assert comp["se"] == pytest.approx((ones @ inverse @ ones) ** -0.5, rel=1e-9)
+    assert comp["mean"] == pytest.approx(ones @ inverse @ y / (ones @ inverse @ ones))
+    assert 0.3 < comp["se"] < 0.5 and comp["converged"]
+    ci = intervals(comp, 2)["ci"]
+    assert ci[0] < 39.5 < ci[1]
+
+
+def test_coverage_on_an_unbalanced_grid():
+    """A cheap version of bench/coverage_stats.py: 3, 2, 1, 3, 2, 1 seeds, split and seed sd
+    1.1; the full table is in docs/statistics.md."""
+    rng = np.random.default_rng(19)
+    trials, hits = 100, {"ci": 0, "pi_run": 0}
+    for _ in range(trials):
+        values = {str(i): list(39.5 + rng.normal(0, 1.1) + rng.normal(0, 1.1, n))
+                  for i, n in enumerate((3, 2, 1, 3, 2, 1))}
+        comp = variance_components(values)
+        assert np.isfinite(comp["se"]) and comp["se"] > 0
+        iv = intervals(comp, 2)
+        hits["ci"] += iv["ci"][0] <= 39.5 <= iv["ci"][1]
+        new_run = 39.5 + rng.normal(0, 1.1) + rng.normal(0, 1.1)
+        hits["pi_run"] += iv["pi_run"][0] <= new_run <= iv["pi_run"][1]
+    assert all(0.9 <= h / trials for h in hits.values()), hits
+
+
+def test_no_verdict_or_interval_from_numbers_that_are_not_numbers():
+    nan, inf = float("nan"), float("inf")
+    for low, high in [(nan, nan), (40.0, inf), (None, 42.0)]:
+        with pytest.raises(ValueError, match="no verdict on a non-finite number"):
+            verdict(45.3, low, high)
+    comp = variance_components({"0": [40, 41], "1": [42, nan]})
+    assert comp["method"] == "a WER that is not a finite number: no statistics"
+    assert intervals(comp, 2)["ci"] is None and no_interval(comp) == comp["method"]
+    good = variance_components({"0": [40, 41], "1": [42, 44]})
+    assert no_interval(good) is None
+    assert intervals(good | {"se": nan}, 2) == {"ci": None, "pi_run": None,
+                                                  "pi_seed_mean": None, "seeds_in_mean": 2}
+    out = selected_interval([41.0, nan, 43.0])
+    assert out["pi"] is None and out["reason"] == "a WER that is not a finite number"
+    runs = {"0": [{"wer": 40.0}], "1": [{"wer": nan}]}
+    assert hierarchical_bootstrap(runs, samples=50) is None
+
+
+def test_selection_orders_learning_rates_as_numbers_and_never_keeps_nan():
+    # a tie: 5e-5 is the lower rate, though "1e-4" < "5e-5" as strings
+    [chosen] = select_runs([rec(0, 1, 45, lr="1e-4"), rec(0, 1, 45, lr="5e-5")])
+    assert (chosen["lr"], chosen["lr_value"]) == ("5e-5", 5e-5)
+    for order in (1, -1):  # whatever the input order
+        records = [rec(0, 1, float("nan")), rec(0, 2, 47), rec(0, 3, 46)][::order]
+        [chosen] = select_runs(records)
+        assert (chosen["seed"], chosen["criterion_wer"], chosen["candidates"]) == ("3", 46, 2)
+        assert chosen["note"] == "no 4-gram decodes; seed 1 left out: its dev_other WER is " \
+            "not a number"
+
+
+def test_selection_refuses_a_run_twice_and_notes_every_run_left_out():
+    with pytest.raises(ValueError, match="recorded twice"):  # lr '' trains at 5e-05 as well
+        select_runs([rec(0, 1, 45), rec(0, 1, 46, lr="5e-05")])
+    with pytest.raises(ValueError, match="recorded twice"):
+        select_runs([rec(0, 1, 45), rec(0, 1, 46)])
+    records = [rec(0, 1, 45), rec(0, 2, 40, subset="test_other"), rec(1, 1, 44, "test_other")]
+    first, second = select_runs(records)
+    assert (first["seed"], first["note"]) == ("1", "no 4-gram decodes; seed 2 left out: no "
+                                                   "dev_other decode")
+    assert (second["split"], second["seed"], second["candidates"]) == ("1", None, 0)
+    assert second["note"] == "seed 1 left out: no dev_other decode"

@@ -1,8 +1,8 @@
 """Download a released wav2vec 2.0 checkpoint and record or verify its SHA-256.
 
 Usage:
-  python scripts/fetch_checkpoint.py NAME [--dest DIR] [--base-url URL]
-  python scripts/fetch_checkpoint.py --record PATH    # a checkpoint this project made
+  python scripts/checkpoints.py NAME [--dest DIR] [--base-url URL]
+  python scripts/checkpoints.py --record PATH    # a checkpoint this project made
 
 NAME is one of common.CHECKPOINT_SHA256: wav2vec_small.pt, libri960_big.pt, wav2vec_vox_new.pt
 (pre-trained) or wav2vec_small_10m.pt, wav2vec_big_10m.pt, wav2vec_vox_10m_new.pt (fine-tuned on
@@ -23,7 +23,7 @@ from w2v2_10min.download import download, mirror
 
 # Released checkpoints (https://dl.fbaipublicfiles.com/fairseq/wav2vec/). fairseq publishes no
 # checksums for them: None means "record the SHA-256 of the first download" (see
-# scripts/fetch_checkpoint.py); put a value here to pin one.
+# scripts/checkpoints.py); put a value here to pin one.
 CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/fairseq/wav2vec/"
 CHECKPOINT_SHA256: dict[str, str | None] = {
     "wav2vec_small.pt": None, "libri960_big.pt": None, "wav2vec_vox_new.pt": None,
@@ -41,7 +41,7 @@ def verify_checkpoint(path: Path) -> str:
     if not record.is_file():
         raise UserError(f"{path}: no recorded SHA-256 ({record.name}); fetch it with "
                         "`make pretrained` / `make decode-original`, or record one you trust: "
-                        f"python scripts/fetch_checkpoint.py --record {path}")
+                        f"python scripts/checkpoints.py --record {path}")
     expected = record.read_text().split()[0]
     actual = file_digest(path)
     if actual != expected:

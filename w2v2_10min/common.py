@@ -74,6 +74,14 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file's bytes (sha256, md5, ...), read in 1 MiB blocks."""
     digest = hashlib.new(algorithm, usedforsecurity=False)

@@ -1,11 +1,14 @@
 """Gather decoded runs into a Table-9-style report: paper, released checkpoint, each split.
 
-Usage: python scripts/compare.py --runs runs --out results
+Usage: python scripts/compare.py --run-root runs --out results
 
 Reads every decoded subset under RUNS (w2v2_10min.layout.wer_json_files): each run's
 decode/<subset>/wer.json (Viterbi) and decode-<decoder>/<subset>/wer.json (other decoders, e.g.
 4gram), for trained runs RUNS/<model>-<protocol>/10min-<split>/seed-<seed>/ and released
-checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, atomically:
+checkpoints RUNS/<model>-released/. Each record is checked first (w2v2_10min.records: counts
+that agree, the run's identity naming its folder, no run twice); a bad one stops it with one
+line naming the file and the fix, before anything is written. Decoders are kept apart
+everywhere. Writes, atomically:
   OUT/table9.md   per model, protocol and decoder: the paper's row for that decoder (no LM for
                   Viterbi, 4-gram for 4gram), the released checkpoint's row, each split's WER
                   (mean ± sd over seeds), the spread across splits, and whether the paper's
@@ -14,7 +17,8 @@ checkpoints RUNS/<model>-released/. Decoders are kept apart everywhere. Writes, 
                   utterances, `make decode DECODE_TRAIN=1`) is shown in a table of its own
                   below its model's: never a column beside the held-out sets, never compared
                   with the paper
-  OUT/table9.csv  one row per run, decoder and subset, with the interval
+  OUT/table9.csv  one row per run, decoder and subset (with its identity: protocol, lr,
+                  lr_decay, trained_lr, split, seed), with the interval
   OUT/wer-<subset>.png (Viterbi), OUT/wer-<subset>-<decoder>.png (others): each split's seeds
                   as points, the run kept by the paper's rule ringed, split means, the
                   prediction band for a new split, paper dashed, released checkpoint dotted
@@ -28,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -36,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from w2v2_10min import layout, replication
-from w2v2_10min.common import UserError, stage, write_json_atomic, write_text_atomic
+from w2v2_10min.common import stage, write_json_atomic, write_text_atomic
+from w2v2_10min.records import load_records as read_records
 from w2v2_10min.paper import DECODER_TITLES, LM_TITLES, DECODER_LM, MAIN_SUBSETS, MODEL_TITLES, paper_row
 
 BOOTSTRAP_SAMPLES = 1000
@@ -61,29 +65,19 @@ def bootstrap_interval(errors: list[int], words: list[int], seed: int = 0) -> tu
 
 
 def load_records(runs: Path) -> list[dict]:
-    paths = layout.wer_json_files(runs)
-    if not paths:
-        raise UserError(f"{runs}: no wer.json found; run `make decode` (or decode-original) first")
-    records = []
-    for path in paths:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"{path}: unreadable ({err}); decode it again with `make decode`") \
-                from None
-        for key in ("subset", "wer", "errors", "words", "model"):
-            if key not in record:
-                raise UserError(f"{path}: no '{key}'; decode it again with `make decode`")
-        record["path"] = str(path)
-        record["decoder"] = record.get("decoder") or layout.decoder_of(path.parent.parent.name)
-        if bool(record.get("utterance_errors")) != bool(record.get("utterance_words")):
-            raise UserError(f"{path}: utterance_errors and utterance_words must come together; "
-                            "decode it again with `make decode`")
+    """Every wer.json under RUNS, checked (w2v2_10min.records), with its bootstrap interval."""
+    records = read_records(runs)
+    for record in records:
         if record.get("utterance_errors"):
             record["ci_low"], record["ci_high"] = bootstrap_interval(
                 record["utterance_errors"], record["utterance_words"])
-        records.append(record)
     return records
+
+
+def setting(record: dict) -> str:
+    """A trained run's table: its protocol, lr decay and learning rate as its folder names
+    them (`fairseq`, `paper-exponential-lr3e-5`); `released` for a released checkpoint."""
+    return layout.run_name(record).removeprefix(f"{record['model']}-")
 
 
 def fmt(values: list[float]) -> str:
@@ -112,7 +106,7 @@ def model_table(model: str, protocol: str, decoder: str, records: list[dict],
     paper = paper_row(model, decoder)
     by_split: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        by_split[str(r.get("split", "?"))][r["subset"]].append(r["wer"])
+        by_split[r["split"]][r["subset"]].append(r["wer"])
     split_means = {s: {sub: statistics.mean(v) for sub, v in subs.items()}
                    for s, subs in by_split.items()}
     title = heading(model, protocol, decoder)
@@ -153,16 +147,17 @@ def train_table(records: list[dict]) -> str:
     lines = ["Training utterances (the split's own, seen in fine-tuning: shows that the model "
              "learned them; not a held-out result, not compared with the paper):", "",
              "| run | WER on its training utterances | CER | utterances |", "|---|---|---|---|"]
-    for r in sorted(records, key=lambda r: (str(r.get("split")), str(r.get("seed")))):
+    for r in sorted(records, key=lambda r: (r["split"], r["seed"])):
         cer = f"{r['cer']:.1f}" if "cer" in r else "—"
-        lines.append(f"| split {r.get('split', '?')}, seed {r.get('seed', '?')} | "
+        lines.append(f"| split {r['split']}, seed {r['seed']} | "
                      f"{r['wer']:.1f} | {cer} | {r.get('utterances', '—')} |")
     return "\n".join(lines)
 
 
 def run_rows(records: list[dict]) -> list[dict]:
-    keys = ["model", "protocol", "split", "seed", "decoder", "subset", "wer", "ci_low", "ci_high", "errors",
-            "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+    keys = ["model", "protocol", "lr", "lr_decay", "trained_lr", "split", "seed", "decoder",
+            "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
+            "checkpoint_sha256", "commit", "path"]
     return [{k: r.get(k, "") for k in keys} for r in records]
 
 
@@ -181,17 +176,17 @@ def report(records: list[dict]) -> str:
         for r in held_out:
             if r["decoder"] != decoder:
                 continue
-            if r.get("protocol") == "released":
+            if r["protocol"] == layout.RELEASED:
                 released[r["model"]].append(r)
             else:
-                trained[(r["model"], r.get("protocol", "?"))].append(r)
+                trained[(r["model"], setting(r))].append(r)
         parts += [f"## {DECODER_TITLES.get(decoder, decoder)}", ""]
         for (model, protocol), recs in sorted(trained.items()):
             table, said = model_table(model, protocol, decoder, recs, subsets,
                                       released.get(model, []))
             parts += [table, ""]
             verdicts += said
-            own = [r for r in seen if (r["model"], r.get("protocol", "?"), r["decoder"]) ==
+            own = [r for r in seen if (r["model"], setting(r), r["decoder"]) ==
                    (model, protocol, decoder)]
             if own:
                 parts += [train_table(own), ""]
@@ -207,8 +202,8 @@ def report(records: list[dict]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         ci = f"{r['ci_low']:.1f} – {r['ci_high']:.1f}" if "ci_low" in r else "—"
-        parts.append(f"| {r['model']} | {r.get('protocol', '')} | {r.get('split', '')} | "
-                     f"{r.get('seed', '')} | {r['subset']} | {r['wer']:.2f} | {ci} | "
+        parts.append(f"| {r['model']} | {setting(r)} | {r['split']} | "
+                     f"{r['seed']} | {r['subset']} | {r['wer']:.2f} | {ci} | "
                      f"{r['errors']} / {r['words']} | {r['decoder']} |")
     return "\n".join(parts) + "\n"
 
@@ -220,7 +215,8 @@ def decoder_order(decoder: str) -> tuple:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--run-root", dest="runs", type=Path, default=Path("runs"),
+                        help="the RUN_ROOT whose wer.json files to gather")
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     with stage("compare", f"{args.runs} -> {args.out}"):
@@ -232,18 +228,19 @@ def main(argv=None) -> int:
 
 
 def write_report(runs: Path, out: Path) -> str:
-    """Every output of `make compare` for the wer.json files under RUNS; table9.md's text."""
+    """Every output of `make compare` for the wer.json files under RUNS; table9.md's text.
+    Everything is computed before anything is written."""
     records = load_records(runs)
     text = report(records)
-    write_text_atomic(out / "table9.md", text)
     rows = run_rows(records)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(out / "table9.csv", buffer.getvalue())
     held_out = [r for r in records if r["subset"] != TRAIN]
     analysis = replication.analyse(held_out)
+    write_text_atomic(out / "table9.md", text)
+    write_text_atomic(out / "table9.csv", buffer.getvalue())
     write_json_atomic(out / "statistics.json", analysis)
     plots = []
     for subset, decoder in sorted({(r["subset"], r["decoder"]) for r in held_out}):

@@ -1,7 +1,7 @@
 """Download, verify and unpack the data sets into DATA (the `make data` stage).
 
 Usage:
-  python scripts/fetch.py [--data DATA] [--only NAME ...] [--base-url URL] [--table JSON] [--lm]
+  python scripts/download.py [--data DATA] [--only NAME ...] [--base-url URL] [--table JSON] [--lm]
 
 Each file of TABLE is downloaded to DATA/downloads/<file>.part (a rerun resumes it with an
 HTTP Range request), checked against its published sha256 or md5 (dict.ltr.txt, which has no

@@ -238,7 +238,7 @@ def summary(log: Path) -> str | None:
         if updates and best else None
 
 
-def main(argv=None) -> int:
+def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--protocol", required=True)
@@ -277,7 +277,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
-    run = layout.run_dir(args.run_root, run_identity(args))
+    return args
+
+
+def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
+    """fairseq's composed config, the overrides, the fast path's overrides (last), run.json."""
     overrides, record = plan(args)
     config = compose_config(args, run, overrides)
     fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them
@@ -285,21 +289,11 @@ def main(argv=None) -> int:
         print(said, file=sys.stderr)
         record["fast_overrides"] = fast
         config = compose_config(args, run, overrides, last=fast)
-    if args.print_config:
-        print(config, end="")
-        return 0
-    if (run / "config.yaml").is_file() and \
-            same_training((run / "config.yaml").read_text()) != same_training(config):
-        raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "
-                        "or pick another SEED or RUN_ROOT")
-    write_text_atomic(run / "config.yaml", config)
-    if (run / "done").exists():
-        print(f"{run} is finished; delete it to train again")
-        return 0
-    write_json_atomic(run / "run.json", {
-        **record, "commit": git_commit(), "host": platform.node(), "versions": versions(),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return config, overrides, fast, record
+
+
+def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
+    """fairseq-hydra-train on the run; its log in RUN/logs/; a failure is one line."""
     log = run / "logs" / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
     command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
                               last=fast) + launcher_overrides(args, run)
@@ -317,4 +311,26 @@ def main(argv=None) -> int:
     said = summary(log)
     if said:
         print(f"finished: {said}")
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    run = layout.run_dir(args.run_root, run_identity(args))
+    config, overrides, fast, record = configure(args, run)
+    if args.print_config:
+        print(config, end="")
+        return 0
+    if (run / "config.yaml").is_file() and \
+            same_training((run / "config.yaml").read_text()) != same_training(config):
+        raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "
+                        "or pick another SEED or RUN_ROOT")
+    write_text_atomic(run / "config.yaml", config)
+    if (run / "done").exists():
+        print(f"{run} is finished; delete it to train again")
+        return 0
+    write_json_atomic(run / "run.json", {
+        **record, "commit": git_commit(), "host": platform.node(), "versions": versions(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    train(args, run, overrides, fast)
     return 0

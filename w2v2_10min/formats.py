@@ -64,6 +64,16 @@ def read_tsv(path: Path) -> tuple[str, list[tuple[str, int]]]:
     return lines[0], rows
 
 
+def dictionary_symbols(path: Path) -> list[str]:
+    """The symbols of a fairseq dict.ltr.txt (`SYMBOL COUNT` lines), in order; the counts do
+    not matter. A missing file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run `make manifests` first")
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
 def dict_text() -> str:
     """The released dict.ltr.txt, byte for byte: `SYMBOL COUNT` lines."""
     return "".join(f"{symbol} {count}\n" for symbol, count in DICT_LTR)

@@ -1,9 +1,10 @@
 """The `make export-hf` stage: a fine-tuned fairseq checkpoint as a transformers model, verified.
 
 Usage:
-  python scripts/export_hf.py --checkpoint CKPT --data MANIFEST_DIR --out RUN/hf \
-      [--run RUN] [--verify-subsets dev_clean ...] [--verify-utterances 10] [--verify-sha256] \
-      [--meta key=value ...]
+  python scripts/hf_export.py --run RUN --manifests MANIFEST_DIR [--out RUN/hf] \
+      [--verify-subsets dev_clean ...] [--verify-utterances 10] [--checkpoint CKPT] \
+      [--verify-sha256]
+  (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
 Writes OUT (in one atomic step) with what `transformers` loads by name:
   config.json, model.safetensors   a `Wav2Vec2ForCTC` whose architecture is read from the
@@ -29,14 +30,16 @@ import ast
 import json
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 
+from w2v2_10min import stage
 from w2v2_10min.checkpoints import checkpoint_sha256
-from w2v2_10min.common import (SAMPLE_RATE, UserError, atomic_path, git_commit,
-                               stage, versions)
+from w2v2_10min.common import SAMPLE_RATE, UserError, atomic_path, git_commit, versions
 from w2v2_10min.formats import read_tsv
+from w2v2_10min.layout import IDENTITY
 from w2v2_10min.loading import config_value
+from w2v2_10min.records import decoded
+from w2v2_10min.stage import Run
 
 LOGIT_TOLERANCE = 1e-4  # fp32, max abs difference per utterance
 FAIRSEQ_ACTIVATIONS = {"gelu": "gelu", "gelu_accurate": "gelu_new", "relu": "relu"}
@@ -211,7 +214,8 @@ def processor(dictionary, normalize: bool, config, folder: Path):
     return Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer)
 
 
-def verify(model, task, folder: Path, data: Path, subsets: list[str], utterances: int) -> dict:
+def verify(model, task, folder: Path, manifests: Path, subsets: list[str],
+           utterances: int) -> dict:
     """Load the written folder back; compare with fairseq utterance by utterance (unpadded).
 
     Per subset: the largest logit difference of the transformers model given fairseq's own
@@ -221,55 +225,70 @@ def verify(model, task, folder: Path, data: Path, subsets: list[str], utterances
     LOGIT_TOLERANCE, or, where fairseq did not normalise audio (so both inputs are the same
     samples), when the end-to-end logits or any transcript differ.
     """
-    import soundfile
-    import torch
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
 
-    from w2v2_10min.decode import viterbi
-
-    hf = Wav2Vec2ForCTC.from_pretrained(folder).eval()
-    proc = Wav2Vec2Processor.from_pretrained(folder)
-    asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
+    exported = {"hf": Wav2Vec2ForCTC.from_pretrained(folder).eval(),
+                "processor": Wav2Vec2Processor.from_pretrained(folder),
+                "asr": pipeline("automatic-speech-recognition", model=str(folder), device="cpu")}
     normalize = bool(task.cfg.normalize)
     report = {}
     for subset in subsets:
-        root, rows = read_tsv(data / f"{subset}.tsv")
-        task.load_dataset(subset)
-        dataset = task.dataset(subset)
-        if len(dataset) != len(rows):
-            raise UserError(f"{subset}.tsv: fairseq loaded {len(dataset)} of {len(rows)} "
-                            "utterances; fix the manifest")
-        worst = {"model": 0.0, "end_to_end": 0.0}
-        texts, emissions = [], []
-        for index, (path, _) in enumerate(rows[:utterances]):
-            audio, rate = soundfile.read(Path(root) / path, dtype="float32")
-            with torch.inference_mode():
-                source = dataset[index]["source"][None]  # fairseq's own reading (and normalize)
-                ours = model.get_logits(model(source=source, padding_mask=None))
-                ours = ours.transpose(0, 1)[0].float()
-                logits = {"model": hf(input_values=source).logits[0]}
-                logits["end_to_end"] = hf(**proc(audio, sampling_rate=rate,
-                                                 return_tensors="pt")).logits[0] \
-                    if normalize else logits["model"]
-            for key, theirs in logits.items():
-                if theirs.shape != ours.shape:
-                    raise UserError(f"{subset} {path}: {tuple(theirs.shape)} frames x letters "
-                                    f"from transformers, {tuple(ours.shape)} from fairseq")
-                worst[key] = max(worst[key], (ours - theirs).abs().max().item())
-            emissions.append(ours.numpy())
-            texts.append(asr({"raw": audio, "sampling_rate": rate})["text"])
-        hyps = viterbi(task, emissions)
-        # transformers keeps a run of spaces where the model emits "|" twice; fairseq's letter
-        # post-processing (and so hyp.wrd and every WER) collapses it.
-        same = sum(" ".join(t.split()) == h for t, h in zip(texts, hyps))
-        report[subset] = {"utterances": len(texts), "transcripts_equal": same,
-                          **{f"max_abs_logit_difference_{k}": v for k, v in worst.items()}}
-        strict = worst["model"] if normalize else max(worst.values())
-        if strict > LOGIT_TOLERANCE or (same != len(texts) and not normalize):
+        report[subset] = verify_subset(model, task, exported, manifests, subset, utterances)
+        check = report[subset]
+        strict = check["max_abs_logit_difference_model"] if normalize else \
+            max(check["max_abs_logit_difference_model"],
+                check["max_abs_logit_difference_end_to_end"])
+        if strict > LOGIT_TOLERANCE or \
+                (check["transcripts_equal"] != check["utterances"] and not normalize):
             raise UserError(f"verification failed on {subset}: max |logit difference| "
-                            f"{strict:.3g} (tolerance {LOGIT_TOLERANCE}), {len(texts) - same} of "
-                            f"{len(texts)} pipeline transcripts differ from fairseq's")
+                            f"{strict:.3g} (tolerance {LOGIT_TOLERANCE}), "
+                            f"{check['utterances'] - check['transcripts_equal']} of "
+                            f"{check['utterances']} pipeline transcripts differ from fairseq's")
     return report
+
+
+def verify_subset(model, task, exported: dict, manifests: Path, subset: str,
+                  utterances: int) -> dict:
+    """The first `utterances` of a subset, each alone: logits of fairseq against transformers
+    (given fairseq's input, and from the audio file) and the pipeline's text against fairseq's
+    greedy words."""
+    import soundfile
+    import torch
+
+    from w2v2_10min.decoders import viterbi
+
+    root, rows = read_tsv(manifests / f"{subset}.tsv")
+    task.load_dataset(subset)
+    dataset = task.dataset(subset)
+    if len(dataset) != len(rows):
+        raise UserError(f"{subset}.tsv: fairseq loaded {len(dataset)} of {len(rows)} "
+                        "utterances; fix the manifest")
+    normalize = bool(task.cfg.normalize)
+    worst = {"model": 0.0, "end_to_end": 0.0}
+    texts, frames = [], []
+    for index, (path, _) in enumerate(rows[:utterances]):
+        audio, rate = soundfile.read(Path(root) / path, dtype="float32")
+        with torch.inference_mode():
+            source = dataset[index]["source"][None]  # fairseq's own reading (and normalize)
+            ours = model.get_logits(model(source=source, padding_mask=None))
+            ours = ours.transpose(0, 1)[0].float()
+            logits = {"model": exported["hf"](input_values=source).logits[0]}
+            logits["end_to_end"] = exported["hf"](**exported["processor"](
+                audio, sampling_rate=rate, return_tensors="pt")).logits[0] \
+                if normalize else logits["model"]
+        for key, theirs in logits.items():
+            if theirs.shape != ours.shape:
+                raise UserError(f"{subset} {path}: {tuple(theirs.shape)} frames x letters "
+                                f"from transformers, {tuple(ours.shape)} from fairseq")
+            worst[key] = max(worst[key], (ours - theirs).abs().max().item())
+        frames.append(ours.numpy())
+        texts.append(exported["asr"]({"raw": audio, "sampling_rate": rate})["text"])
+    hyps = viterbi.words(task.target_dictionary, frames)
+    # transformers keeps a run of spaces where the model emits "|" twice; fairseq's letter
+    # post-processing (and so hyp.wrd and every WER) collapses it.
+    same = sum(" ".join(t.split()) == h for t, h in zip(texts, hyps))
+    return {"utterances": len(texts), "transcripts_equal": same,
+            **{f"max_abs_logit_difference_{k}": v for k, v in worst.items()}}
 
 
 NORMALIZE_NOTE = """The feature extractor normalises each utterance to zero mean and unit variance,
@@ -289,19 +308,12 @@ LIBRISPEECH = {"dev_clean": ("clean", "validation"), "dev_other": ("other", "val
                "test_clean": ("clean", "test"), "test_other": ("other", "test")}
 
 
-def decoded(run: Path | None) -> list[dict]:
-    """Every wer.json of the run (all decoders), sorted by decoder then subset."""
-    if run is None:
-        return []
-    records = [json.loads(p.read_text()) for p in sorted(Path(run).glob("decode*/*/wer.json"))]
-    return sorted(records, key=lambda r: (r.get("decoder", ""), r["subset"]))
-
-
-def model_card(meta: dict, sha256: str, wers: list[dict], report: dict, config,
+def model_card(identity: dict, sha256: str, wers: list[dict], report: dict, config,
                normalize: bool, run: dict) -> str:
     """README.md of the exported folder: metadata (huggingface_hub's schema) and a summary."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+    meta = {k: v for k, v in identity.items() if k in IDENTITY and v != ""}
     model, protocol = meta.get("model", "?"), meta.get("protocol", "?")
     real = model != "tiny"  # the tiny model's sets are synthetic, not LibriSpeech
     data_name = "Libri-light 10 min" if real else "the embedded tiny corpus"
@@ -381,37 +393,38 @@ fairseq's (fp32) given the same input and given the audio file, and the text of
 """
 
 
-def export(args) -> dict:
+def export(args, run: Run) -> dict:
     """Convert, write the folder atomically, verify before it is renamed into place."""
     from transformers.utils import logging as transformers_logging
 
     from w2v2_10min.loading import load_finetuned
 
     transformers_logging.disable_progress_bar()
-    sha256 = checkpoint_sha256(args.checkpoint, args.verify_sha256)
-    model, task, _ = load_finetuned(args.checkpoint, args.data, "cpu")
+    sha256 = checkpoint_sha256(run.checkpoint, args.verify_sha256)
+    model, task, _ = load_finetuned(run.checkpoint, args.manifests, "cpu")
     normalize = bool(task.cfg.normalize)
     if normalize != bool(config_value(model.cfg.w2v_args.task, "normalize", normalize)):
-        raise UserError(f"{args.checkpoint}: fine-tuned with normalize={normalize} but "
+        raise UserError(f"{run.checkpoint}: fine-tuned with normalize={normalize} but "
                         "pre-trained without; transformers cannot reproduce that")
     hf = to_transformers(model)
-    meta = dict(kv.split("=", 1) for kv in args.meta)
+    identity = run.identity or {}
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         hf.save_pretrained(tmp)
         processor(task.target_dictionary, normalize, hf.config, tmp).save_pretrained(tmp)
         del hf
-        report = verify(model, task, tmp, args.data, args.verify_subsets, args.verify_utterances)
-        record = {"checkpoint": str(args.checkpoint.resolve()), "checkpoint_sha256": sha256,
-                  "manifest": str(args.data.resolve()), "commit": git_commit(),
+        report = verify(model, task, tmp, args.manifests, args.verify_subsets,
+                        args.verify_utterances)
+        record = {"checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": sha256,
+                  "manifest": str(args.manifests.resolve()), "commit": git_commit(),
                   "versions": {**versions(), "transformers": _version("transformers")},
                   "normalize": normalize, "verification": report,
-                  "logit_tolerance": LOGIT_TOLERANCE, **meta}
+                  "logit_tolerance": LOGIT_TOLERANCE, **identity}
         (tmp / "export.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        run = json.loads((args.run / "run.json").read_text()) \
-            if args.run and (args.run / "run.json").is_file() else {}
-        (tmp / "README.md").write_text(model_card(meta, sha256, decoded(args.run), report,
-                                                  model_config(tmp), normalize, run))
+        settings = json.loads((run.folder / "run.json").read_text()) \
+            if (run.folder / "run.json").is_file() else {}
+        (tmp / "README.md").write_text(model_card(identity, sha256, decoded(run.folder), report,
+                                                  model_config(tmp), normalize, settings))
     return record
 
 
@@ -441,40 +454,23 @@ def up_to_date(out: Path, checkpoint: Path, run: Path | None) -> bool:
 
 
 def main(argv=None) -> int:
-    from w2v2_10min.decode import log_to
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True,
-                        help="manifest folder: dict.ltr.txt and the subsets to verify on")
-    parser.add_argument("--out", type=Path, required=True, help="the folder to write, RUN/hf")
-    parser.add_argument("--run", type=Path, default=None,
-                        help="the run folder whose decode*/*/wer.json go into the model card")
+    stage.add_run_arguments(parser)
+    parser.add_argument("--out", type=Path, help="the folder to write (default: RUN/hf)")
     parser.add_argument("--verify-subsets", nargs="+", default=["dev_other"])
     parser.add_argument("--verify-utterances", type=int, default=10,
                         help="utterances of each subset to check (from the top of the manifest)")
-    parser.add_argument("--verify-sha256", action="store_true",
-                        help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
-    parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="recorded in export.json and the model card (model, split, ...)")
     args = parser.parse_args(argv)
-    if not args.checkpoint.is_file():
-        raise UserError(f"{args.checkpoint}: checkpoint not found; run `make finetune` first")
-    for subset in args.verify_subsets:
-        if not (args.data / f"{subset}.tsv").is_file():
-            raise UserError(f"{args.data / (subset + '.tsv')}: not found; run `make manifests` "
-                            "first or choose other --verify-subsets")
-    if not (args.data / "dict.ltr.txt").is_file():
-        raise UserError(f"{args.data / 'dict.ltr.txt'}: not found; run `make manifests` first")
-    if up_to_date(args.out, args.checkpoint, args.run):
-        print(f"{args.out}: up to date with {args.checkpoint}")
+    run = stage.resolve_run(args)
+    args.out = args.out or run.folder / "hf"
+    stage.check_manifests(args.manifests, args.verify_subsets, exts=("tsv",))
+    if up_to_date(args.out, run.checkpoint, run.folder):
+        print(f"{args.out}: up to date with {run.checkpoint}")
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    log = (args.run or args.out.parent) / "logs" / f"export-hf-{datetime.now():%Y%m%d-%H%M%S}.log"
-    log_to(log)
-    with stage("export-hf", f"{args.out}; log: {log}"):
-        record = export(args)
+    with stage.fairseq_stage("export-hf", str(args.out), run.folder, "export-hf"):
+        record = export(args, run)
     for subset, check in record["verification"].items():
         print(f"{subset}: {check['utterances']} utterances, max |logit difference| "
               f"{check['max_abs_logit_difference_model']:.2g} (from the audio file: "

@@ -1,21 +1,22 @@
-"""Language-model decoding shared by `make decode DECODER=4gram` and `make tune-lm`.
+"""Lexicon-constrained beam search with a KenLM n-gram LM, shared by `make decode DECODER=4gram`
+(w2v2_10min.decoders.fourgram) and `make tune-lm`.
 
-The acoustic model's emissions are computed once per checkpoint and manifest subset and kept
-as float16 arrays (`emission_cache`); lexicon-constrained beam search with a KenLM n-gram LM
-(flashlight-text, the library fairseq's own `W2lKenLMDecoder` calls) then decodes them on all
-CPU cores, as often as tuning needs, without running the model again.
+Usage: search = LexiconSearch(lm, lexicon, symbols(manifest)); search.decode(emissions, ...)
+
+flashlight-text, the library fairseq's own `W2lKenLMDecoder` calls, searches the cached
+emissions (w2v2_10min.emissions) on all CPU cores, as often as tuning needs, without running
+the model again.
 """
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
-import os
 from pathlib import Path
 
 import numpy as np
 
-from w2v2_10min.common import UserError, atomic_path, file_digest
+from w2v2_10min.common import UserError, file_digest
+from w2v2_10min.formats import dictionary_symbols
 from w2v2_10min.lexicon import BOUNDARY, read_lexicon
 
 # fairseq's Dictionary puts these in front of dict.ltr.txt's symbols; <s> is the CTC blank.
@@ -27,73 +28,17 @@ LM_WEIGHT_RANGE, WORD_SCORE_RANGE = (0.0, 5.0), (-5.0, 5.0)
 # beam threshold of fairseq's infer.py.
 DEFAULT_WEIGHTS = {"lm_weight": 2.0, "word_score": -1.0}
 BEAM_THRESHOLD = 25.0
-CACHE_FORMAT = 1
 
 
 def symbols(manifest: Path) -> list[str]:
     """The model's output symbols in index order, from the manifest's dict.ltr.txt."""
-    path = manifest / "dict.ltr.txt"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; run `make manifests` first")
-    return SPECIALS + [line.split()[0] for line in
-                       path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return SPECIALS + dictionary_symbols(manifest / "dict.ltr.txt")
 
 
 def weights_key(checkpoint_sha256: str, lm: Path, lexicon: Path) -> dict:
     """What tuned LM weights hold for: `make tune-lm` records it, 4-gram decoding checks it."""
     return {"checkpoint_sha256": checkpoint_sha256, "lm_sha256": file_digest(lm),
             "lexicon_sha256": file_digest(lexicon)}
-
-
-# ---- the emission cache --------------------------------------------------------------------
-def cache_key(checkpoint_sha256: str, manifest: Path, subset: str) -> dict:
-    """What the emissions of a subset depend on: the checkpoint's and the manifest's bytes."""
-    tsv = manifest / f"{subset}.tsv"
-    return {"format": CACHE_FORMAT, "checkpoint_sha256": checkpoint_sha256, "subset": subset,
-            "manifest_sha256": file_digest(tsv)}
-
-
-def load_cached(path: Path, key: dict) -> list[np.ndarray] | None:
-    """The cached emissions when `path` holds them for exactly `key`, else None."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            if json.loads(saved["key"].item()) != key:
-                return None
-            return [saved[f"u{i}"] for i in range(int(saved["count"]))]
-    except (OSError, ValueError, KeyError):  # a damaged file: compute again
-        return None
-
-
-def save_cached(path: Path, key: dict, emissions: list[np.ndarray]) -> None:
-    arrays = {f"u{i}": np.asarray(e, dtype=np.float16) for i, e in enumerate(emissions)}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, key=np.array(json.dumps(key, sort_keys=True)),
-                     count=np.array(len(emissions)), **arrays)
-
-
-def emission_cache(cache_dir: Path, checkpoint_sha256: str, manifest: Path, subsets: list[str],
-                   compute) -> dict[str, list[np.ndarray]]:
-    """Emissions (T x V float16, manifest order) per subset, from `cache_dir/<subset>.npz`.
-
-    Subsets missing there, or cached for another checkpoint or manifest, are computed by
-    `compute(subsets)` (one call, which may load the model) and saved for the next time.
-    """
-    out, keys = {}, {}
-    for subset in subsets:
-        keys[subset] = cache_key(checkpoint_sha256, manifest, subset)
-        cached = load_cached(cache_dir / f"{subset}.npz", keys[subset])
-        if cached is not None:
-            out[subset] = cached
-    missing = [s for s in subsets if s not in out]
-    if missing:
-        for subset, emissions in zip(missing, compute(missing)):
-            emissions = [np.asarray(e, dtype=np.float16) for e in emissions]
-            save_cached(cache_dir / f"{subset}.npz", keys[subset], emissions)
-            out[subset] = emissions
-    return out
 
 
 # ---- lexicon-constrained beam search -------------------------------------------------------
@@ -195,6 +140,3 @@ def _decode_index(i: int) -> str:
     search, _, utterances = _JOB
     return search.decode_one(_DECODER, utterances[i])
 
-
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from w2v2_10min.checkpoints import verify_checkpoint
 from w2v2_10min.common import REPO, UserError
-from w2v2_10min.formats import DICT_LTR
+from w2v2_10min.formats import DICT_LTR, dictionary_symbols
 
 CTC_ARCH = "wav2vec_ctc"
 PLUGIN = REPO / "w2v2_plugin"  # this project's fairseq user_dir
@@ -96,18 +96,13 @@ def check_letter_ctc(path: Path, state: dict, dict_path: Path) -> dict:
                         "the dict.ltr.txt it was trained with")
     trained = Path(str(info["data"])) / "dict.ltr.txt" if info["data"] else None
     if trained is not None and trained.is_file():  # a checkpoint made here, its data in place
-        expected, source = symbols(trained.read_text(encoding="utf-8")), str(trained)
+        expected, source = dictionary_symbols(trained), str(trained)
     else:  # a released file, or one whose data moved: fairseq's released dictionary
         expected, source = [symbol for symbol, _ in DICT_LTR], "fairseq's released dict.ltr.txt"
-    if symbols(dict_path.read_text(encoding="utf-8")) != expected:
+    if dictionary_symbols(dict_path) != expected:
         raise UserError(f"{dict_path} lists other symbols (or another order) than {path} was "
                         f"fine-tuned with ({source}); decode with that dictionary")
     return info
-
-
-def symbols(dict_text: str) -> list[str]:
-    """The symbols of a fairseq dict.ltr.txt, in order (their counts do not matter)."""
-    return [line.split()[0] for line in dict_text.splitlines() if line.strip()]
 
 
 def finetuning_task_cfg(old_task, data: Path):

@@ -37,7 +37,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from w2v2_10min.common import REPO, SAMPLE_RATE, UserError, atomic_path, write_json_atomic
+from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, atomic_path, cpu_cores,
+                               write_json_atomic)
 from w2v2_10min.formats import LETTERS, dict_text, letters, read_transcripts, subset_name
 from w2v2_10min.knobs import knob
 from w2v2_10min.paper import EVAL_SETS
@@ -131,16 +132,9 @@ def _headers(paths: list[str]) -> list:
 _POOL: ProcessPoolExecutor | None = None
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def start_headers(paths: list[str]):
     """Start reading the headers on all cores; return a function that waits for the results."""
-    workers = cores()
+    workers = cpu_cores()
     if workers == 1 or len(paths) < POOL_MIN_FILES:
         return lambda: _headers(paths)
     global _POOL
@@ -262,36 +256,12 @@ def draw_sample(pool: list[Utterance], seed: int, minutes: float,
         for u in pool:
             if u.condition == condition:
                 by_speaker.setdefault(u.speaker, []).append(u)
-        if genders is not None:
-            for speaker in sorted(by_speaker):
-                if speaker not in genders:
-                    raise UserError(f"{speakers_file}: no line for speaker {speaker} of "
-                                    f"{pool_root / condition}; add `{speaker} | F or M | ...` "
-                                    "or remove the file to balance speakers only")
-        eligible = sorted(s for s, utts in by_speaker.items()
-                          if sum(u.samples for u in utts) >= quarter)
-        if genders is None:
-            need, groups = "2 speakers", [eligible]
-        else:
-            need = "a female and a male speaker"
-            groups = [[s for s in eligible if genders[s] == sex] for sex in ("F", "M")]
-        if any(not group for group in groups) or len(eligible) < 2:
-            raise UserError(
-                f"{pool_root / condition}: pool too small for a {minutes:g}-minute sample: it "
-                f"needs {need} with at least {quarter / SAMPLE_RATE / 60:.2f} min of audio each "
-                f"and has {len(eligible)} such speaker(s); lower --minutes or use the full "
-                "Libri-light 9h set")
+        groups = speaker_groups(by_speaker, quarter, genders, pool_root / condition,
+                                speakers_file, minutes)
         picks = rng.sample(groups[0], 2) if genders is None else [rng.choice(g) for g in groups]
         chosen[condition] = sorted(picks)
         for speaker in picks:
-            utts = sorted(by_speaker[speaker], key=lambda u: u.rel)
-            rng.shuffle(utts)
-            total = 0
-            for u in utts:
-                if total >= quarter:
-                    break
-                drawn.append(u)
-                total += u.samples
+            drawn += first_utterances(rng, by_speaker[speaker], quarter)
     drawn.sort(key=lambda u: u.rel)
     record = {
         "seed": seed,
@@ -308,6 +278,45 @@ def draw_sample(pool: list[Utterance], seed: int, minutes: float,
     else:
         record["genders"] = {s: genders[s] for picks in chosen.values() for s in picks}
     return drawn, record
+
+
+def speaker_groups(by_speaker: dict[str, list[Utterance]], quarter: float,
+                   genders: dict[str, str] | None, folder: Path, speakers_file: Path | None,
+                   minutes: float) -> list[list[str]]:
+    """The speakers with a quarter of the sample's audio: one group, or [female, male]."""
+    if genders is not None:
+        for speaker in sorted(by_speaker):
+            if speaker not in genders:
+                raise UserError(f"{speakers_file}: no line for speaker {speaker} of {folder}; "
+                                f"add `{speaker} | F or M | ...` "
+                                "or remove the file to balance speakers only")
+    eligible = sorted(s for s, utts in by_speaker.items()
+                      if sum(u.samples for u in utts) >= quarter)
+    if genders is None:
+        need, groups = "2 speakers", [eligible]
+    else:
+        need = "a female and a male speaker"
+        groups = [[s for s in eligible if genders[s] == sex] for sex in ("F", "M")]
+    if any(not group for group in groups) or len(eligible) < 2:
+        raise UserError(
+            f"{folder}: pool too small for a {minutes:g}-minute sample: it "
+            f"needs {need} with at least {quarter / SAMPLE_RATE / 60:.2f} min of audio each "
+            f"and has {len(eligible)} such speaker(s); lower --minutes or use the full "
+            "Libri-light 9h set")
+    return groups
+
+
+def first_utterances(rng: random.Random, utts: list[Utterance], quarter: float) -> list:
+    """A speaker's utterances in a seeded order, until they hold `quarter` samples."""
+    utts = sorted(utts, key=lambda u: u.rel)
+    rng.shuffle(utts)
+    out, total = [], 0
+    for u in utts:
+        if total >= quarter:
+            break
+        out.append(u)
+        total += u.samples
+    return out
 
 
 # ---- writing -----------------------------------------------------------------------------------

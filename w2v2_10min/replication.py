@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from w2v2_10min import stats
+from w2v2_10min import layout, stats
 from w2v2_10min.common import atomic_path
 from w2v2_10min.paper import DECODER_TITLES, MODEL_TITLES, paper_row
 
@@ -41,54 +41,89 @@ def _subsets(records: list[dict]) -> list[str]:
 
 def analyse(records: list[dict]) -> list[dict]:
     """Everything the report says, per model, protocol and decoder, sorted."""
-    trained = [r for r in records if r.get("protocol") != "released"]
+    trained = [r for r in records if r["protocol"] != layout.RELEASED]
     released = {(r["model"], _decoder(r), r["subset"]): r for r in records
-                if r.get("protocol") == "released"}
+                if r["protocol"] == layout.RELEASED}
     selected = defaultdict(dict)
     for choice in stats.select_runs(trained):
         selected[(choice["model"], choice["protocol"])][choice["split"]] = choice
     settings = defaultdict(list)
     for r in trained:
-        settings[(r["model"], stats.protocol_of(r), _decoder(r))].append(r)
+        settings[(r["model"], layout.protocol_label(r), _decoder(r))].append(r)
     out = []
     for (model, protocol, decoder), runs in sorted(settings.items()):
         paper = paper_row(model, decoder)
         choices = selected.get((model, protocol), {})
         setting = {"model": model, "protocol": protocol, "decoder": decoder,
                    "selection": [choices[s] for s in sorted(choices, key=stats.split_order)],
-                   "lrs": sorted({stats.lr_of(r) for r in runs}), "subsets": {}}
+                   "lrs": _lrs(runs), "subsets": {}}
+        splits = sorted({r["split"] for r in runs}, key=stats.split_order)
         for subset in _subsets(runs):
             here = [r for r in runs if r["subset"] == subset]
             entry = {"paper": paper.get(subset),
                      "released": released.get((model, decoder, subset), {}).get("wer"),
                      "released_path": released.get((model, decoder, subset), {}).get("path"),
-                     "seed_level": {}, "selected": {}}
+                     "seed_level": {}, "selected": {}, "notes": []}
             for lr in setting["lrs"]:
-                lr_runs = [r for r in here if stats.lr_of(r) == lr]
-                if not lr_runs:
-                    continue
-                entry["seed_level"][lr] = {
-                    kind: _seed_level(lr_runs, kind, entry["paper"])
-                    for kind in _kinds({str(r.get("split")) for r in lr_runs})}
-            kept = {}
-            for split, choice in choices.items():
-                match = [r for r in here if str(r.get("split")) == split and
-                         stats.lr_of(r) == choice["lr"] and str(r.get("seed")) == choice["seed"]]
-                if match:
-                    kept[split] = match[0]
-            for kind in _kinds(kept):
-                chosen = [r for s, r in kept.items() if kind in ("all", stats.split_kind(s))]
-                summary = stats.selected_interval([r["wer"] for r in chosen])
-                entry["selected"][kind] = {
-                    "runs": [{"split": str(r["split"]), "lr": stats.lr_of(r),
-                              "seed": str(r["seed"]), "wer": r["wer"], "path": r.get("path", "")}
-                             for r in sorted(chosen, key=lambda r: stats.split_order(r["split"]))],
-                    "candidates": sorted({choices[str(r["split"])]["candidates"] for r in chosen}),
-                    "mean": summary["mean"], "sd": summary["sd"], "pi": _pair(summary["pi"]),
-                    "verdict": _verdict(entry["paper"], summary["pi"])}
+                lr_runs = [r for r in here if stats.lr_label(r) == lr]
+                if lr_runs:
+                    entry["seed_level"][lr] = {
+                        kind: _seed_level(lr_runs, kind, entry["paper"])
+                        for kind in _kinds({r["split"] for r in lr_runs})}
+                entry["notes"] += _missing_splits(splits, lr_runs, subset, lr, setting)
+            kept = _kept(choices, here, subset, decoder, entry["notes"])
+            for kind in _kinds(kept) if kept else []:
+                entry["selected"][kind] = _selected(kept, kind, choices, entry["paper"])
             setting["subsets"][subset] = entry
         out.append(setting)
     return out
+
+
+def _lrs(runs: list[dict]) -> list[str]:
+    """The learning-rate labels of these runs, in numeric order of the rates trained with."""
+    value = {stats.lr_label(r): stats.lr_value(r) for r in runs}
+    return sorted(value, key=lambda lr: (value[lr] is None, value[lr] or 0.0, lr))
+
+
+def _missing_splits(splits: list[str], runs: list[dict], subset: str, lr: str,
+                    setting: dict) -> list[str]:
+    """A note for each split with runs of this setting but none of this subset and lr."""
+    have = {r["split"] for r in runs}
+    return [f"split {s}: no {subset} decode{' at lr ' + lr if len(setting['lrs']) > 1 else ''}"
+            f"; left out of the seed-level statistics" for s in splits if s not in have]
+
+
+def _kept(choices: dict, here: list[dict], subset: str, decoder: str,
+          notes: list[str]) -> dict:
+    """{split: the kept run's record of this subset}; a note for each split that has none."""
+    kept = {}
+    for split in sorted(choices, key=stats.split_order):
+        choice = choices[split]
+        if choice["seed"] is None:
+            notes.append(f"split {split}: no run kept ({choice['note']}); left out of the "
+                         "best-of-n interval")
+            continue
+        match = [r for r in here if r["split"] == split and r["seed"] == choice["seed"]
+                 and stats.lr_value(r) == choice["lr_value"]]
+        if match:
+            kept[split] = match[0]
+        else:
+            notes.append(f"split {split}: its kept run (seed {choice['seed']}"
+                         f"{', lr ' + choice['lr'] if choice['lr'] else ''}) has no {subset} "
+                         f"decode ({decoder}); left out of the best-of-n interval")
+    return kept
+
+
+def _selected(kept: dict, kind: str, choices: dict, paper) -> dict:
+    """The best-of-n statistics over the kept runs of one kind of split."""
+    chosen = [r for s, r in kept.items() if kind in ("all", stats.split_kind(s))]
+    summary = stats.selected_interval([r["wer"] for r in chosen])
+    return {"runs": [{"split": r["split"], "lr": stats.lr_label(r), "seed": r["seed"],
+                      "wer": r["wer"], "path": r.get("path", "")}
+                     for r in sorted(chosen, key=lambda r: stats.split_order(r["split"]))],
+            "candidates": sorted({choices[r["split"]]["candidates"] for r in chosen}),
+            "mean": summary["mean"], "sd": summary["sd"], "pi": _pair(summary["pi"]),
+            "reason": summary["reason"], "verdict": _verdict(paper, summary["pi"])}
 
 
 def _verdict(paper, interval) -> str | None:
@@ -96,14 +131,14 @@ def _verdict(paper, interval) -> str | None:
 
 
 def _seed_level(runs: list[dict], kind: str, paper) -> dict:
-    runs = [r for r in runs if kind in ("all", stats.split_kind(str(r.get("split"))))]
+    runs = [r for r in runs if kind in ("all", stats.split_kind(r["split"]))]
     summary = stats.summarise_runs(runs, bootstrap=kind == "all")  # the table shows that one
     comp, iv, boot = summary["components"], summary["intervals"], summary["bootstrap"]
     result = {
-        "runs": [{"split": str(r.get("split")), "seed": str(r.get("seed")), "wer": r["wer"],
+        "runs": [{"split": r["split"], "seed": r["seed"], "wer": r["wer"],
                   "path": r.get("path", "")}
-                 for r in sorted(runs, key=lambda r: (stats.split_order(str(r.get("split"))),
-                                                      str(r.get("seed"))))],
+                 for r in sorted(runs, key=lambda r: (stats.split_order(r["split"]),
+                                                      len(r["seed"]), r["seed"]))],
         "split_means": {s: sum(v) / len(v) for s, v in summary["by_split"].items()},
         **{key: comp[key] for key in ("splits", "mean", "se", "var_split",
                                       "var_seed", "var_total", "icc", "method")
@@ -111,6 +146,7 @@ def _seed_level(runs: list[dict], kind: str, paper) -> dict:
         "runs_count": comp["runs"], "seeds_per_split": list(comp["seeds"]),
         "ci": _pair(iv["ci"]), "pi_run": _pair(iv["pi_run"]),
         "pi_seed_mean": _pair(iv["pi_seed_mean"]), "seeds_in_mean": iv["seeds_in_mean"],
+        "reason": stats.no_interval(comp),
         "bootstrap": None if boot is None else {**boot, "interval": [round(boot["low"], 4),
                                                                      round(boot["high"], 4)]},
         "verdict_run": _verdict(paper, iv["pi_run"]),
@@ -164,14 +200,11 @@ def paragraph(setting: dict) -> str:
         if level["ci"]:
             text += (f" (95% interval {_iv(level['ci'])}); one run on a new 10-minute split "
                      f"should land in {_iv(level['pi_run'])}")
+        else:
+            text += f" (no interval: {level['reason']})"
         if sel and sel["pi"]:
             text += f", and the best of {_n(sel)} runs in {_iv(sel['pi'])}"
-        text += "."
-        if entry["paper"] is not None and sel and sel["verdict"]:
-            text += (f" The paper's {entry['paper']:.1f} lies {sel['verdict']} the best-of-runs "
-                     f"interval and {level['verdict_seed_mean']} the interval for a mean of "
-                     f"{_plural(level['seeds_in_mean'], 'seed')}.")
-        sentences.append(text)
+        sentences.append(text + "." + _verdicts(entry, level, sel))
     last = [s for s in subsets if lr in setting["subsets"][s]["seed_level"]][-1]
     level = setting["subsets"][last]["seed_level"][lr]["all"]
     if level["icc"] is not None:
@@ -196,6 +229,16 @@ def paragraph(setting: dict) -> str:
         sentences.append(f"Splits and seeds cannot be told apart here ({level['method']}); "
                          "`make sweep` over more splits and seeds answers it.")
     return " ".join(sentences)
+
+
+def _verdicts(entry: dict, level: dict, sel: dict | None) -> str:
+    """The sentence placing the paper's number, for the intervals there are."""
+    said = ([f"{sel['verdict']} the best-of-runs interval"] if sel and sel["verdict"] else []) + \
+        ([f"{level['verdict_seed_mean']} the interval for a mean of "
+          f"{_plural(level['seeds_in_mean'], 'seed')}"] if level["verdict_seed_mean"] else [])
+    if entry["paper"] is None or not said:
+        return ""
+    return f" The paper's {entry['paper']:.1f} lies {' and '.join(said)}."
 
 
 def _plural(count: int, word: str) -> str:
@@ -265,14 +308,30 @@ def _sd(var) -> str:
     return "—" if var is None else f"{var ** 0.5:.2f}"
 
 
+def notes(setting: dict) -> list[str]:
+    """Every split or run left out of a statistic, and every interval not given, with why."""
+    out = []
+    for subset, entry in setting["subsets"].items():
+        out += [f"{subset}: {note}" for note in entry["notes"]]
+        for lr, levels in entry["seed_level"].items():
+            if levels["all"]["reason"]:
+                out.append(f"{subset}{', lr ' + lr if len(setting['lrs']) > 1 else ''}: no "
+                           f"seed-level interval: {levels['all']['reason']}")
+        sel = entry["selected"].get("all")
+        if sel and sel["reason"]:
+            out.append(f"{subset}: no best-of-n interval: {sel['reason']}")
+    return out
+
+
 def selection_table(setting: dict) -> str:
     lines = ["| split | kind | kept: lr, seed | chosen on | dev_other WER | runs compared | "
              "note | wer.json |", "|---|---|---|---|---|---|---|---|"]
     for c in setting["selection"]:
-        lines.append(f"| {c['split']} | {stats.split_kind(c['split'])} | "
-                     f"{c['lr'] or '—'}, {c['seed']} | dev_other, {c['criterion_decoder']} | "
-                     f"{c['criterion_wer']:.2f} | {c['candidates']} | {c['note'] or '—'} | "
-                     f"`{c['path']}` |")
+        kept = "none" if c["seed"] is None else f"{c['lr'] or '—'}, {c['seed']}"
+        lines.append(f"| {c['split']} | {stats.split_kind(c['split'])} | {kept} | "
+                     f"dev_other, {c['criterion_decoder']} | {_f(c['criterion_wer'], 2)} | "
+                     f"{c['candidates']} | {c['note'] or '—'} | "
+                     + (f"`{c['path']}` |" if c["path"] else "— |"))
     return "\n".join(lines)
 
 
@@ -290,8 +349,11 @@ def readme(analysis: list[dict], plots: list[str]) -> str:
     parts += [paragraph(s) + "\n" for s in analysis]
     parts += ["## Statistics per model, protocol and decoder", ""]
     for setting in analysis:
-        parts += [table(setting), "", "Runs kept by the paper's rule:", "",
-                  selection_table(setting), ""]
+        parts += [table(setting), ""]
+        said = notes(setting)
+        if said:
+            parts += ["Left out, and intervals not given:", "", *[f"- {n}" for n in said], ""]
+        parts += ["Runs kept by the paper's rule:", "", selection_table(setting), ""]
     if plots:
         parts += ["## Plots", "", "Each split's seeds as points, the kept run ringed, the split "
                   "mean as a bar, the one-run prediction band shaded, the paper dashed, the "
@@ -322,49 +384,10 @@ def plot_subset(analysis: list[dict], records: list[dict], subset: str, decoder:
                     key=stats.split_order)
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(splits) + 2) + 3.5, 4))
     for index, setting in enumerate(settings):
-        colour, entry = f"C{index}", setting["subsets"][subset]
-        name = f"{MODEL_TITLES.get(setting['model'], setting['model'])} {setting['protocol']}"
-        step = 0.3 / max(1, len(settings) * len(setting["lrs"]))
-        for position, lr in enumerate(setting["lrs"]):
-            if lr not in entry["seed_level"]:
-                continue
-            level = entry["seed_level"][lr]["all"]
-            offset = step * (index * len(setting["lrs"]) + position)
-            ax.scatter([splits.index(r["split"]) + offset for r in level["runs"]],
-                       [r["wer"] for r in level["runs"]], color=colour, s=18, alpha=0.8,
-                       marker="o^sv"[position % 4],
-                       label=f"{name}: runs" + (f", lr {lr}" if len(setting["lrs"]) > 1 else ""))
-            for split, mean in level["split_means"].items():
-                x = splits.index(split) + offset
-                ax.plot([x - 0.12, x + 0.12], [mean, mean], color=colour, linewidth=2)
-        first_lr = next(iter(entry["seed_level"]))
-        level = entry["seed_level"][first_lr]["all"]
-        kept = entry["selected"].get("all")
-        if kept:
-            ax.scatter([splits.index(r["split"]) + step * (index * len(setting["lrs"]) +
-                                                            setting["lrs"].index(r["lr"]))
-                        for r in kept["runs"]],
-                       [r["wer"] for r in kept["runs"]], s=110, facecolors="none",
-                       edgecolors=colour, linewidths=1.5, label=f"{name}: kept (paper's rule)")
-        if level["pi_run"]:
-            ax.axhspan(*level["pi_run"], color=colour, alpha=0.12,
-                       label=f"{name}: 95% PI, one run on a new split"
-                       + (f" (lr {first_lr})" if len(setting["lrs"]) > 1 else ""))
-        if entry["paper"] is not None:
-            ax.axhline(entry["paper"], color=colour, linestyle="--", label=f"{name}: paper")
-        if entry["released"] is not None:
-            ax.axhline(entry["released"], color=colour, linestyle=":",
-                       label=f"{name}: released checkpoint")
+        _plot_setting(ax, setting, setting["subsets"][subset], f"C{index}", splits,
+                      0.3 / max(1, len(settings) * len(setting["lrs"])), index)
     for index, model in enumerate(released_only, start=len(settings)):
-        title = MODEL_TITLES.get(model, model)
-        for r in records:
-            if (r["model"], r.get("protocol"), r["subset"], _decoder(r)) == \
-                    (model, "released", subset, decoder):
-                ax.axhline(r["wer"], color=f"C{index}", linestyle=":",
-                           label=f"{title}: released checkpoint")
-        if subset in paper_row(model, decoder):
-            ax.axhline(paper_row(model, decoder)[subset], color=f"C{index}", linestyle="--",
-                       label=f"{title}: paper")
+        _plot_released_only(ax, records, model, subset, decoder, f"C{index}")
     ax.set_xticks(range(len(splits)), [f"split {s}" for s in splits])
     ax.set_ylabel("WER (%)")
     ax.set_title(f"{subset}: 10-minute fine-tuning, {DECODER_TITLES.get(decoder, decoder)}")
@@ -374,3 +397,53 @@ def plot_subset(analysis: list[dict], records: list[dict], subset: str, decoder:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return True
+
+
+def _plot_setting(ax, setting: dict, entry: dict, colour: str, splits: list, step: float,
+                  index: int) -> None:
+    """One model and protocol: its runs per lr (offset by `step`), split means, the kept runs,
+    the one-run prediction band, the paper's and the released checkpoint's lines."""
+    name = f"{MODEL_TITLES.get(setting['model'], setting['model'])} {setting['protocol']}"
+    lrs = setting["lrs"]
+    for position, lr in enumerate(lrs):
+        if lr not in entry["seed_level"]:
+            continue
+        level = entry["seed_level"][lr]["all"]
+        offset = step * (index * len(lrs) + position)
+        ax.scatter([splits.index(r["split"]) + offset for r in level["runs"]],
+                   [r["wer"] for r in level["runs"]], color=colour, s=18, alpha=0.8,
+                   marker="o^sv"[position % 4],
+                   label=f"{name}: runs" + (f", lr {lr}" if len(lrs) > 1 else ""))
+        for split, mean in level["split_means"].items():
+            x = splits.index(split) + offset
+            ax.plot([x - 0.12, x + 0.12], [mean, mean], color=colour, linewidth=2)
+    first_lr = next(iter(entry["seed_level"]))
+    level = entry["seed_level"][first_lr]["all"]
+    kept = entry["selected"].get("all")
+    if kept:
+        ax.scatter([splits.index(r["split"]) + step * (index * len(lrs) + lrs.index(r["lr"]))
+                    for r in kept["runs"]],
+                   [r["wer"] for r in kept["runs"]], s=110, facecolors="none",
+                   edgecolors=colour, linewidths=1.5, label=f"{name}: kept (paper's rule)")
+    if level["pi_run"]:
+        ax.axhspan(*level["pi_run"], color=colour, alpha=0.12,
+                   label=f"{name}: 95% PI, one run on a new split"
+                   + (f" (lr {first_lr})" if len(lrs) > 1 else ""))
+    if entry["paper"] is not None:
+        ax.axhline(entry["paper"], color=colour, linestyle="--", label=f"{name}: paper")
+    if entry["released"] is not None:
+        ax.axhline(entry["released"], color=colour, linestyle=":",
+                   label=f"{name}: released checkpoint")
+
+
+def _plot_released_only(ax, records: list[dict], model: str, subset: str, decoder: str,
+                        colour: str) -> None:
+    """A model with no runs of its own: its released checkpoint dotted, the paper dashed."""
+    title = MODEL_TITLES.get(model, model)
+    for r in records:
+        if (r["model"], r.get("protocol"), r["subset"], _decoder(r)) == \
+                (model, "released", subset, decoder):
+            ax.axhline(r["wer"], color=colour, linestyle=":", label=f"{title}: released checkpoint")
+    if subset in paper_row(model, decoder):
+        ax.axhline(paper_row(model, decoder)[subset], color=colour, linestyle="--",
+                   label=f"{title}: paper")

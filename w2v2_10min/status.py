@@ -1,7 +1,7 @@
 """`make status`: one line per run under a runs folder, saying where it is.
 
 Usage:
-  python scripts/status.py --runs runs
+  python scripts/status.py --run-root runs
 
   queued       its SLURM job waits (job id and SLURM's reason)
   running      its job runs: update N of M, from the newest RUN/logs/finetune-*.log
@@ -91,13 +91,13 @@ def describe(run: Path, states: dict[str, str] | None) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="RUN_ROOT")
+    parser.add_argument("--run-root", type=Path, default=Path("runs"))
     args = parser.parse_args(argv)
-    runs = run_folders(args.runs)
+    runs = run_folders(args.run_root)
     states = job_states() if shutil.which("squeue") and any(
         (run / "slurm.json").is_file() for run in runs) else None
     for run in runs:
-        print(f"{run.relative_to(args.runs)}: {describe(run, states)}")
+        print(f"{run.relative_to(args.run_root)}: {describe(run, states)}")
     if not runs:
-        print(f"no runs under {args.runs}")
+        print(f"no runs under {args.run_root}")
     return 0

@@ -1,9 +1,10 @@
 """Tune the 4-gram LM's weight and word score on one set, as the paper did (`make tune-lm`).
 
 Usage:
-  python scripts/tune_lm.py --checkpoint CKPT --data MANIFEST_DIR --run RUN_DIR \
+  python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
       --lm LM.arpa[.gz] --lexicon LEXICON [--subset dev_other] [--trials 128] [--beam 500]
-      [--jobs N] [--seed 1]
+      [--jobs N] [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
+  (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
 The paper (section 4.4) tuned the LM weight in [0, 5] and the word insertion score in [-5, 5]
 by Bayesian optimisation on dev-other, 128 trials at beam 500. Here Optuna's TPE sampler
@@ -16,19 +17,17 @@ uses) and trials.json every trial.
 from __future__ import annotations
 
 import argparse
-import logging
-from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from w2v2_10min import emissions, stage
 from w2v2_10min.checkpoints import checkpoint_sha256
-from w2v2_10min.common import (UserError, file_digest, run_main, stage, versions,
+from w2v2_10min.common import (UserError, cpu_cores, file_digest, run_main, versions,
                                write_json_atomic)
-from w2v2_10min.decode_lm import cached_emissions, references
 from w2v2_10min.layout import tuning_dir
 from w2v2_10min.lm import (BEAM_THRESHOLD, LM_WEIGHT_RANGE, TUNE_BEAM, WORD_SCORE_RANGE,
-                           LexiconSearch, cpu_cores, symbols, weights_key)
-from w2v2_10min.scoring import summarise, utterance_errors
+                           LexiconSearch, symbols, weights_key)
+from w2v2_10min.score import summarise, utterance_errors
 
 STUDY = "lm-weights"
 
@@ -76,74 +75,66 @@ def tune(search: LexiconSearch, utterances, refs, trials: int, beam: int, jobs: 
     return study
 
 
-def main(argv=None) -> int:
+def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="manifest folder")
-    parser.add_argument("--run", type=Path, required=True, help="the run folder")
+    stage.add_run_arguments(parser)
     parser.add_argument("--lm", type=Path, required=True)
     parser.add_argument("--lexicon", type=Path, required=True)
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--trials", type=int, default=128)
     parser.add_argument("--beam", type=int, default=TUNE_BEAM)
     parser.add_argument("--jobs", type=int, default=cpu_cores(), help="processes for the search")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the TPE sampler")
+    parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    parser.add_argument("--verify-sha256", action="store_true",
-                        help="a downloaded checkpoint: check it against <checkpoint>.sha256 first")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.beam < 1:
         raise UserError(f"--trials {args.trials} --beam {args.beam}: give positive numbers")
-    if not args.checkpoint.is_file():
-        raise UserError(f"{args.checkpoint}: checkpoint not found; run `make finetune` first")
-    for ext in ("tsv", "ltr"):
-        if not (args.data / f"{args.subset}.{ext}").is_file():
-            raise UserError(f"{args.data / f'{args.subset}.{ext}'}: not found; "
-                            "run `make manifests` first")
-    checkpoint_sha = checkpoint_sha256(args.checkpoint, args.verify_sha256)
-    # the LM and lexicon before the model: a bad one stops before minutes of emissions
-    search = LexiconSearch(args.lm, args.lexicon, symbols(args.data))
-    out = tuning_dir(args.run)
-    key = {**weights_key(checkpoint_sha, args.lm, args.lexicon), "subset": args.subset,
-           "beam": args.beam, "manifest_sha256": file_digest(args.data / f"{args.subset}.tsv")}
-    import torch
+    return args
 
-    from w2v2_10min.decode import log_to
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    log = args.run / "logs" / f"tune-lm-{datetime.now():%Y%m%d-%H%M%S}.log"
-    log_to(log)
-    with stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}", log):
-        try:
-            emissions = cached_emissions(args.checkpoint, checkpoint_sha, args.data, args.run,
-                                         [args.subset], device, args.max_tokens)[args.subset]
-        except UserError:
-            raise
-        except Exception as err:  # fairseq's own failures: the details are in the log
-            logging.exception("computing emissions failed")
-            raise UserError(f"computing emissions failed ({type(err).__name__}: {err}); "
-                            f"full log: {log}") from None
-        study = tune(search, emissions, references(args.data, args.subset), args.trials,
-                     args.beam, args.jobs, args.seed, out / "optuna.db", key)
-    finished = [t for t in study.trials if t.value is not None]
-    trials = [{"number": t.number, "lm_weight": t.params["lm_weight"],
-               "word_score": t.params["word_score"], "wer": t.value} for t in finished]
+def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) -> dict:
+    """weights.json: the best trial's weights and everything they hold for."""
     best = study.best_trial
-    record = {"lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
-              "wer": best.value, "trial": best.number, "trials": len(trials),
-              "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
-              "sampler": "optuna TPESampler", "seed": args.seed,
-              "lm_weight_range": list(LM_WEIGHT_RANGE),
-              "word_score_range": list(WORD_SCORE_RANGE),
-              "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
-              "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
-              "checkpoint": str(args.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
-              "versions": {**versions(), "flashlight-text": version("flashlight-text"),
-                           "optuna": version("optuna")}}
+    return {"lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
+            "wer": best.value, "trial": best.number,
+            "trials": sum(t.value is not None for t in study.trials),
+            "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
+            "sampler": "optuna TPESampler", "sampler_seed": args.sampler_seed,
+            "lm_weight_range": list(LM_WEIGHT_RANGE),
+            "word_score_range": list(WORD_SCORE_RANGE),
+            "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
+            "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
+            "checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
+            **(run.identity or {}),
+            "versions": {**versions(), "flashlight-text": version("flashlight-text"),
+                         "optuna": version("optuna")}}
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    run = stage.resolve_run(args)
+    stage.check_manifests(args.manifests, [args.subset])
+    checkpoint_sha = checkpoint_sha256(run.checkpoint, args.verify_sha256)
+    # the LM and lexicon before the model: a bad one stops before minutes of emissions
+    search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
+    out = tuning_dir(run.folder)
+    key = {**weights_key(checkpoint_sha, args.lm, args.lexicon), "subset": args.subset,
+           "beam": args.beam,
+           "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
+    with stage.fairseq_stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}",
+                             run.folder, "tune-lm"):
+        frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
+                                  [args.subset], stage.device(args), args.max_tokens)
+        study = tune(search, frames[args.subset], emissions.references(args.manifests,
+                                                                       args.subset),
+                     args.trials, args.beam, args.jobs, args.sampler_seed, out / "optuna.db", key)
+    trials = [{"number": t.number, "lm_weight": t.params["lm_weight"],
+               "word_score": t.params["word_score"], "wer": t.value}
+              for t in study.trials if t.value is not None]
+    record = weights_record(args, run, study, key, checkpoint_sha)
     write_json_atomic(out / "trials.json", trials)
     write_json_atomic(out / "weights.json", record)
-    print(f"{args.subset}: best WER {best.value:.2f} with lm_weight {record['lm_weight']:.3f}, "
+    print(f"{args.subset}: best WER {record['wer']:.2f} with lm_weight {record['lm_weight']:.3f}, "
           f"word_score {record['word_score']:.3f} ({len(trials)} trials, beam {args.beam}) "
           f"-> {out / 'weights.json'}")
     return 0

@@ -1,6 +1,6 @@
 """Download a released wav2vec 2.0 checkpoint and record or verify its SHA-256.
 
-Usage: python scripts/fetch_checkpoint.py --help   (the logic and its full usage: w2v2_10min/checkpoints.py)
+Usage: python scripts/checkpoints.py --help   (the logic and its full usage: w2v2_10min/checkpoints.py)
 """
 import sys
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Download, verify and unpack the data sets into DATA (the `make data` stage).
 
-Usage: python scripts/fetch.py --help   (the logic and its full usage: w2v2_10min/download.py)
+Usage: python scripts/download.py --help   (the logic and its full usage: w2v2_10min/download.py)
 """
 import sys
 from pathlib import Path
