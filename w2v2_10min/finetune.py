@@ -126,8 +126,9 @@ def plan(args) -> tuple[list[str], dict]:
                         "fine-tuning must use the pre-training value; fix the recipe or the file")
     batch = fit_batch(recipe.distributed_training.distributed_world_size,
                       recipe.optimization.update_freq[0], recipe.dataset.max_tokens,
-                      int(args.gpus), int(args.max_tokens) if args.max_tokens else None)
-    overrides = [f"task.normalize={str(normalize).lower()}",
+                      max(int(args.gpus), 1), int(args.max_tokens) if args.max_tokens else None)
+    overrides = [*(["common.cpu=true"] if args.gpus == "0" else []),  # GPUS=0: one CPU process
+                 f"task.normalize={str(normalize).lower()}",
                  f"distributed_training.distributed_world_size={batch['gpus']}",
                  f"optimization.update_freq=[{batch['update_freq']}]",
                  f"dataset.max_tokens={batch['max_tokens']}",
