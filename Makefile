@@ -34,7 +34,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny finetune \
-	decode decode-original sweep compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
+	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
 	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
@@ -101,7 +101,7 @@ PROTOCOL ?= fairseq## fine-tuning protocol: fairseq or paper (or tiny)
 SPLIT ?= 0## Libri-light 10-minute fold 0..5, or sSEED for a drawn sample
 SEED ?= 1## training seed
 RUN_ROOT ?= runs## where runs/<model>-<protocol>/10min-K/seed-S/ are written
-GPUS ?= 1## GPUs on this machine (or per SLURM job); update_freq keeps the recipe's batch
+GPUS ?= 1## GPUs on this machine (or per SLURM job; 0: CPU); update_freq keeps the recipe's batch
 MAX_TOKENS ?=## samples per GPU batch, lower to fit memory (default: the recipe's)
 LR ?=## learning rate instead of the recipe's (runs go to <model>-<protocol>-lr<LR>/)
 LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: linear, others: exponential); runs go to <model>-<protocol>-<LR_DECAY>/
@@ -110,26 +110,41 @@ ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
 WANDB_PROJECT ?= w2v2-10min## wandb project of fairseq's common.wandb_project, one run per training run in RUN/wandb/ (offline unless WANDB_MODE=online); empty: no wandb
 WANDB_MODE ?=## wandb's own variable: offline unless you set online (and WANDB_ENTITY)
-LAUNCHER ?= local## local, or slurm / submitit_local: through Hydra's submitit launcher
-PARTITION ?=## SLURM partition (LAUNCHER=slurm)
-TIME_MIN ?= 1440## SLURM time limit per run, minutes (LAUNCHER=slurm)
+LAUNCHER ?= local## local; slurm: `make sweep` queues one SLURM job per run (docs/finetuning.md); submitit_local
+PARTITION ?=## SLURM partition (LAUNCHER=slurm; empty: the cluster's default)
+TIME_MIN ?= 1440## SLURM time limit per job, minutes (LAUNCHER=slurm); a run that needs longer is requeued and resumes
+REQUEUES ?= 3## LAUNCHER=slurm: times a run's job may come back after its time limit or a requeue
 SEEDS ?= 1 2 3## seeds of `make sweep`
 LRS ?=## learning rates of `make sweep`, e.g. LRS="2e-5 3e-5" (default: the recipe's)
-JOBS ?= 1## runs `make sweep` keeps going at once (SLURM: how many jobs to queue)
+JOBS ?= 1## runs `make sweep` keeps going at once (not LAUNCHER=slurm: SLURM's scheduler decides)
 FAST ?= 1## 1: same training, less work per update (w2v2_plugin, docs/speed.md); 0: fairseq's own path
+SEEDED ?= 1## 1: masks and LayerDrop drawn from (SEED, update, utterance), so a SEED fixes the run and a resumed run ends as an uninterrupted one (docs/finetuning.md); 0: fairseq's own draws
 CHECKPOINT_MINUTES ?= 10## FAST=1: write checkpoints at most every N minutes, at the end and at each best validation (0: as fairseq)
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
 	@$(PY) scripts/finetune.py $(RUN_KNOBS) --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' \
 		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
-		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' \
+		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' --seeded '$(SEEDED)' \
 		--checkpoint-minutes '$(CHECKPOINT_MINUTES)' --args "$(ARGS)" $(if $(CFG),--print-config)
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
-sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once
+# what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
+	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
+	LEXICON BEAM LM_WEIGHT WORD_SCORE LM_JOBS
+sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once, or one SLURM job each
 	@$(PY) -m w2v2_10min.knobs SPLITS='$(SPLITS)' SEEDS='$(SEEDS)' LRS='$(LRS)' JOBS='$(JOBS)'
+ifeq ($(LAUNCHER),slurm)
+	@$(PY) scripts/cluster.py --splits '$(SPLITS)' --seeds '$(SEEDS)' --lrs '$(LRS)' \
+		--partition '$(PARTITION)' --time-min '$(TIME_MIN)' --requeues '$(REQUEUES)' \
+		$(foreach knob,$(JOB_KNOBS),--knob "$(knob)=$($(knob))")
+else
 	$(MAKE) --no-print-directory -j$(JOBS) $(SWEEP_RUNS)
+endif
+
+status: setup ## one line per run under RUN_ROOT: queued, running (update N of M), decoded (WER), failed (log), interrupted
+	@$(PY) scripts/status.py --run-root $(RUN_ROOT)
 
 sweep_%:
 	$(eval parts := $(subst _, ,$*))

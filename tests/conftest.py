@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import slurm_cluster
+
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tiny" / "corpus"
 PYTHON = sys.executable
@@ -19,6 +21,8 @@ TOOLS = {
     "pocketsphinx-testdata": (
         lambda: Path("/usr/share/pocketsphinx/test/data/librivox").is_dir(),
         "pocketsphinx-testdata"),
+    # slurmctld, slurmd, munged and the client commands (tests/slurm_cluster.py)
+    "slurm": (slurm_cluster.available, "slurm-wlm munge"),
 }
 
 
@@ -105,9 +109,9 @@ def on_terminal(*command, env=None) -> tuple[int, str]:
     return proc.wait(), b"".join(chunks).decode(errors="replace")
 
 
-def make(*args, check=True) -> subprocess.CompletedProcess:
+def make(*args, check=True, env=None) -> subprocess.CompletedProcess:
     proc = subprocess.run(["make", "--no-print-directory", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"make {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -131,3 +135,21 @@ def tiny_env(tmp_path_factory):
     make("pretrain-tiny", f"PRETRAINED_DIR={root / 'pretrained'}", f"DEMO_ROOT={root / 'demo'}")
     make("manifests", f"DATA={TINY}", "SPLITS=0", f"MANIFEST_ROOT={root / 'manifests'}")
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A live single-node SLURM cluster (tests/slurm_cluster.py) for the session; SLURM_CONF
+    points every sbatch, squeue and scontrol of the tests at it. Stopped at the end."""
+    cluster = slurm_cluster.SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, make
+from conftest import make
 
 UPDATES = 300
 # Batches of two tiny utterances (4 per pass) inside an update of 8, as a 10-minute split is a
@@ -23,22 +23,18 @@ def knobs(env, root):
             f"RUN_ROOT={env / root}"]
 
 
-# fairseq 0.12.3 draws masks from OS entropy (tests/seeded_masks/sitecustomize.py): both paths
-# run with masks drawn from numpy's seeded generator instead, or no two runs would ever agree.
-SEEDED_MASKS = f"PYTHONPATH={REPO / 'tests' / 'seeded_masks'}:{REPO}"
-
-
 def run_dir(env, root):
     return env / root / "tiny-tiny" / "10min-0" / "seed-1"
 
 
 @pytest.fixture(scope="module")
 def both(tiny_env):
-    """The same tiny fine-tuning run on fairseq's path and on the fast path, then decoded."""
+    """The same tiny fine-tuning run on fairseq's path and on the fast path, then decoded
+    (masks seeded by the plugin, as by default: fairseq's own draw from OS entropy)."""
     runs = {}
     for fast in ("0", "1"):
         root = f"fast{fast}"
-        make("finetune", *SETTINGS, *knobs(tiny_env, root), f"FAST={fast}", SEEDED_MASKS, ARGS)
+        make("finetune", *SETTINGS, *knobs(tiny_env, root), f"FAST={fast}", ARGS)
         make("decode", *SETTINGS, *knobs(tiny_env, root), "EVAL_SETS=train dev-other")
         runs[fast] = run_dir(tiny_env, root)
     return runs
@@ -54,7 +50,7 @@ def losses(run):
 def test_fast_path_is_selected_with_one_pass_per_update(both):
     plain = yaml.safe_load((both["0"] / "config.yaml").read_text())
     fast = yaml.safe_load((both["1"] / "config.yaml").read_text())
-    assert plain["task"]["_name"] == "audio_finetuning"
+    assert plain["task"]["_name"] == "audio_finetuning_seeded"  # fairseq's, masks seeded
     assert plain["optimization"]["update_freq"] == [8]
     assert fast["task"]["_name"] == "audio_finetuning_fast"
     assert fast["task"]["passes_per_epoch"] == 50 and fast["task"]["batches_per_pass"] == 4
@@ -148,39 +144,68 @@ def test_same_wer(both, subset):
         assert hyps and plain["cer"] < 100
 
 
+def train_batches(tiny_env):
+    """A function making fairseq's own batch iterator over the tiny split (seed 3)."""
+    from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+    from omegaconf import OmegaConf
+
+    config = AudioFinetuningConfig(data=str(tiny_env / "manifests" / "10min-0"), labels="ltr")
+    root = OmegaConf.create({"common": {"tpu": False}, "task": OmegaConf.structured(config)})
+    task = AudioFinetuningTask.setup_task(root.task)
+    task.load_dataset("train")
+    return lambda: task.get_batch_iterator(
+        dataset=task.dataset("train"), max_tokens=100000, max_positions=(100000, 100000),
+        required_batch_size_multiple=1, seed=3, disable_iterator_cache=True)
+
+
+def ids(epoch_iterator):
+    return [sample["id"].tolist() for sample in epoch_iterator]
+
+
 @pytest.mark.parametrize("distinct", [True, False])
 def test_passes_reproduce_fairseq_epochs(tiny_env, monkeypatch, distinct):
     """One fast epoch of P passes yields fairseq's P epochs of batches, in their order.
 
     distinct=False: batches made again for every pass, as when utterances tie in length.
     """
-    from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
-    from omegaconf import OmegaConf
-
     from w2v2_plugin import fast_finetuning
     from w2v2_plugin.fast_finetuning import PassesEpochBatchIterator
 
-    config = AudioFinetuningConfig(data=str(tiny_env / "manifests" / "10min-0"), labels="ltr")
-    root = OmegaConf.create({"common": {"tpu": False}, "task": OmegaConf.structured(config)})
-    task = AudioFinetuningTask.setup_task(root.task)
-    task.load_dataset("train")
-    assert fast_finetuning.distinct_sizes(task.dataset("train"))
+    iterator = train_batches(tiny_env)
+    assert fast_finetuning.distinct_sizes(iterator().dataset)
     if not distinct:
         monkeypatch.setattr(fast_finetuning, "distinct_sizes", lambda dataset: False)
-
-    def iterator():
-        return task.get_batch_iterator(dataset=task.dataset("train"), max_tokens=100000,
-                                       max_positions=(100000, 100000),
-                                       required_batch_size_multiple=1, seed=3,
-                                       disable_iterator_cache=True)
-
     plain = iterator()
-    expected = [[sample["id"].tolist() for sample in plain.next_epoch_itr()] for _ in range(6)]
+    expected = [ids(plain.next_epoch_itr()) for _ in range(6)]
     assert len(expected[0]) == 4 and expected[0] != expected[1]  # shuffled every epoch
     fast = PassesEpochBatchIterator.wrap(iterator(), passes=3)
-    got = [[sample["id"].tolist() for sample in fast.next_epoch_itr()] for _ in range(2)]
+    got = [ids(fast.next_epoch_itr()) for _ in range(2)]
     assert len(fast) == 12
     assert got == [sum(expected[0:3], []), sum(expected[3:6], [])]
+
+
+@pytest.mark.parametrize("stop", [5, 12])  # mid-epoch (in its second pass), at its end
+def test_passes_resume_where_they_stopped(tiny_env, stop):
+    """A fast iterator saved after `stop` batches and restored in a new one (as fairseq does
+    from a checkpoint) goes on with the batches the first would have given next."""
+    from w2v2_plugin.fast_finetuning import PassesEpochBatchIterator
+
+    iterator = train_batches(tiny_env)
+    whole = PassesEpochBatchIterator.wrap(iterator(), passes=3)
+    expected = ids(whole.next_epoch_itr()) + ids(whole.next_epoch_itr())
+    first = PassesEpochBatchIterator.wrap(iterator(), passes=3)
+    batches = first.next_epoch_itr()
+    seen = [next(batches)["id"].tolist() for _ in range(stop)]
+    state = first.state_dict()
+    assert state["iterations_in_epoch"] == (0 if stop == 12 else stop)
+    resumed = PassesEpochBatchIterator.wrap(iterator(), passes=3)
+    resumed.load_state_dict(state)
+    rest = ids(resumed.next_epoch_itr())
+    if stop == 12:  # a new epoch: its passes are fairseq's epochs 4..6
+        assert resumed.epoch == 2
+    else:
+        rest += ids(resumed.next_epoch_itr())
+    assert seen + rest == expected
 
 
 def recipe_config(**changes):

@@ -236,9 +236,10 @@ def test_sweep_through_submitit_local_launcher(tiny_env):
 
 @pytest.mark.parametrize("knob,value,accepts", [
     ("LR", "abc", "LR accepts a learning rate > 0"), ("LR", "-1", "LR accepts a learning rate > 0"),
-    ("SEED", "x", "SEED accepts a whole number >= 0"), ("GPUS", "0", "GPUS accepts a whole number >= 1"),
+    ("SEED", "x", "SEED accepts a whole number >= 0"), ("GPUS", "x", "GPUS accepts a whole number >= 0"),
     ("MAX_TOKENS", "1.5", "MAX_TOKENS accepts a whole number"), ("FP16", "yes", "FP16 accepts true or false"),
     ("SPLIT", "7", "SPLIT accepts a fold 0..5 or sSEED"), ("LAUNCHER", "pbs", "LAUNCHER accepts local"),
+    ("SEEDED", "yes", "SEEDED accepts 1 (masks and LayerDrop drawn from SEED"),
 ])
 def test_bad_knob_values_stop_before_anything_runs(tmp_path, knob, value, accepts):
     proc = make("finetune", f"{knob}={value}", f"MANIFEST_ROOT={tmp_path}", f"RUN_ROOT={tmp_path}",

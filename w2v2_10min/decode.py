@@ -86,7 +86,6 @@ def decode(args, run: stage.Run, decoder, todo: list[str], settings, sha: str) -
 def main(argv=None) -> int:
     args = parse(argv)
     run = stage.resolve_run(args)
-    args.run = run.folder
     stage.check_manifests(args.manifests, args.subsets)
     decoder = decoders.get(args.decoder)
     # before anything is unpickled or written; Viterbi decoding that is up to date needs none

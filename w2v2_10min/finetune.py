@@ -4,8 +4,8 @@ Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
       --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
-      [--launcher local|slurm|...] [--fast 1|0] [--checkpoint-minutes 10] [--print-config] \
-      [--args 'model.mask_prob=0.5 ...']
+      [--launcher local|slurm|...] [--fast 1|0] [--seeded 1|0] [--checkpoint-minutes 10] \
+      [--print-config] [--args 'model.mask_prob=0.5 ...']
 
 1. Plan: compose recipes/finetune/10min.yaml for MODEL and PROTOCOL and work out the Hydra
    overrides that run it on GPUS devices with the recipe's effective batch:
@@ -84,6 +84,16 @@ def decay_override(lr_decay: str) -> list[str]:
     return [f"lr_decay={lr_decay}"] if lr_decay else []
 
 
+def seeded_override(seeded: str, args: str) -> list[str]:
+    """The plugin task's seeded_draws for SEEDED; none for ARGS=plugin=none (fairseq's task)."""
+    if "plugin=none" not in shlex.split(args):
+        return [f"task.seeded_draws={'true' if seeded == '1' else 'false'}"]
+    if seeded == "1":
+        raise UserError("SEEDED=1 draws masks and LayerDrop in w2v2_plugin, and ARGS say "
+                        "plugin=none: add SEEDED=0 FAST=0 for fairseq exactly as installed")
+    return []
+
+
 def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
               max_tokens_limit: int | None) -> dict:
     """Update frequency and max_tokens for GPUS devices that keep the recipe's batch."""
@@ -116,11 +126,13 @@ def plan(args) -> tuple[list[str], dict]:
                         "fine-tuning must use the pre-training value; fix the recipe or the file")
     batch = fit_batch(recipe.distributed_training.distributed_world_size,
                       recipe.optimization.update_freq[0], recipe.dataset.max_tokens,
-                      int(args.gpus), int(args.max_tokens) if args.max_tokens else None)
-    overrides = [f"task.normalize={str(normalize).lower()}",
+                      max(int(args.gpus), 1), int(args.max_tokens) if args.max_tokens else None)
+    overrides = [*(["common.cpu=true"] if args.gpus == "0" else []),  # GPUS=0: one CPU process
+                 f"task.normalize={str(normalize).lower()}",
                  f"distributed_training.distributed_world_size={batch['gpus']}",
                  f"optimization.update_freq=[{batch['update_freq']}]",
-                 f"dataset.max_tokens={batch['max_tokens']}"]
+                 f"dataset.max_tokens={batch['max_tokens']}",
+                 *seeded_override(args.seeded, args.args)]
     if args.lr:
         overrides.append(f"optimization.lr=[{args.lr}]")
     if args.fast == "1":
@@ -144,7 +156,8 @@ def plan(args) -> tuple[list[str], dict]:
               "fp16": args.fp16 or recipe.common.fp16, **batch, "normalize": normalize,
               "overrides": overrides, "pretrained": str(args.pretrained.resolve()),
               "pretrained_sha256": pretrained_sha256,
-              "launcher": args.launcher, "fast": args.fast, "args": args.args}
+              "launcher": args.launcher, "fast": args.fast, "seeded": args.seeded,
+              "args": args.args}
     return overrides, record
 
 
@@ -268,6 +281,9 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--args", default="", help="extra Hydra overrides for fairseq")
     parser.add_argument("--fast", default="1", type=knob("FAST"),
                         help="1: w2v2_plugin's fast path (docs/speed.md); 0: fairseq's own")
+    parser.add_argument("--seeded", default="1", type=knob("SEEDED"),
+                        help="1: masks and LayerDrop drawn from (seed, update, utterance); "
+                        "0: fairseq's own draws")
     parser.add_argument("--checkpoint-minutes", default="10", type=knob("CHECKPOINT_MINUTES"),
                         help="FAST=1: write checkpoints at most every N minutes (and at the end "
                         "and at each best validation); 0: whenever fairseq's intervals say")

@@ -62,7 +62,7 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
                   lambda v: bool(v.split()) and _each(_matches(r"[a-z0-9]+(-[a-z0-9]+)*"))(v)),
     "SEED": ("a whole number >= 0", _whole(0)),
     "SEEDS": ("whole numbers >= 0, space-separated, e.g. SEEDS=\"1 2 3\"", _each(_whole(0))),
-    "GPUS": ("a whole number >= 1", _whole(1)),
+    "GPUS": ("a whole number >= 0 (0: train on CPU)", _whole(0)),
     "MAX_TOKENS": ("a whole number of samples >= 1, e.g. MAX_TOKENS=640000", _whole(1)),
     "LR": ("a learning rate > 0, e.g. LR=3e-5", _positive_number),
     "LRS": ("learning rates > 0, space-separated, e.g. LRS=\"2e-5 3e-5\"",
@@ -72,12 +72,15 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
              _matches("[01]")),
+    "SEEDED": ("1 (masks and LayerDrop drawn from SEED, update and utterance) or 0 "
+               "(fairseq's own draws)", _matches("[01]")),
     "CHECKPOINT_MINUTES": ("minutes >= 0, e.g. CHECKPOINT_MINUTES=10 (0: every save fairseq's "
                            "intervals ask for)", _non_negative_number),
     "LAUNCHER": (", ".join(LAUNCHERS), lambda v: v in LAUNCHERS),
     "PARTITION": ("a SLURM partition name (no spaces)", _matches(NO_SPACE)),
     "TIME_MIN": ("minutes, a whole number >= 1", _whole(1)),
     "JOBS": ("a whole number >= 1", _whole(1)),
+    "REQUEUES": ("a whole number >= 0 of times a run's SLURM job may come back", _whole(0)),
     "DECODE_TRAIN": ("1 (also decode the training utterances) or nothing", _matches("1?")),
     "WANDB_PROJECT": ("a wandb project name (no spaces)", _matches(NO_SPACE)),
 }

@@ -53,7 +53,8 @@ def add_run_arguments(parser) -> None:
 
 
 def resolve_run(args) -> Run:
-    """The run the arguments name, its identity (checked against its folder) and checkpoint."""
+    """The run the arguments name, its identity (checked against its folder) and checkpoint;
+    `args.run` is set to its folder for what reads the run later (a decoder's tuned weights)."""
     if args.released:
         ident = layout.released_identity(args.released)
         folder = layout.run_dir(args.run_root, ident)
@@ -72,6 +73,7 @@ def resolve_run(args) -> Run:
         raise UserError(f"{checkpoint}: checkpoint not found; {fix}")
     if args.released:
         write_released_record(folder, ident, checkpoint)
+    args.run = folder
     return Run(folder, read_identity(folder, ident), checkpoint)
 
 

@@ -20,8 +20,10 @@ Selected by `recipes/finetune/speed/fast.yaml` (the default; `FAST=0` selects fa
   the best so far (`checkpoint_budget.py`).
 
 Randomness is untouched: fairseq seeds torch with seed + num_updates before each update, masks
-and LayerDrop draw from numpy's global generator, which neither change consumes, and batch
-shuffles use their own seeded generator as above.
+and LayerDrop are drawn as the base task `audio_finetuning_seeded` draws them
+(`seeded_draws.py`), and batch shuffles use their own seeded generator as above. A checkpoint
+records the iterator's position as fairseq's does (epoch, batches into it): a run resumed
+mid-epoch makes the epoch's passes again and skips the batches already seen.
 """
 from __future__ import annotations
 
@@ -34,10 +36,10 @@ import numpy as np
 from fairseq.data import BaseWrapperDataset
 from fairseq.data.iterators import EpochBatchIterator
 from fairseq.tasks import register_task
-from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
 
 from w2v2_plugin import checkpoint_budget
 from w2v2_plugin.feature_cache import FrozenFeatureCache
+from w2v2_plugin.seeded_draws import SeededAudioFinetuningConfig, SeededAudioFinetuningTask
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class PassesEpochBatchIterator(EpochBatchIterator):
 
 
 @dataclass
-class FastAudioFinetuningConfig(AudioFinetuningConfig):
+class FastAudioFinetuningConfig(SeededAudioFinetuningConfig):
     passes_per_epoch: int = field(default=1, metadata={
         "help": "passes over the training split per epoch (each pass is one update)"})
     batches_per_pass: int = field(default=0, metadata={
@@ -116,8 +118,8 @@ class FastAudioFinetuningConfig(AudioFinetuningConfig):
 
 
 @register_task("audio_finetuning_fast", dataclass=FastAudioFinetuningConfig)
-class FastAudioFinetuningTask(AudioFinetuningTask):
-    """audio_finetuning with the training audio in memory and several updates per epoch."""
+class FastAudioFinetuningTask(SeededAudioFinetuningTask):
+    """audio_finetuning_seeded with the training audio in memory and several updates per epoch."""
 
     cfg: FastAudioFinetuningConfig
 
