@@ -25,7 +25,10 @@ LOADED = re.compile(r"Loaded checkpoint .* @ (\d+) updates")
 
 def sweep(env, root, *extra, check=True):
     return make("sweep", *TINY, f"PRETRAINED_DIR={env / 'pretrained'}",
-                f"MANIFEST_ROOT={env / 'manifests'}", f"RUN_ROOT={root}", *extra, check=check)
+                f"MANIFEST_ROOT={env / 'manifests'}", f"RUN_ROOT={root}", *extra, check=check,
+                # the jobs inherit it: one thread each, so that a seeded run is bit for bit the
+                # same in every process (tests/test_seeded_runs.py)
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def run_of(root, seed=1):
@@ -62,6 +65,7 @@ def updates(run) -> int:
 SWEEPS = {
     "two": ["SEEDS=1 2", "ARGS=optimization.max_update=20"],
     "requeue": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05"],
+    "uninterrupted": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05"],  # the requeued run, left alone
 }
 
 
@@ -107,6 +111,13 @@ def test_requeue_mid_run_resumes_and_scancel_leaves_it_resumable(sweeps, tiny_en
     logs = "".join(p.read_text() for p in sorted((run / "logs").glob("finetune-*.log")))
     resumed = [int(n) for n in LOADED.findall(logs)]
     assert len(resumed) == 2 and 0 < resumed[0] <= resumed[1] < 600  # after each stop
+    # a seed is a run: requeued, cancelled and resumed, it ends where the same run left alone did
+    alone = run_of(sweeps["uninterrupted"][0])
+    wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
+    weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
+               for r in (run, alone)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.needs("slurm")

@@ -68,6 +68,17 @@ def read_lexicon(path: Path) -> dict[str, list[str]]:
     return out
 
 
+def spellings_for(path: Path, output_symbols: list[str]) -> tuple[dict[str, list[str]], dict]:
+    """The lexicon's spellings, each in letters the model outputs, and each symbol's index."""
+    spellings = read_lexicon(path)
+    index = {symbol: i for i, symbol in enumerate(output_symbols)}
+    for word, letters in spellings.items():
+        if any(letter not in index for letter in letters):
+            raise UserError(f"{path}: {word} has letters the model does not output; "
+                            "rebuild the lexicon with `make lm`")
+    return spellings, index
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=Path, required=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from w2v2_10min.common import UserError, file_digest
 from w2v2_10min.formats import dictionary_symbols
-from w2v2_10min.lexicon import BOUNDARY, read_lexicon
+from w2v2_10min.lexicon import BOUNDARY, spellings_for
 
 # fairseq's Dictionary puts these in front of dict.ltr.txt's symbols; <s> is the CTC blank.
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -76,12 +76,7 @@ class LexiconSearch:
         from flashlight.lib.text.decoder import SmearingMode, Trie
         from flashlight.lib.text.dictionary import Dictionary
 
-        spellings = read_lexicon(lexicon)
-        index = {symbol: i for i, symbol in enumerate(output_symbols)}
-        for word, letters in spellings.items():
-            if any(letter not in index for letter in letters):
-                raise UserError(f"{lexicon}: {word} has letters the model does not output; "
-                                "rebuild the lexicon with `make lm`")
+        spellings, index = spellings_for(lexicon, output_symbols)
         self.word_dict = Dictionary()
         for word in spellings:
             self.word_dict.add_entry(word)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
 from w2v2_10min.decoders.fourgram import weights
-from w2v2_10min.lexicon import BOUNDARY, read_lexicon
+from w2v2_10min.lexicon import BOUNDARY, spellings_for
 from w2v2_10min.lm import (BEAM_THRESHOLD, lexicon_decoder, normalised, symbols,
                            weights_key)
 
@@ -248,12 +248,7 @@ class TransformerSearch:
                  on: str = "cpu"):
         from flashlight.lib.text.decoder import SmearingMode, Trie
 
-        spellings = read_lexicon(lexicon)
-        letters = {symbol: i for i, symbol in enumerate(output_symbols)}
-        for word, spelling in spellings.items():
-            if any(letter not in letters for letter in spelling):
-                raise UserError(f"{lexicon}: {word} has letters the model does not output; "
-                                "rebuild the lexicon with `make lm`")
+        spellings, letters = spellings_for(lexicon, output_symbols)
         model, self.dictionary = load_model(lm)
         index = word_indices(lexicon, spellings, self.dictionary, lm_dictionary(lm))
         self.lm = TransformerLM(model, self.dictionary, on, batch)
