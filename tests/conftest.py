@@ -29,7 +29,7 @@ TOOLS = {
 # Tests that train or decode with fairseq through these fixtures are the `chain` tier; the rest
 # are unit tests, which `make test-unit` runs alone (`pytest -m "not chain"`, the developer's
 # loop). `make test` runs both.
-CHAIN_FIXTURES = {"tiny_env", "demo"}
+CHAIN_FIXTURES = {"tiny_env", "demo"}  # tiny_run uses tiny_env
 
 
 def pytest_configure(config):
@@ -153,3 +153,14 @@ def slurm(tmp_path_factory):
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = before
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_env, tmp_path_factory):
+    """The run folder of the tiny model fine-tuned for 20 updates on tiny split 0, made once per
+    test session for the tests that need any fine-tuned checkpoint."""
+    root = tmp_path_factory.mktemp("tiny-run")
+    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
+         f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
+         "ARGS=optimization.max_update=20")
+    return root / "tiny-tiny/10min-0/seed-1"

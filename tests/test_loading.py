@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make, run_script
+from conftest import run_script
 from w2v2_10min.common import UserError
 from w2v2_10min.emissions import compute as compute_emissions
 from w2v2_10min.emissions import to_words
@@ -26,13 +26,9 @@ SUBSET = "dev_other"
 
 
 @pytest.fixture(scope="module")
-def finetuned(tiny_env, tmp_path_factory):
+def finetuned(tiny_run):
     """checkpoint_last.pt of the tiny model fine-tuned for 20 updates on tiny split 0."""
-    root = tmp_path_factory.mktemp("finetuned")
-    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
-         f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
-         "ARGS=optimization.max_update=20")
-    return root / "tiny-tiny/10min-0/seed-1/checkpoints/checkpoint_last.pt"
+    return tiny_run / "checkpoints/checkpoint_last.pt"
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,9 @@ def lm_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run(tiny_env, tmp_path_factory):
-    """The tiny model fine-tuned for 20 updates on tiny split 0 (its run folder)."""
-    root = tmp_path_factory.mktemp("runs")
-    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
-         f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
-         "ARGS=optimization.max_update=20")
-    return root, root / "tiny-tiny/10min-0/seed-1"
+def run(tiny_run):
+    """The tiny model fine-tuned for 20 updates on tiny split 0: RUN_ROOT and its run folder."""
+    return tiny_run.parents[2], tiny_run
 
 
 def decode(tiny_env, run, lm: Path, lexicon: Path, *knobs, check=True):
