@@ -32,7 +32,7 @@ def test_layout_is_libri_light_and_librispeech():
     for fold in folds.iterdir():
         for condition in ("clean", "other"):
             speakers = list((fold / condition).iterdir())
-            assert len(speakers) == 2  # one female, one male voice, as in Libri-light's folds
+            assert len(speakers) == 4  # two female, two male voices
     for subset in ("dev-clean", "dev-other", "test-clean", "test-other", "librivox-real"):
         for trans in (TINY / "LibriSpeech" / subset).glob("*/*/*.trans.txt"):
             speaker, chapter = trans.name.removesuffix(".trans.txt").split("-")
@@ -41,4 +41,30 @@ def test_layout_is_libri_light_and_librispeech():
                 utt, text = line.split(" ", 1)
                 assert (trans.parent / f"{utt}.flac").is_file() and text == text.upper()
     size = sum(p.stat().st_size for p in TINY.rglob("*") if p.is_file())
-    assert size <= 5 * 2**20
+    assert size <= 20 * 10**6
+
+
+def test_pretraining_never_hears_an_evaluation_speakers_voice(tmp_path, monkeypatch):
+    """Every corpus speaker has a voice of its own; the evaluation sets' voices are those
+    `evaluation_voices()` names, and the extra pre-training audio has none of them (as
+    LibriSpeech's dev and test speakers are not in its 960 hours)."""
+    import sys
+    sys.path.insert(0, str(TINY.parent))
+    import make_tiny_corpus
+    import make_tiny_pretrained
+
+    spoken = []
+    monkeypatch.setattr(make_tiny_corpus, "write_chapter",
+                        lambda root, speaker, chapter, items, voice, **_: spoken.append(
+                            (root.relative_to(tmp_path).parts[1], voice)))
+    monkeypatch.setattr(make_tiny_corpus, "librivox_items", lambda: [])
+    make_tiny_corpus.build(tmp_path / "corpus")
+    corpus_voices = [voice for _, voice in spoken if voice]
+    assert len(corpus_voices) == len(set(corpus_voices))
+    held_out = {voice for part, voice in spoken if part == "LibriSpeech" and voice}
+    assert held_out == make_tiny_corpus.evaluation_voices() and len(held_out) == 8
+    spoken.clear()
+    make_tiny_pretrained.extra_audio(tmp_path / "pretrain" / "extra")
+    extra = {voice for _, voice in spoken}
+    assert extra and not extra & held_out
+    assert len(extra) == len(make_tiny_corpus.VOICES_F + make_tiny_corpus.VOICES_M) - 8

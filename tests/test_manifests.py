@@ -51,7 +51,7 @@ def test_split_folder_is_complete_and_deterministic(tmp_path):
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     rows = (tmp_path / "a" / "train.tsv").read_text().splitlines()[1:]
-    assert rows == sorted(rows) and len(rows) == 8
+    assert rows == sorted(rows) and len(rows) == 64
 
 
 def test_dict_is_the_released_one(tmp_path):
@@ -65,7 +65,7 @@ def test_dict_is_the_released_one(tmp_path):
 def test_summary_counts_the_fold(tmp_path):
     build(TINY, tmp_path / "m")
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
-    assert summary["train"]["utterances"] == 8 and summary["train"]["speakers"] == 4
+    assert summary["train"]["utterances"] == 64 and summary["train"]["speakers"] == 8
     samples = sum(int(l.split("\t")[1]) for l in
                   (tmp_path / "m" / "train.tsv").read_text().splitlines()[1:])
     assert summary["train"]["minutes"] == pytest.approx(samples / 16000 / 60, abs=1e-3)
@@ -179,7 +179,7 @@ def test_several_splits_in_one_run_with_a_summary_table(tmp_path):
         assert f"wrote {folder}" in proc.stdout
         info = json.loads((folder / "summary.json").read_text())["train"]
         utts, minutes, speakers, clean, other = rows[k]
-        assert (int(utts), int(speakers)) == (info["utterances"], info["speakers"]) == (8, 4)
+        assert (int(utts), int(speakers)) == (info["utterances"], info["speakers"]) == (64, 8)
         assert float(minutes) == pytest.approx(info["minutes"], abs=0.006)
         assert float(clean.rstrip("%")) + float(other.rstrip("%")) == pytest.approx(100, abs=0.2)
         assert float(other.rstrip("%")) == pytest.approx(100 * info["other_share"], abs=0.05)
@@ -309,8 +309,8 @@ def clone_speaker(corpus: Path, condition: str, source: str, new: str) -> None:
                 shutil.copy(f, target)
 
 
-GENDERS = {"988": "F", "1025": "M", "3001": "F", "3002": "F", "3003": "F",
-           "1062": "F", "1099": "M", "3004": "F", "3005": "F"}
+GENDERS = {"1876": "F", "1913": "M", "3001": "F", "3002": "F", "3003": "F",
+           "1950": "F", "1987": "M", "3004": "F", "3005": "F"}
 
 
 def speakers_txt(genders: dict[str, str]) -> str:
@@ -323,9 +323,9 @@ def speakers_txt(genders: dict[str, str]) -> str:
 def gendered_pool(corpus):
     """Three more female speakers in clean and two more in other: 4 F + 1 M per condition."""
     for new in ("3001", "3002", "3003"):
-        clone_speaker(corpus, "clean", "988", new)
+        clone_speaker(corpus, "clean", "1876", new)
     for new in ("3004", "3005"):
-        clone_speaker(corpus, "other", "1062", new)
+        clone_speaker(corpus, "other", "1950", new)
     return corpus
 
 
@@ -363,13 +363,13 @@ def test_speakers_txt_without_a_pool_speaker(gendered_pool, tmp_path):
 
 
 def test_speakers_txt_with_a_bad_line(corpus, tmp_path):
-    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt(GENDERS) + "988 | X | oops\n")
+    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt(GENDERS) + "1876 | X | oops\n")
     proc = build_many(corpus, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
     assert_one_line_error(proc, "SPEAKERS.TXT:13", "F or M")
 
 
 def test_speakers_txt_without_a_male_speaker(corpus, tmp_path):
-    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt({**GENDERS, "1025": "F"}))
+    (corpus / "LibriSpeech/SPEAKERS.TXT").write_text(speakers_txt({**GENDERS, "1913": "F"}))
     proc = build_many(corpus, tmp_path, "--sample", "1", "--minutes", "0.1", check=False)
     assert_one_line_error(proc, str(corpus / "librispeech_finetuning/9h/clean"),
                           "a female and a male speaker")
@@ -403,7 +403,7 @@ def test_hidden_files_are_skipped_like_fairseqs_glob(corpus, tmp_path):
     (chapter / ".hidden").mkdir()
     (chapter / ".hidden/x.flac").write_bytes(b"junk")
     build(corpus, tmp_path / "m")
-    assert len(tsv_rows(tmp_path / "m")) == 8
+    assert len(tsv_rows(tmp_path / "m")) == 64
 
 
 def test_duplicate_utterance_ids(corpus, tmp_path):

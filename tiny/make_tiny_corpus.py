@@ -34,26 +34,43 @@ from w2v2_10min.paper import EVAL_SETS  # noqa: E402
 SEED = 10
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
-# A small grammar: sentences share words, so a model trained on one fold can read
-# some words of the others.
-SUBJECTS = ["THE OLD MAN", "A YOUNG GIRL", "MY BROTHER", "HER FATHER", "THE CAPTAIN",
-            "OUR NEIGHBOUR", "THE DOCTOR", "HIS WIFE", "THE TEACHER", "A SMALL BOY"]
-VERBS = ["SAW", "FOUND", "LOST", "CARRIED", "PAINTED", "WANTED", "BROUGHT", "SOLD"]
-OBJECTS = ["THE RED BOX", "A LETTER", "HIS COAT", "THE GREEN DOOR", "SOME BREAD",
-           "A BLACK HORSE", "THE QUIET SHIP", "SIX CHAIRS", "THE KING'S MAP", "A JAR OF WAX"]
-ENDINGS = ["", "", "TODAY", "AT NIGHT", "IN THE SNOW", "BY THE RIVER", "LAST JUNE",
-           "WITHOUT A WORD", "DON'T YOU THINK"]
+# A small grammar (about 25 words): sentences share words, so a model fine-tuned on one fold
+# hears each word several times, from several voices, and can read new sentences of the others.
+SUBJECTS = ["THE OLD MAN", "A YOUNG GIRL", "MY BROTHER", "HER FATHER", "THE CAPTAIN"]
+VERBS = ["SAW", "FOUND", "LOST", "CARRIED", "PAINTED"]
+OBJECTS = ["THE RED BOX", "A LETTER", "HIS COAT", "THE GREEN DOOR", "SOME BREAD"]
+ENDINGS = ["", "", "TODAY", "AT NIGHT", "BY THE RIVER"]
 
-# Each speaker of the corpus gets its own espeak voice: an accent and a voice variant.
+# Each speaker of the corpus gets its own espeak voice: an accent and a voice variant, in an
+# order shuffled once (VOICE_SEED) so that every fold hears a mix of accents.
 ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland", "en-gb-x-gbclan"]
 VOICES_F = [f"{accent}+f{v}" for v in range(1, 6) for accent in ACCENTS]
 VOICES_M = [f"{accent}+m{v}" for v in range(1, 8) for accent in ACCENTS]
+VOICE_SEED = 12
 
-# Utterances per speaker. Each fold, the pool and each evaluation set has one female and
-# one male speaker per condition, as each Libri-light fold has.
-FOLD_UTTERANCES = 2
-POOL_UTTERANCES = 2
-EVAL_UTTERANCES = 2
+# Speakers per gender and utterances per speaker, in each condition (clean, other) of each fold
+# and of the pool, and in each evaluation set. A fold: 8 voices, 64 utterances, 2.3 minutes.
+FOLD_SPEAKERS, FOLD_UTTERANCES = 2, 8
+POOL_SPEAKERS, POOL_UTTERANCES = 1, 6
+EVAL_SPEAKERS, EVAL_UTTERANCES = 1, 5
+GROUPS = [(f"1h/{k}", FOLD_SPEAKERS, FOLD_UTTERANCES) for k in range(6)] + \
+    [("9h", POOL_SPEAKERS, POOL_UTTERANCES)]
+
+
+def voice_order() -> dict[str, list[str]]:
+    """Every voice of each gender, in the order the corpus's speakers take them."""
+    order = {"F": list(VOICES_F), "M": list(VOICES_M)}
+    for gender in ("F", "M"):
+        random.Random(f"{VOICE_SEED}{gender}").shuffle(order[gender])
+    return order
+
+
+def evaluation_voices() -> set[str]:
+    """The voices of the evaluation sets' speakers: the last ones build() hands out."""
+    used = 2 * sum(speakers for _, speakers, _ in GROUPS)  # clean and other
+    order = voice_order()
+    return {v for gender in ("F", "M")
+            for v in order[gender][used:used + len(EVAL_SETS) * EVAL_SPEAKERS]}
 
 
 def sentence(rng: random.Random) -> str:
@@ -105,25 +122,26 @@ def librivox_items() -> list[tuple[str, Path]]:
 
 def build(out: Path) -> None:
     rng = random.Random(SEED)
-    voices = {"F": list(VOICES_F), "M": list(VOICES_M)}
+    voices = voice_order()
     speaker_ids = iter(range(100, 10_000, 37))
 
-    def speaker_pair(root: Path, condition: str, per_speaker: int) -> None:
-        """One female and one male speaker, each with one chapter, under `root`."""
+    def speakers(root: Path, condition: str, per_gender: int, per_speaker: int) -> None:
+        """`per_gender` female and as many male speakers, each with one chapter, under root."""
         for gender in ("F", "M"):
-            speaker = next(speaker_ids)
-            items = [(sentence(rng), None) for _ in range(per_speaker)]
-            write_chapter(root, speaker, speaker * 10 + 1, items, voices[gender].pop(0),
-                          speed=rng.randint(150, 185), pitch=rng.randint(30, 70),
-                          other=condition == "other")
+            for _ in range(per_gender):
+                speaker = next(speaker_ids)
+                items = [(sentence(rng), None) for _ in range(per_speaker)]
+                write_chapter(root, speaker, speaker * 10 + 1, items, voices[gender].pop(0),
+                              speed=rng.randint(150, 185), pitch=rng.randint(30, 70),
+                              other=condition == "other")
 
     finetuning = out / "librispeech_finetuning"
-    for pool, per_speaker in [(f"1h/{k}", FOLD_UTTERANCES) for k in range(6)] + \
-            [("9h", POOL_UTTERANCES)]:
+    for pool, per_gender, per_speaker in GROUPS:
         for condition in ("clean", "other"):
-            speaker_pair(finetuning / pool / condition, condition, per_speaker)
+            speakers(finetuning / pool / condition, condition, per_gender, per_speaker)
     for subset in EVAL_SETS:
-        speaker_pair(out / "LibriSpeech" / subset, subset.split("-")[1], EVAL_UTTERANCES)
+        speakers(out / "LibriSpeech" / subset, subset.split("-")[1], EVAL_SPEAKERS,
+                 EVAL_UTTERANCES)
     write_chapter(out / "LibriSpeech" / "librivox-real", 9999, 1, librivox_items(),
                   voice="", speed=0, pitch=0, other=False)
 
