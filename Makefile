@@ -29,11 +29,11 @@ RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) \
 	--checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
-DEMO = MODEL=tiny PROTOCOL=tiny SPLIT=0 SEED=1 DATA=$(TINY_CORPUS) \
+DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
 	MANIFEST_ROOT=$(DEMO_ROOT)/manifests RUN_ROOT=$(DEMO_ROOT) RESULTS=$(DEMO_ROOT)/results
 
-.PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny finetune \
+.PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
 	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm export-hf export-hf-original
 
@@ -210,30 +210,43 @@ compare: setup ## gather every wer.json under RUN_ROOT into RESULTS/table9.{md,c
 
 ##@ Demo on the embedded tiny corpus
 DEMO_ROOT ?= runs/demo## where `make demo` keeps what it makes
+DEMO_SPLITS ?= 0 1 2## tiny splits `make demo` fine-tunes on
+DEMO_SEEDS ?= 1 2## seeds of each of them
+DEMO_JOBS ?= 2## demo runs at once, the CPU cores shared between them
 DEMO_LM = LM_ARPA=$(DEMO_ROOT)/lm/4-gram.arpa.gz LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst \
 	TRANSFORMER_LM=$(DEMO_ROOT)/lm/tiny_word_transformer.pt
+DEMO_RUNS = $(foreach k,$(DEMO_SPLITS),$(foreach s,$(DEMO_SEEDS),demo_$(k)_$(s)))
+# each of DEMO_JOBS runs at once gets its share of the cores (torch's threads, the LM search)
+DEMO_THREADS = $(shell n=$$(( $$(nproc) / $(DEMO_JOBS) )); echo $$(( n > 0 ? n : 1 )))
 
-demo: setup pretrain-tiny ## the whole chain on the embedded tiny corpus, on CPU, ending with the table
-	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS=0
-	$(MAKE) --no-print-directory finetune $(DEMO)
-	$(MAKE) --no-print-directory decode $(DEMO) DECODE_TRAIN=1
+demo: setup pretrain-tiny ## the study in miniature on the embedded tiny corpus, on CPU: DEMO_SPLITS x DEMO_SEEDS runs, decoded, ending with the report
+	@$(PY) -m w2v2_10min.knobs SPLITS='$(DEMO_SPLITS)' SEEDS='$(DEMO_SEEDS)' JOBS='$(DEMO_JOBS)'
+	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS="$(DEMO_SPLITS)"
 	$(MAKE) --no-print-directory tiny-lm $(DEMO)
-	$(MAKE) --no-print-directory tune-lm $(DEMO) $(DEMO_LM) TRIALS=16
-	$(MAKE) --no-print-directory decode $(DEMO) $(DEMO_LM) DECODER=4gram
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(MAKE) --no-print-directory -O -j$(DEMO_JOBS) $(DEMO_RUNS) \
+		LM_JOBS=$(DEMO_THREADS)
 	$(MAKE) --no-print-directory compare $(DEMO)
 
-pretrain-tiny: $(PRETRAINED_DIR)/tiny.pt ## pre-train the tiny wav2vec 2.0 on the tiny corpus (cached)
+# one demo run: fine-tune, Viterbi (and the split's own utterances), 4-gram weights, 4-gram
+demo_%:
+	$(eval parts := $(subst _, ,$*))
+	$(eval knobs := $(DEMO) $(DEMO_LM) SPLIT=$(word 1,$(parts)) SEED=$(word 2,$(parts)))
+	$(MAKE) --no-print-directory finetune $(knobs)
+	$(MAKE) --no-print-directory decode $(knobs) DECODE_TRAIN=1
+	$(MAKE) --no-print-directory tune-lm $(knobs) TRIALS=16
+	$(MAKE) --no-print-directory decode $(knobs) DECODER=4gram
 
-$(PRETRAINED_DIR)/tiny.pt: recipes/pretrain/tiny.yaml | $(SETUP_STAMP)
-	$(PY) scripts/manifests.py --data $(TINY_CORPUS) --pretrain --out $(DEMO_ROOT)/manifests/pretrain
-	rm -rf $(PRETRAINED_DIR)/tiny-run && mkdir -p $(PRETRAINED_DIR)
-	$(FAIRSEQ_ENV) $(VENV)/bin/fairseq-hydra-train --config-dir recipes/pretrain --config-name tiny \
-		task.data=$(abspath $(DEMO_ROOT))/manifests/pretrain \
-		checkpoint.save_dir=$(abspath $(PRETRAINED_DIR))/tiny-run \
-		hydra.run.dir=$(abspath $(PRETRAINED_DIR))/tiny-run/hydra > $(PRETRAINED_DIR)/tiny-pretrain.log 2>&1 \
-		|| { tail -n 20 $(PRETRAINED_DIR)/tiny-pretrain.log >&2; exit 1; }
-	mv $(PRETRAINED_DIR)/tiny-run/checkpoint_last.pt $@
-	$(PY) scripts/checkpoints.py --record $@
+pretrain-tiny: $(PRETRAINED_DIR)/tiny.pt ## the committed tiny wav2vec 2.0 (tiny/pretrained/tiny.pt), copied into PRETRAINED_DIR and checked
+
+$(PRETRAINED_DIR)/tiny.pt: tiny/pretrained/tiny.pt tiny/pretrained/tiny.pt.sha256
+	mkdir -p $(PRETRAINED_DIR)
+	cp tiny/pretrained/tiny.pt.sha256 $@.sha256
+	cp tiny/pretrained/tiny.pt $@.part && mv $@.part $@
+	cd $(PRETRAINED_DIR) && sha256sum --quiet -c tiny.pt.sha256 \
+		|| { echo "error: $@ differs from tiny/pretrained/tiny.pt.sha256; git checkout tiny/pretrained" >&2; exit 1; }
+
+tiny-pretrained: setup ## pre-train tiny/pretrained/tiny.pt again with fairseq (recipes/pretrain/tiny.yaml; ~15 min on 2 cores; needs espeak-ng, sox)
+	$(PY) tiny/make_tiny_pretrained.py --corpus $(TINY_CORPUS) --work $(DEMO_ROOT)/tiny-pretrain --out tiny/pretrained
 
 tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's training text, into DEMO_ROOT/lm
 	@$(PY) tiny/make_tiny_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
@@ -246,7 +259,7 @@ tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testd
 	$(PY) tiny/make_tiny_corpus.py --out $(TINY_CORPUS)
 
 clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
-	rm -rf $(DEMO_ROOT) $(PRETRAINED_DIR)/tiny.pt $(PRETRAINED_DIR)/tiny-run $(PRETRAINED_DIR)/tiny-pretrain.log
+	rm -rf $(DEMO_ROOT) $(PRETRAINED_DIR)/tiny.pt $(PRETRAINED_DIR)/tiny.pt.sha256
 
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree

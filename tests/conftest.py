@@ -125,15 +125,45 @@ def corpus(tmp_path) -> Path:
     return dest
 
 
+# Utterances per speaker that the chain tests' smaller corpus keeps (`small_corpus`): a tiny
+# split of 8 and evaluation sets of 4, so that a fine-tuning update costs a test a few
+# hundredths of a second. Learning itself is tested on the whole corpus (test_end_to_end).
+SMALL_CORPUS_KEEPS = {"librispeech_finetuning": 1, "LibriSpeech": 2}
+
+
+def small_corpus(dest: Path) -> Path:
+    """The tiny corpus with fewer utterances per speaker (SMALL_CORPUS_KEEPS; the real LibriVox
+    clips all kept), in its layout, at dest; made once, then reused."""
+    import hashlib
+    texts = b"".join(t.read_bytes() for t in sorted(TINY.rglob("*.trans.txt")))
+    stamp = dest / ".made-from"  # the transcripts it was cut from: a new corpus remakes it
+    if stamp.is_file() and stamp.read_text() == hashlib.sha256(texts).hexdigest():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(TINY, dest)
+    for part, keep in SMALL_CORPUS_KEEPS.items():
+        for trans in sorted((dest / part).rglob("*.trans.txt")):
+            if "librivox-real" in trans.parts:
+                continue
+            lines = trans.read_text().splitlines(keepends=True)
+            trans.write_text("".join(lines[:keep]))
+            for line in lines[keep:]:
+                (trans.parent / f"{line.split()[0]}.flac").unlink()
+    stamp.write_text(hashlib.sha256(texts).hexdigest())
+    return dest
+
+
 @pytest.fixture(scope="session")
 def tiny_env(tmp_path_factory):
-    """A tiny pre-trained model and the tiny split-0 manifests, made once per test session, or
-    kept in W2V2_TINY_ENV (a folder) across sessions for a developer's loop: `make` remakes
-    them there only when the recipe changed."""
+    """The tiny pre-trained model, the smaller corpus (small_corpus) and its split-0
+    manifests, made once per test session, or kept in W2V2_TINY_ENV (a folder) across sessions
+    for a developer's loop: `make` remakes them there only when their sources changed."""
     root = Path(os.environ["W2V2_TINY_ENV"]) if os.environ.get("W2V2_TINY_ENV") else \
         tmp_path_factory.mktemp("tiny-env")
     make("pretrain-tiny", f"PRETRAINED_DIR={root / 'pretrained'}", f"DEMO_ROOT={root / 'demo'}")
-    make("manifests", f"DATA={TINY}", "SPLITS=0", f"MANIFEST_ROOT={root / 'manifests'}")
+    corpus = small_corpus(root / "corpus")
+    make("manifests", f"DATA={corpus}", "SPLITS=0", f"MANIFEST_ROOT={root / 'manifests'}")
     return root
 
 

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY, make, run_script
+from conftest import make, run_script
 
 from w2v2_10min.common import UserError, file_digest
 from w2v2_10min.formats import read_tsv
@@ -16,7 +16,7 @@ ONE_PER_BATCH = 50_000
 
 
 def knobs(env: Path, root: Path) -> list[str]:
-    return ["MODEL=tiny", "PROTOCOL=tiny", "SPLIT=0", "SEED=1", f"DATA={TINY}",
+    return ["MODEL=tiny", "PROTOCOL=tiny", "SPLIT=0", "SEED=1", f"DATA={env / 'corpus'}",
             f"PRETRAINED_DIR={env / 'pretrained'}", f"MANIFEST_ROOT={env / 'manifests'}",
             f"RUN_ROOT={root}", "EVAL_SETS=" + " ".join(s.replace("_", "-") for s in SUBSETS)]
 

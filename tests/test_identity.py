@@ -14,12 +14,12 @@ from w2v2_10min.common import UserError
 from w2v2_10min.stage import read_identity
 
 KNOBS = ["MODEL=tiny", "SPLIT=0", "SEED=1", "LR_DECAY=exponential"]
-TRAINED = "tiny-tiny-exponential-lr1e-3"  # LR named, at the tiny recipe's own value
+TRAINED = "tiny-tiny-exponential-lr3e-3"  # LR named, at the tiny recipe's own value
 
 
 def stage_knobs(env, root):
     return [f"PRETRAINED_DIR={env / 'pretrained'}", f"MANIFEST_ROOT={env / 'manifests'}",
-            f"RUN_ROOT={root}", f"DATA={TINY}", "EVAL_SETS=dev-other"]
+            f"RUN_ROOT={root}", f"DATA={env / 'corpus'}", "EVAL_SETS=dev-other"]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def trained(tiny_env, tmp_path_factory):
     """A tiny run fine-tuned with LR_DECAY and LR given (300 updates: enough for its greedy
     transcripts to be unambiguous, which the export checks)."""
     root = tmp_path_factory.mktemp("identity")
-    make("finetune", *stage_knobs(tiny_env, root), *KNOBS, "LR=1e-3", "PROTOCOL=tiny",
+    make("finetune", *stage_knobs(tiny_env, root), *KNOBS, "LR=3e-3", "PROTOCOL=tiny",
          "ARGS=optimization.max_update=300 dataset.validate_interval_updates=300")
     return root
 
@@ -36,10 +36,10 @@ def test_finetune_writes_the_identity_into_run_json_and_names_the_folder_from_it
     run = trained / TRAINED / "10min-0" / "seed-1"
     record = json.loads((run / "run.json").read_text())
     ident = {key: record[key] for key in layout.IDENTITY}
-    assert ident == {"model": "tiny", "protocol": "tiny", "lr": "1e-3",
+    assert ident == {"model": "tiny", "protocol": "tiny", "lr": "3e-3",
                      "lr_decay": "exponential", "split": "0", "seed": "1"}
     assert layout.run_dir(trained, ident) == run
-    assert record["trained_lr"] == "1e-3" and record["trained_lr_decay"] == "exponential"
+    assert record["trained_lr"] == "3e-3" and record["trained_lr_decay"] == "exponential"
 
 
 def test_decode_tune_lm_and_export_hf_record_the_same_identity(trained, tiny_env, tmp_path):

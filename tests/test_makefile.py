@@ -85,9 +85,14 @@ def test_each_checked_knob_is_a_make_knob():
 
 
 def test_a_plain_make_demo_keeps_everything_under_demo_root():
-    """`make demo` with no knobs (as the README says it): every stage under runs/demo/."""
+    """`make demo` with no knobs (as the README says it): every stage under runs/demo/, and
+    each of the grid's 3 splits x 2 seeds fine-tuned, decoded, LM-tuned and LM-decoded once."""
     planned = make("-n", "demo").stdout
     stages = [line for line in planned.splitlines() if "MANIFEST_ROOT=" in line]
-    assert len(stages) == 7  # manifests, finetune, decode, tiny-lm, tune-lm, 4-gram decode, compare
+    # manifests, tiny-lm, then 6 x (finetune, decode, tune-lm, 4-gram decode), then compare
+    assert len(stages) == 2 + 6 * 4 + 1
+    runs = sorted(re.search(r" SPLIT=(\d) SEED=(\d)", line).groups()
+                  for line in stages if " finetune " in line)
+    assert runs == [(k, s) for k in "012" for s in "12"]
     assert all("MANIFEST_ROOT=runs/demo/manifests RUN_ROOT=runs/demo RESULTS=runs/demo/results"
                in line for line in stages)
