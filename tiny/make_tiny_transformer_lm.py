@@ -36,8 +36,8 @@ NAME = "tiny_word_transformer"
 MODEL = ["--arch", "transformer_lm_gbw", "--decoder-layers", "2",
          "--decoder-attention-heads", "2", "--decoder-ffn-embed-dim", "64",
          "--decoder-input-dim", "32", "--decoder-embed-dim", "32", "--decoder-output-dim", "32",
-         "--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "24,48",
-         "--adaptive-input", "--adaptive-input-cutoff", "24,48", "--adaptive-input-factor", "4",
+         "--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "8,16",
+         "--adaptive-input", "--adaptive-input-cutoff", "8,16", "--adaptive-input-factor", "4",
          "--adaptive-softmax-factor", "4", "--adaptive-softmax-dropout", "0",
          "--tie-adaptive-weights", "--dropout", "0", "--attention-dropout", "0",
          "--activation-dropout", "0"]

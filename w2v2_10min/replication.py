@@ -210,7 +210,7 @@ def paragraph(setting: dict) -> str:
     if level["icc"] is not None:
         share = round(100 * level["icc"])
         sentences.append(
-            f"Differences between splits make up {share}% of the run-to-run variance on "
+            f"Differences between splits account for {share}% of the run-to-run variance on "
             f"{last} (sd {_f(level['var_split'] ** 0.5)} between splits, "
             f"{_f(level['var_seed'] ** 0.5)} between seeds): "
             + ("which 10 minutes you draw matters more than the seed." if share > 60 else
