@@ -1,4 +1,5 @@
 """Shared fixtures: the repository paths, the tiny corpus, running scripts and Make targets."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -134,10 +135,10 @@ SMALL_CORPUS_KEEPS = {"librispeech_finetuning": 1, "LibriSpeech": 2}
 def small_corpus(dest: Path) -> Path:
     """The tiny corpus with fewer utterances per speaker (SMALL_CORPUS_KEEPS; the real LibriVox
     clips all kept), in its layout, at dest; made once, then reused."""
-    import hashlib
     texts = b"".join(t.read_bytes() for t in sorted(TINY.rglob("*.trans.txt")))
+    made_from = hashlib.sha256(texts).hexdigest()
     stamp = dest / ".made-from"  # the transcripts it was cut from: a new corpus remakes it
-    if stamp.is_file() and stamp.read_text() == hashlib.sha256(texts).hexdigest():
+    if stamp.is_file() and stamp.read_text() == made_from:
         return dest
     if dest.exists():
         shutil.rmtree(dest)
@@ -150,7 +151,7 @@ def small_corpus(dest: Path) -> Path:
             trans.write_text("".join(lines[:keep]))
             for line in lines[keep:]:
                 (trans.parent / f"{line.split()[0]}.flac").unlink()
-    stamp.write_text(hashlib.sha256(texts).hexdigest())
+    stamp.write_text(made_from)
     return dest
 
 

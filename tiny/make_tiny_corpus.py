@@ -120,6 +120,13 @@ def librivox_items() -> list[tuple[str, Path]]:
     return items
 
 
+def require_tools() -> None:
+    """One line naming espeak-ng or sox, and how to install it, when either is missing."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise UserError(f"{tool} not found; install it: apt-get install espeak-ng sox")
+
+
 def build(out: Path) -> None:
     rng = random.Random(SEED)
     voices = voice_order()
@@ -150,9 +157,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "tiny" / "corpus")
     args = parser.parse_args()
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise UserError(f"{tool} not found; install it: apt-get install espeak-ng sox")
+    require_tools()
     with atomic_path(args.out) as tmp:
         build(tmp)
     print(f"wrote {args.out}")
