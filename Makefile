@@ -77,15 +77,17 @@ EVAL_SETS ?= dev-clean dev-other test-clean test-other## LibriSpeech sets to wri
 MANIFEST_ROOT ?= manifests## where manifests/10min-K/ are written
 PRETRAINED_DIR ?= pretrained## pre-trained checkpoints (wav2vec_small.pt, ..., tiny.pt)
 RELEASED_DIR ?= released## released 10-minute fine-tuned checkpoints (make decode-original)
-LM ?=## LM=1: `make data` also runs `make lm`
+LM ?=## LM=1: `make data` also runs `make lm`; LM=transformer: `make lm` fetches the word Transformer LM too
 
 data: setup ## download, verify and unpack Libri-light's 10-min set, LibriSpeech dev/test, dict.ltr.txt into DATA
 	$(PY) scripts/download.py --data $(DATA)
 	$(if $(LM),@$(MAKE) --no-print-directory lm)
 
-lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and write LEXICON
+lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and write LEXICON; LM=transformer: also the word Transformer LM (TRANSFORMER_LM, its dict.txt and lexicon)
 	$(PY) scripts/download.py --data $(DATA) --lm --only 4-gram lexicon
 	$(PY) scripts/lexicon.py --words $(DATA)/librispeech-lexicon.txt --out $(LEXICON)
+	$(if $(filter transformer,$(LM)),$(PY) scripts/transformer_lm.py --dest $(dir $(TRANSFORMER_LM)) \
+		--words $(DATA)/librispeech-lexicon.txt)
 
 pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR (SHA-256 recorded, then verified)
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
@@ -156,7 +158,8 @@ DECODER ?= viterbi## viterbi (no LM), 4gram (KenLM) or transformer (fairseq's wo
 DECODE_TRAIN ?=## 1: also decode the split's own training utterances (shows learning; never a result)
 LM_ARPA ?= $(DATA)/4-gram.arpa.gz## n-gram LM of DECODER=4gram (ARPA, gzipped or not; `make lm`)
 LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` writes it)
-TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it)
+TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it; `make lm LM=transformer`)
+TRANSFORMER_LEXICON ?= $(dir $(TRANSFORMER_LM))lexicon.ltr.lst## letter lexicon of DECODER=transformer: the words its LM knows (`make lm LM=transformer`)
 LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 1)
 BEAM ?=## beam of the LM search (default: the paper's 4-gram 1500 decoding, 500 tuning; Transformer 500)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
@@ -179,7 +182,7 @@ decode-original: setup ## download MODEL's released 10-minute checkpoint and dec
 	@$(PY) scripts/decode.py $(RELEASED_KNOBS) $(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
 		--manifests $(MANIFESTS) --subsets $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
-LM_FILES = --lm $(if $(filter transformer,$(DECODER)),$(TRANSFORMER_LM),$(LM_ARPA)) --lexicon $(LEXICON) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
+LM_FILES = $(if $(filter transformer,$(DECODER)),--lm $(TRANSFORMER_LM) --lexicon $(TRANSFORMER_LEXICON),--lm $(LM_ARPA) --lexicon $(LEXICON)) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
 LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
 	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
 	$(if $(LM_BATCH),--lm-batch $(LM_BATCH)))
@@ -214,7 +217,7 @@ DEMO_SPLITS ?= 0 1 2## tiny splits `make demo` fine-tunes on
 DEMO_SEEDS ?= 1 2## seeds of each of them
 DEMO_JOBS ?= 2## demo runs at once, the CPU cores shared between them
 DEMO_LM = LM_ARPA=$(DEMO_ROOT)/lm/4-gram.arpa.gz LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst \
-	TRANSFORMER_LM=$(DEMO_ROOT)/lm/tiny_word_transformer.pt
+	TRANSFORMER_LM=$(DEMO_ROOT)/lm/tiny_word_transformer.pt TRANSFORMER_LEXICON=$(DEMO_ROOT)/lm/lexicon.ltr.lst
 DEMO_RUNS = $(foreach k,$(DEMO_SPLITS),$(foreach s,$(DEMO_SEEDS),demo_$(k)_$(s)))
 # each of DEMO_JOBS runs at once gets its share of the cores (torch's threads, the LM search)
 DEMO_THREADS = $(shell n=$$(( $$(nproc) / $(DEMO_JOBS) )); echo $$(( n > 0 ? n : 1 )))

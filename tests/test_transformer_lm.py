@@ -1,7 +1,8 @@
 """`make decode DECODER=transformer` gives fairseq's own W2lFairseqLMDecoder's hypotheses and
 scores, on the tiny fine-tuned model and the tiny word Transformer LM (trained with fairseq by
 `make tiny-transformer-lm`); a bad LM file, a lower-case dictionary and a lexicon word the LM
-lacks each stop with one line.
+lacks each stop with one line. `make lm LM=transformer`'s fetch and preparation run against a
+local server that serves the tiny LM under the released file names.
 
 fairseq's decoder is run as installed (the reference, not a copy); its unconditional `.cuda()`
 calls are made no-ops so that it runs on CPU.
@@ -19,7 +20,8 @@ import pytest
 import torch
 
 from bench.bench_transformer_lm import noisy_letters
-from conftest import make
+from conftest import make, run_script
+from test_fetch import Server, local_only  # noqa: F401  (local_only is autouse)
 from w2v2_10min.common import file_digest
 from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.emissions import from_cache
@@ -48,7 +50,7 @@ def run(tiny_run):
 def decode(tiny_env, run, lm: Path, lexicon: Path, *knobs, check=True):
     return make("decode", "MODEL=tiny", "PROTOCOL=tiny", f"MANIFEST_ROOT={tiny_env / 'manifests'}",
                 f"RUN_ROOT={run[0]}", "EVAL_SETS=dev-other", "DECODER=transformer",
-                f"TRANSFORMER_LM={lm}", f"LEXICON={lexicon}", f"BEAM={BEAM}", *knobs,
+                f"TRANSFORMER_LM={lm}", f"TRANSFORMER_LEXICON={lexicon}", f"BEAM={BEAM}", *knobs,
                 check=check)
 
 
@@ -144,3 +146,77 @@ def test_bad_lm_files_stop_with_one_line(tmp_path, tiny_env, run, lm_dir):
         lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert len(lines) == 1 and said in lines[0], proc.stderr
+
+
+@pytest.fixture
+def lm_server(lm_dir):
+    """The tiny LM and its lower-case vocabulary under the released names, on 127.0.0.1."""
+    srv = Server()
+    srv.files = {"lm_librispeech_word_transformer.pt":
+                 (lm_dir / "tiny_word_transformer.pt").read_bytes(),
+                 "lm_librispeech_word_transformer.dict":
+                 (lm_dir / "tiny_word_transformer.dict").read_bytes()}
+    yield srv
+    srv.close()
+
+
+def fetch_lm(dest: Path, words: Path, url: str, check=True):
+    return run_script("transformer_lm.py", "--dest", dest, "--words", words, "--base-url", url,
+                      check=check)
+
+
+def one_line(proc) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_make_lm_transformer_fetches_checks_and_prepares(tmp_path, tiny_env, lm_dir, lm_server):
+    """Downloaded with SHA-256 recorded, dict.txt upper-cased, the lexicon cut to the LM's
+    words; a rerun verifies instead of fetching; a changed file or bad input gives one line."""
+    dest, words = tmp_path / "transformer", tmp_path / "librispeech-lexicon.txt"
+    known = [line.split()[0] for line in (lm_dir / "dict.txt").read_text().splitlines()]
+    # LibriSpeech's lexicon lists words with their phones; one here the LM never saw
+    words.write_text("".join(f"{w}\tW ER1 D\n" for w in known if w.isalpha()) + "ZEBRA\tZ IY1\n")
+    fetch_lm(dest, words, lm_server.url)
+    for name in ("lm_librispeech_word_transformer.pt", "lm_librispeech_word_transformer.dict"):
+        record = (dest / f"{name}.sha256").read_text().split()
+        assert record == [file_digest(dest / name), name]
+        assert (dest / name).read_bytes() == lm_server.files[name]
+    assert (dest / "dict.txt").read_text() == (lm_dir / "dict.txt").read_text()
+    lexicon = (dest / "lexicon.ltr.lst").read_text().splitlines()
+    assert "ZEBRA" not in {line.split("\t")[0] for line in lexicon}
+    assert len(lexicon) == sum(w.isalpha() for w in known)
+    # the decoder takes what it prepared: the words of the lexicon are all the LM's
+    search = TransformerSearch(dest / "lm_librispeech_word_transformer.pt",
+                               dest / "lexicon.ltr.lst", symbols(tiny_env / "manifests" / "10min-0"))
+    assert len(search.dictionary) == len(known) + 4  # fairseq's <s> <pad> </s> <unk>
+    asked = len(lm_server.requests)
+    fetch_lm(dest, words, lm_server.url)
+    assert len(lm_server.requests) == asked, "a verified file is not fetched again"
+    # a file changed after its first download is refused before it is unpickled
+    with (dest / "lm_librispeech_word_transformer.pt").open("ab") as out:
+        out.write(b"tampered")
+    line = one_line(fetch_lm(dest, words, lm_server.url, check=False))
+    assert "differs from the recorded" in line and "lm_librispeech_word_transformer.pt" in line
+    # not a checkpoint, though the download is what the server sent
+    lm_server.files["lm_librispeech_word_transformer.pt"] = b"not a checkpoint"
+    line = one_line(fetch_lm(tmp_path / "bad", words, lm_server.url, check=False))
+    assert "not a fairseq LM checkpoint" in line
+    # a vocabulary whose words collide once upper-cased, and a missing word list
+    lm_server.files["lm_librispeech_word_transformer.dict"] = b"the 10\nThe 3\n"
+    line = one_line(fetch_lm(tmp_path / "twice", words, lm_server.url, check=False))
+    assert "upper-cases to 'THE'" in line
+    line = one_line(fetch_lm(tmp_path / "none", tmp_path / "nowhere.txt", lm_server.url,
+                             check=False))
+    assert "nowhere.txt: word list not found" in line
+    assert not (tmp_path / "none").exists(), "nothing fetched without a word list"
+
+
+def test_make_lm_transformer_plan():
+    """`make lm LM=transformer` runs the fetch into TRANSFORMER_LM's folder after the 4-gram's."""
+    plan = make("-n", "lm", "LM=transformer", "DATA=/d").stdout
+    assert "scripts/transformer_lm.py --dest /d/transformer/ --words /d/librispeech-lexicon.txt" \
+        in plan
+    assert "transformer_lm.py" not in make("-n", "lm", "DATA=/d").stdout

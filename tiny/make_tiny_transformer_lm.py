@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # make_tiny_lm
 
 from make_tiny_lm import training_sentences  # noqa: E402
 from w2v2_10min.common import REPO, UserError, atomic_path, run_main  # noqa: E402
-from w2v2_10min.decoders.transformer import upper_case_dictionary  # noqa: E402
+from w2v2_10min.transformer_lm import upper_case_dictionary  # noqa: E402
 
 NAME = "tiny_word_transformer"
 # The released recipe's model options, at tiny size (its values in the module docstring).

@@ -61,31 +61,40 @@ def record(path: Path) -> str:
     return digest
 
 
+def fetch_recorded(url: str, path: Path, pinned: str | None = None) -> str:
+    """Download `url` to `path` (resuming `path`.part) and record its SHA-256 beside it, or,
+    when `path` is already there, verify it against that record; return the SHA-256.
+
+    `pinned` is a published SHA-256 the download must match; without one, the first
+    download's is recorded (trust on first use) and printed to compare with a trusted copy.
+    """
+    if path.is_file():
+        digest = verify_checkpoint(path)
+        print(f"{path}: already here, SHA-256 verified")
+        return digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    download(url, part)
+    digest = file_digest(part)
+    if pinned and digest != pinned:
+        os.replace(part, path.with_name(path.name + ".bad"))
+        raise UserError(f"{path.with_name(path.name + '.bad')}: SHA-256 {digest}, expected "
+                        f"{pinned}; delete it and fetch again")
+    # the record first: a file in place without one would be refused as never checked
+    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
+    os.replace(part, path)
+    how = "matches the pinned value" if pinned else \
+        "recorded on first download (none is published): compare it with a trusted copy"
+    print(f"{path}: SHA-256 {digest} {how}")
+    return digest
+
+
 def fetch_checkpoint(name: str, dest: Path, base_url: str | None) -> Path:
     if name not in CHECKPOINT_SHA256:
         raise UserError(f"{name}: not a released checkpoint this project knows; choose from "
                         f"{' '.join(CHECKPOINT_SHA256)}")
-    path = dest / name
-    if path.is_file():
-        verify_checkpoint(path)
-        print(f"{path}: already here, SHA-256 verified")
-        return path
-    dest.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(name + ".part")
-    download(mirror(CHECKPOINT_URL + name, base_url), part)
-    digest = file_digest(part)
-    pinned = CHECKPOINT_SHA256[name]
-    if pinned and digest != pinned:
-        os.replace(part, path.with_name(name + ".bad"))
-        raise UserError(f"{path.with_name(name + '.bad')}: SHA-256 {digest}, expected {pinned}; "
-                        "delete it and fetch again")
-    # the record first: a file in place without one would be refused as never checked
-    write_text_atomic(path.with_name(name + ".sha256"), f"{digest}  {name}\n")
-    os.replace(part, path)
-    how = "matches the pinned value" if pinned else \
-        "recorded on first download (fairseq publishes none): compare it with a trusted copy"
-    print(f"{path}: SHA-256 {digest} {how}")
-    return path
+    fetch_recorded(mirror(CHECKPOINT_URL + name, base_url), dest / name, CHECKPOINT_SHA256[name])
+    return dest / name
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 
-from w2v2_10min.common import UserError, file_digest, progress, write_text_atomic
+from w2v2_10min.common import UserError, file_digest, progress
 from w2v2_10min.decoders.fourgram import weights
 from w2v2_10min.lexicon import BOUNDARY, spellings_for
 from w2v2_10min.lm import (BEAM_THRESHOLD, lexicon_decoder, normalised, symbols,
@@ -36,12 +36,6 @@ NEEDS = ()
 BEAM = 500
 # fairseq's infer.py default, which W2lFairseqLMDecoder passes to flashlight (unk: -inf).
 SIL_WEIGHT = 0.0
-
-
-def upper_case_dictionary(source: Path, target: Path) -> None:
-    """fairseq's dict.txt of the word LM, its words upper-cased to match the letter lexicon."""
-    lines = source.read_text(encoding="utf-8").splitlines()
-    write_text_atomic(target, "".join(line.upper() + "\n" for line in lines))
 
 
 def add_arguments(parser) -> None:
