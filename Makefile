@@ -161,7 +161,7 @@ LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` 
 TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it; `make lm LM=transformer`)
 TRANSFORMER_LEXICON ?= $(dir $(TRANSFORMER_LM))lexicon.ltr.lst## letter lexicon of DECODER=transformer: the words its LM knows (`make lm LM=transformer`)
 LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 1)
-BEAM ?=## beam of the LM search (default: the paper's 4-gram 1500 decoding, 500 tuning; Transformer 500)
+BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
 TRIALS ?= 128## trials of `make tune-lm` (the paper's 128)
@@ -187,8 +187,9 @@ LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
 	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
 	$(if $(LM_BATCH),--lm-batch $(LM_BATCH)))
 TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
-	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
-tune-lm: setup ## tune the 4-gram LM weight and word score of the run on TUNE_SET (the paper: 128 trials, beam 500)
+	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) \
+	--decoder $(if $(filter transformer,$(DECODER)),transformer $(if $(LM_BATCH),--lm-batch $(LM_BATCH)),4gram)
+tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gram (paper: 128 trials, beam 500), DECODER=transformer (beam 50)
 	@$(TUNE) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)

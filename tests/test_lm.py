@@ -206,12 +206,15 @@ def test_tuning_keeps_its_trials_resumes_and_never_mixes_settings(tmp_path, tiny
                   emissions_for("THE|DOG|RAN|", symbols, noise=2.0, seed=2)]
     refs = ["THE CAT SAT", "THE DOG RAN"]
     storage, key = tmp_path / "tune-4gram" / "optuna.db", {"checkpoint_sha256": "a"}
-    study = tune(search, utterances, refs, 4, 50, 1, 1, storage, key)
+
+    def decode(utterances, settings):
+        return search.decode(utterances, settings, 1)
+    study = tune(decode, utterances, refs, 4, 50, 1, storage, key)
     assert len(study.trials) == 4
-    study = tune(search, utterances, refs, 6, 50, 1, 1, storage, key)  # two more, not six
+    study = tune(decode, utterances, refs, 6, 50, 1, storage, key)  # two more, not six
     assert len(study.trials) == 6
     assert study.best_value == min(t.value for t in study.trials)
     for trial in study.trials:
         assert 0 <= trial.params["lm_weight"] <= 5 and -5 <= trial.params["word_score"] <= 5
     with pytest.raises(UserError, match="holds trials for another checkpoint"):
-        tune(search, utterances, refs, 8, 50, 1, 1, storage, {"checkpoint_sha256": "b"})
+        tune(decode, utterances, refs, 8, 50, 1, storage, {"checkpoint_sha256": "b"})

@@ -220,3 +220,27 @@ def test_make_lm_transformer_plan():
     assert "scripts/transformer_lm.py --dest /d/transformer/ --words /d/librispeech-lexicon.txt" \
         in plan
     assert "transformer_lm.py" not in make("-n", "lm", "DATA=/d").stdout
+
+
+def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_env, run, lm_dir):
+    """`make tune-lm DECODER=transformer`: the paper's tuning beam (50) by default, its own
+    folder (tune-transformer/, apart from the 4-gram's), weights `make decode` then takes."""
+    lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
+    knobs = ["MODEL=tiny", "PROTOCOL=tiny", f"MANIFEST_ROOT={tiny_env / 'manifests'}",
+             f"RUN_ROOT={run[0]}", "DECODER=transformer", f"TRANSFORMER_LM={lm}",
+             f"TRANSFORMER_LEXICON={lexicon}"]
+    make("tune-lm", *knobs, "TRIALS=3")
+    tuned = run[1] / "tune-transformer" / "weights.json"
+    weights = json.loads(tuned.read_text())
+    assert weights["decoder"] == "transformer" and weights["beam"] == 50
+    assert weights["trials"] == 3 and weights["subset"] == SUBSET
+    assert weights["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
+    assert not (run[1] / "tune-4gram" / "weights.json").exists() or \
+        json.loads((run[1] / "tune-4gram" / "weights.json").read_text()).get("decoder") != \
+        "transformer"
+    decode(tiny_env, run, lm, lexicon)
+    record = json.loads((run[1] / "decode-transformer" / SUBSET / "wer.json").read_text())
+    settings = record["decoder_settings"]
+    assert settings["weights_from"] == str(tuned.resolve())
+    assert (settings["lm_weight"], settings["word_score"]) == \
+        (weights["lm_weight"], weights["word_score"])

@@ -1,18 +1,21 @@
-"""Tune the 4-gram LM's weight and word score on one set, as the paper did (`make tune-lm`).
+"""Tune an LM's weight and word score on one set, as the paper did (`make tune-lm`).
 
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
-      --lm LM.arpa[.gz] --lexicon LEXICON [--subset dev_other] [--trials 128] [--beam 500]
-      [--jobs N] [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
+      --lm LM --lexicon LEXICON [--decoder 4gram|transformer] [--subset dev_other]
+      [--trials 128] [--beam B] [--jobs N] [--lm-batch N] [--sampler-seed 1]
+      [--checkpoint CKPT --verify-sha256]
   (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
 The paper (section 4.4) tuned the LM weight in [0, 5] and the word insertion score in [-5, 5]
-by Bayesian optimisation on dev-other, 128 trials at beam 500. Here Optuna's TPE sampler
-proposes the pairs; each trial decodes the whole subset from the cached emissions (the model
-runs once, `RUN_DIR/emissions/`) and scores its WER. Trials are kept in
-RUN_DIR/tune-4gram/optuna.db, so an interrupted tuning continues where it stopped; at the end
-RUN_DIR/tune-4gram/weights.json holds the best pair (which `make decode DECODER=4gram` then
-uses) and trials.json every trial.
+by Bayesian optimisation on dev-other, 128 trials, at beam 500 for the 4-gram LM (an ARPA
+file, --decoder 4gram, the default) and 50 for the word Transformer LM (a fairseq checkpoint
+with dict.txt, --decoder transformer). Here Optuna's TPE sampler proposes the pairs; each
+trial decodes the whole subset from the cached emissions (the model runs once,
+`RUN_DIR/emissions/`) and scores its WER. Trials are kept in RUN_DIR/tune-<decoder>/optuna.db,
+so an interrupted tuning continues where it stopped; at the end RUN_DIR/tune-<decoder>/
+weights.json holds the best pair (which `make decode DECODER=<decoder>` then uses) and
+trials.json every trial.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from w2v2_10min.checkpoints import checkpoint_sha256
 from w2v2_10min.common import (UserError, cpu_cores, file_digest, run_main, versions,
                                write_json_atomic)
 from w2v2_10min.layout import tuning_dir
+from w2v2_10min.decoders import transformer
 from w2v2_10min.lm import (BEAM_THRESHOLD, LM_WEIGHT_RANGE, TUNE_BEAM, WORD_SCORE_RANGE,
                            LexiconSearch, symbols, weights_key)
 from w2v2_10min.score import summarise, utterance_errors
@@ -32,12 +36,12 @@ from w2v2_10min.score import summarise, utterance_errors
 STUDY = "lm-weights"
 
 
-def tune(search: LexiconSearch, utterances, refs, trials: int, beam: int, jobs: int,
-         seed: int, storage: Path, key: dict):
+def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: Path,
+         key: dict):
     """The Optuna study after `trials` finished trials (those already in `storage` count).
 
-    `key` (checkpoint, LM, lexicon, set, beam) is kept with the study: trials made for
-    another key are never mixed in.
+    `decode(utterances, settings)` gives the words of each utterance. `key` (checkpoint, LM,
+    lexicon, set, beam) is kept with the study: trials made for another key are never mixed in.
     """
     import optuna
 
@@ -64,7 +68,7 @@ def tune(search: LexiconSearch, utterances, refs, trials: int, beam: int, jobs: 
         settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD,
                     "lm_weight": trial.suggest_float("lm_weight", *LM_WEIGHT_RANGE),
                     "word_score": trial.suggest_float("word_score", *WORD_SCORE_RANGE)}
-        scores = summarise(utterance_errors(refs, search.decode(utterances, settings, jobs)))
+        scores = summarise(utterance_errors(refs, decode(utterances, settings)))
         trial.set_user_attr("errors", scores["errors"])
         print(f"trial {trial.number}: lm_weight {settings['lm_weight']:.3f} word_score "
               f"{settings['word_score']:.3f} -> WER {scores['wer']:.2f}", flush=True)
@@ -78,15 +82,24 @@ def tune(search: LexiconSearch, utterances, refs, trials: int, beam: int, jobs: 
 def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stage.add_run_arguments(parser)
+    parser.add_argument("--decoder", choices=["4gram", "transformer"], default="4gram",
+                        help="the LM to tune: 4-gram (ARPA) or word Transformer (fairseq)")
     parser.add_argument("--lm", type=Path, required=True)
     parser.add_argument("--lexicon", type=Path, required=True)
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--trials", type=int, default=128)
-    parser.add_argument("--beam", type=int, default=TUNE_BEAM)
-    parser.add_argument("--jobs", type=int, default=cpu_cores(), help="processes for the search")
+    parser.add_argument("--beam", type=int,
+                        help=f"default: the paper's, 4gram {TUNE_BEAM}, transformer "
+                             f"{transformer.TUNE_BEAM}")
+    parser.add_argument("--jobs", type=int, default=cpu_cores(),
+                        help="processes for the 4-gram search")
+    parser.add_argument("--lm-batch", type=int, default=1,
+                        help="Transformer LM states of one prefix length run in one batch")
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     args = parser.parse_args(argv)
+    if args.beam is None:
+        args.beam = transformer.TUNE_BEAM if args.decoder == "transformer" else TUNE_BEAM
     if args.trials < 1 or args.beam < 1:
         raise UserError(f"--trials {args.trials} --beam {args.beam}: give positive numbers")
     return args
@@ -95,7 +108,7 @@ def parse(argv) -> argparse.Namespace:
 def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) -> dict:
     """weights.json: the best trial's weights and everything they hold for."""
     best = study.best_trial
-    return {"lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
+    return {"decoder": args.decoder, "lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
             "wer": best.value, "trial": best.number,
             "trials": sum(t.value is not None for t in study.trials),
             "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
@@ -104,6 +117,8 @@ def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) 
             "word_score_range": list(WORD_SCORE_RANGE),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
+            **({"dictionary_sha256": key["dictionary_sha256"]} if "dictionary_sha256" in key
+               else {}),
             "checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
             **(run.identity or {}),
             "versions": {**versions(), "flashlight-text": version("flashlight-text"),
@@ -116,18 +131,28 @@ def main(argv=None) -> int:
     stage.check_manifests(args.manifests, [args.subset])
     checkpoint_sha = checkpoint_sha256(run.checkpoint, args.verify_sha256)
     # the LM and lexicon before the model: a bad one stops before minutes of emissions
-    search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
-    out = tuning_dir(run.folder)
-    key = {**weights_key(checkpoint_sha, args.lm, args.lexicon), "subset": args.subset,
-           "beam": args.beam,
+    key = weights_key(checkpoint_sha, args.lm, args.lexicon)
+    if args.decoder == "transformer":
+        transformer.check_files(args)
+        key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
+        search = transformer.TransformerSearch(args.lm, args.lexicon, symbols(args.manifests),
+                                               args.lm_batch, transformer.device())
+        decode = search.decode
+    else:
+        search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
+
+        def decode(utterances, settings):
+            return search.decode(utterances, settings, args.jobs)
+    out = tuning_dir(run.folder, args.decoder)
+    key = {**key, "subset": args.subset, "beam": args.beam,
            "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
     with stage.fairseq_stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}",
                              run.folder, "tune-lm"):
         frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
                                   [args.subset], stage.device(args), args.max_tokens)
-        study = tune(search, frames[args.subset], emissions.references(args.manifests,
+        study = tune(decode, frames[args.subset], emissions.references(args.manifests,
                                                                        args.subset),
-                     args.trials, args.beam, args.jobs, args.sampler_seed, out / "optuna.db", key)
+                     args.trials, args.beam, args.sampler_seed, out / "optuna.db", key)
     trials = [{"number": t.number, "lm_weight": t.params["lm_weight"],
                "word_score": t.params["word_score"], "wer": t.value}
               for t in study.trials if t.value is not None]
