@@ -298,13 +298,18 @@ def test_an_unreadable_wer_json_is_one_line_naming_the_file(tmp_path):
 
 
 def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
-    """A 4-gram decode beside the Viterbi one: its own section, paper row, CSV rows and plot."""
+    """4-gram and Transformer-LM decodes beside the Viterbi one: each its own section, paper
+    row, CSV rows and plot; the paper's rule still keeps runs on the 4-gram LM's dev_other."""
     runs = tmp_path / "runs"
     for (split, seed), wers in TRAINED.items():
         for subset, wer in zip(["dev_clean", "dev_other"], wers):
             write_wer(runs, "large", "fairseq", subset, wer, split, seed)
             write_wer(runs, "large", "fairseq", subset, wer // 4, split, seed, decoder="4gram",
                       utterances=([wer // 4, 0, 0, 0], [25, 25, 25, 25]))
+            # the Transformer LM ranks the seeds the other way round: it must not choose
+            other = wer // 5 + 3 * int(seed)
+            write_wer(runs, "large", "fairseq", subset, other, split, seed,
+                      decoder="transformer", utterances=([other, 0, 0, 0], [25, 25, 25, 25]))
     write_wer(runs, "large", "released", "dev_other", 48)
     write_wer(runs, "large", "released", "dev_other", 12, decoder="4gram",
               utterances=([12, 0, 0, 0], [25, 25, 25, 25]))
@@ -328,7 +333,20 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
         assert ("decode-4gram" in r["path"]) == (r["decoder"] == "4gram")
     assert {p.name for p in (tmp_path / "out").glob("*.png")} == {
         "wer-dev_clean.png", "wer-dev_other.png", "wer-dev_clean-4gram.png",
-        "wer-dev_other-4gram.png"}
+        "wer-dev_other-4gram.png", "wer-dev_clean-transformer.png",
+        "wer-dev_other-transformer.png"}
+    transformer = table_rows(md, "LARGE (LS-960), protocol fairseq, Transformer LM")
+    assert md.index("### LARGE (LS-960), protocol fairseq, 4-gram LM") \
+        < md.index("## Transformer LM") < md.index("### LARGE (LS-960), protocol fairseq, Tr")
+    assert transformer["paper, Table 9, Transformer LM"] == ["6.6", "10.6"]
+    assert transformer["split 1 (1 seed)"] == [f"{46 // 5 + 3:.1f}", f"{54 // 5 + 3:.1f}"]
+    assert decoders.count("transformer") == 2 * len(TRAINED)
+    stats = json.loads((tmp_path / "out/statistics.json").read_text())
+    assert {s["decoder"] for s in stats} == {"viterbi", "4gram", "transformer"}
+    for setting in stats:
+        assert {c["criterion_decoder"] for c in setting["selection"]} == {"4gram"}
+    readme = (tmp_path / "out/README.md").read_text()
+    assert "### LARGE (LS-960), protocol fairseq, Transformer LM (fairseq word LM" in readme
 
 
 def test_readme_answers_the_replication_question_traceably(report):

@@ -26,8 +26,9 @@ PAPER_WER = {
 LM_TITLES = {"none": "no LM", "4gram": "4-gram LM", "transformer": "Transformer LM"}
 
 # Which of the paper's LM rows a decoder of ours corresponds to.
-DECODER_LM = {"viterbi": "none", "4gram": "4gram"}
-DECODER_TITLES = {"viterbi": "Viterbi, no LM", "4gram": "4-gram LM (KenLM, lexicon beam search)"}
+DECODER_LM = {"viterbi": "none", "4gram": "4gram", "transformer": "transformer"}
+DECODER_TITLES = {"viterbi": "Viterbi, no LM", "4gram": "4-gram LM (KenLM, lexicon beam search)",
+                  "transformer": "Transformer LM (fairseq word LM, lexicon beam search)"}
 
 
 def paper_row(model: str, decoder: str) -> dict[str, float]:
