@@ -161,6 +161,8 @@ LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` 
 TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it; `make lm LM=transformer`)
 TRANSFORMER_LEXICON ?= $(dir $(TRANSFORMER_LM))lexicon.ltr.lst## letter lexicon of DECODER=transformer: the words its LM knows (`make lm LM=transformer`)
 LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 1)
+LM_CACHE ?=## LM states DECODER=transformer keeps with their keys, values and scores (default 10000)
+LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see docs/lm.md)
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
@@ -185,10 +187,12 @@ decode-original: setup ## download MODEL's released 10-minute checkpoint and dec
 LM_FILES = $(if $(filter transformer,$(DECODER)),--lm $(TRANSFORMER_LM) --lexicon $(TRANSFORMER_LEXICON),--lm $(LM_ARPA) --lexicon $(LEXICON)) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
 LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
 	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
-	$(if $(LM_BATCH),--lm-batch $(LM_BATCH)))
+	$(TRANSFORMER_ARGS))
+TRANSFORMER_ARGS = $(if $(filter transformer,$(DECODER)),$(if $(LM_BATCH),--lm-batch $(LM_BATCH)) \
+	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16))
 TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
 	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) \
-	--decoder $(if $(filter transformer,$(DECODER)),transformer $(if $(LM_BATCH),--lm-batch $(LM_BATCH)),4gram)
+	--decoder $(if $(filter transformer,$(DECODER)),transformer,4gram) $(TRANSFORMER_ARGS)
 tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gram (paper: 128 trials, beam 500), DECODER=transformer (beam 50)
 	@$(TUNE) $(RUN_KNOBS)
 

@@ -244,3 +244,36 @@ def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_e
     assert settings["weights_from"] == str(tuned.resolve())
     assert (settings["lm_weight"], settings["word_score"]) == \
         (weights["lm_weight"], weights["word_score"])
+
+
+def test_a_small_lm_cache_and_fp16_keep_the_words(tiny_env, run, lm_dir):
+    """States dropped from a cache of 3 and run again give the same words and scores as the
+    default cache (which the test above holds to fairseq's), with more steps run; fp16 gives
+    the same words on the tiny LM (its scores differ slightly)."""
+    lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
+    manifests = tiny_env / "manifests" / "10min-0"
+    output_symbols = symbols(manifests)
+    utterances = noisy_letters(manifests, SUBSET, output_symbols)
+    # a light LM weight, as tuning picks for the tiny LM: a wide search, many LM states
+    settings = {"beam": 50, "beam_threshold": BEAM_THRESHOLD, "lm_weight": 0.3,
+                "word_score": 0.0, "sil_weight": 0.0}
+    results = {}
+    for name, options in {"default": {}, "cache 3": {"cache": 3, "batch": 4},
+                          "fp16": {"fp16": True}}.items():
+        search = TransformerSearch(lm, lexicon, output_symbols, **options)
+        decoder = search.decoder(settings)
+        most = 0
+        best = []
+        for emissions in utterances:
+            best.append(search.best(decoder, emissions))
+            most = max(most, len(search.lm.kept))
+        results[name] = (best, search.lm.steps_run, most)
+    default, capped, half = results["default"], results["cache 3"], results["fp16"]
+    for a, b in zip(default[0], capped[0]):
+        assert a.words == b.words and a.score == pytest.approx(b.score, rel=1e-6, abs=1e-5)
+    assert capped[1] > default[1], "the dropped states were run again"
+    # at most the cache and what one request runs (a prefix and a batch) beyond it
+    longest = max(sum(w >= 0 for w in b.words) for b in default[0]) + 2
+    assert capped[2] <= 3 + longest + 4 < default[2]
+    assert [b.words for b in half[0]] == [b.words for b in default[0]]
+    assert sum(w >= 0 for b in default[0] for w in b.words) >= 2 * len(utterances)

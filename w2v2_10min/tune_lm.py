@@ -95,6 +95,9 @@ def parse(argv) -> argparse.Namespace:
                         help="processes for the 4-gram search")
     parser.add_argument("--lm-batch", type=int, default=1,
                         help="Transformer LM states of one prefix length run in one batch")
+    parser.add_argument("--lm-cache", type=int, default=transformer.CACHE,
+                        help="Transformer LM states kept with their keys, values and scores")
+    parser.add_argument("--lm-fp16", action="store_true", help="the Transformer LM in fp16")
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     args = parser.parse_args(argv)
@@ -117,8 +120,7 @@ def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) 
             "word_score_range": list(WORD_SCORE_RANGE),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
-            **({"dictionary_sha256": key["dictionary_sha256"]} if "dictionary_sha256" in key
-               else {}),
+            **{name: key[name] for name in ("dictionary_sha256", "lm_fp16") if name in key},
             "checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
             **(run.identity or {}),
             "versions": {**versions(), "flashlight-text": version("flashlight-text"),
@@ -136,7 +138,9 @@ def main(argv=None) -> int:
         transformer.check_files(args)
         key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
         search = transformer.TransformerSearch(args.lm, args.lexicon, symbols(args.manifests),
-                                               args.lm_batch, transformer.device())
+                                               args.lm_batch, transformer.device(),
+                                               args.lm_cache, args.lm_fp16)
+        key["lm_fp16"] = args.lm_fp16
         decode = search.decode
     else:
         search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))

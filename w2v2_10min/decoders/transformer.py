@@ -4,7 +4,7 @@
 Usage:
   python scripts/decode.py --decoder transformer --run RUN --manifests MANIFEST_DIR \
       --subsets dev_other ... --lm LM.pt --lexicon LEXICON [--beam 500] \
-      [--lm-weight W --word-score S] [--lm-batch N]
+      [--lm-weight W --word-score S] [--lm-batch N] [--lm-cache N] [--lm-fp16]
 
 The LM is a fairseq `language_modeling` checkpoint (the released
 `lm_librispeech_word_transformer.pt`) with its vocabulary as `dict.txt` beside it, upper-cased
@@ -43,6 +43,11 @@ def add_arguments(parser) -> None:
                                       "--lm-weight, --word-score)")
     group.add_argument("--lm-batch", type=int, default=1,
                        help="LM states of one prefix length scored in one batch (default 1)")
+    group.add_argument("--lm-cache", type=int, default=CACHE,
+                       help=f"LM states kept with their keys, values and scores (default "
+                            f"{CACHE}; fewer: less memory, more steps run again)")
+    group.add_argument("--lm-fp16", action="store_true",
+                       help="run the LM in half precision (scores differ slightly from fp32)")
 
 
 def lm_dictionary(lm: Path) -> Path:
@@ -70,7 +75,7 @@ def settings(args, checkpoint_sha256: str) -> dict:
     key = {**weights_key(checkpoint_sha256, args.lm, args.lexicon),
            "dictionary_sha256": file_digest(dictionary)}
     return {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key, NAME),
-            "unk_weight": "-inf", "sil_weight": SIL_WEIGHT,
+            "unk_weight": "-inf", "sil_weight": SIL_WEIGHT, "lm_fp16": bool(args.lm_fp16),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "dictionary": str(dictionary.resolve()), "dictionary_sha256": key["dictionary_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"]}
@@ -119,6 +124,13 @@ def word_indices(lexicon: Path, spellings: dict, dictionary, path: Path) -> dict
 
 
 # ---- the LM with its key/value cache, for flashlight's LexiconDecoder ---------------------
+# LM states whose keys, values and next-word scores are kept at once (the least recently used
+# beyond it are dropped, and run again if the search comes back to them: the same numbers).
+# fairseq's FairseqLM keeps the scores of 20,000; with the released LM's 20 blocks of 1280 and
+# its 200k-word vocabulary a state holds about 0.2 MB of keys and values and 0.8 MB of scores.
+CACHE = 10_000
+
+
 class _Node:
     """One LM state: its word prefix, its last step's keys and values, its next-word scores."""
     __slots__ = ("tokens", "parent", "step", "scores")
@@ -126,11 +138,11 @@ class _Node:
     def __init__(self, tokens: tuple, parent):
         self.tokens, self.parent, self.step, self.scores = tokens, parent, None, None
 
-    def steps(self) -> list:
-        """The key/value steps of the prefix, first to last."""
+    def chain(self) -> list:
+        """The states of the prefix, first to last (this one included)."""
         node, out = self, []
         while node is not None:
-            out.append(node.step)
+            out.append(node)
             node = node.parent
         return out[::-1]
 
@@ -144,33 +156,56 @@ class TransformerLM(_lm_base()):
     """flashlight-text's Python LM over a fairseq word LM: start, score and finish return what
     fairseq's FairseqLM returns (log-probabilities, -inf for <unk>, </s> at the end), each new
     state costing one incremental step (its keys and values appended to its parent's) instead
-    of a run over its whole prefix. States live until the next utterance's start.
+    of a run over its whole prefix. At most `cache` states keep their step and scores (least
+    recently used dropped, run again when needed); all go at the next utterance's start.
+    `fp16`: the LM in half precision (its scores then differ slightly from fairseq's).
 
     Usage: lm = TransformerLM(model, dictionary, "cpu", batch=1); LexiconDecoder(..., lm, ...)
     """
 
-    def __init__(self, model, dictionary, device: str = "cpu", batch: int = 1):
+    def __init__(self, model, dictionary, device: str = "cpu", batch: int = 1,
+                 cache: int = CACHE, fp16: bool = False):
         super().__init__()
         import torch
 
         self.torch, self.device, self.batch = torch, device, max(1, batch)
+        self.cache = max(1, cache)
         self.model = model.to(device)  # eval mode: load_model (after it, .eval() gives None)
+        if fp16:
+            self.model.half()
         self.eos, self.unk = dictionary.eos(), dictionary.unk()
         self.keys: list | None = None  # the attention layers' incremental-state keys, in order
         self.nodes: dict = {}
-        self.pending: dict[int, list] = {}  # prefix length -> states not yet run, newest last
-        self.steps_run = 0  # incremental steps, one per state (the bench reports it)
+        self.pending: dict[int, dict] = {}  # prefix length -> states not yet run, oldest first
+        self.kept: dict = {}  # states (but the root) with a step and scores, least recent first
+        self.steps_run = 0  # incremental steps, one per state run (the bench reports it)
         self.root = _Node((self.eos,), None)
         self._run([self.root])
 
+    def _keep(self, node: _Node) -> None:
+        """Mark `node` and its prefix's states as just used, the prefix after it: a state is
+        then never kept longer than the states its step needs. The root is always kept."""
+        while node is not self.root:
+            self.kept.pop(node, None)
+            self.kept[node] = None
+            node = node.parent
+
+    def _trim(self) -> None:
+        """Drop the least recently used states beyond the cache (before a request, so that
+        what one request runs stays until it is answered)."""
+        while len(self.kept) > self.cache:
+            old = next(iter(self.kept))
+            del self.kept[old]
+            old.step = old.scores = None
+
     def _run(self, nodes: list) -> None:
-        """One incremental step for `nodes` (one prefix length), in one batch."""
+        """One incremental step for `nodes` (one prefix length, their parents' steps kept)."""
         torch = self.torch
         tokens = torch.tensor([n.tokens for n in nodes], device=self.device)
-        state = {}
-        if nodes[0].parent is not None:
-            past = torch.stack([torch.stack(n.parent.steps()) for n in nodes])  # B T K 2 H D
-            for k, key in enumerate(self.keys):
+        state, chains = {}, [n.parent.chain() for n in nodes if n.parent is not None]
+        if chains:
+            past = torch.stack([torch.stack([a.step for a in chain]) for chain in chains])
+            for k, key in enumerate(self.keys):  # past: B T K 2 H D
                 state[key] = {"prev_key": past[:, :, k, 0].transpose(1, 2).contiguous(),
                               "prev_value": past[:, :, k, 1].transpose(1, 2).contiguous(),
                               "prev_key_padding_mask": None}
@@ -185,22 +220,37 @@ class TransformerLM(_lm_base()):
         scores = scores.float().cpu().numpy()
         for i, node in enumerate(nodes):
             node.step, node.scores = step[i], scores[i]
+            self.pending.get(len(node.tokens), {}).pop(node, None)
         self.steps_run += len(nodes)
+        for node in nodes:
+            self._keep(node)
 
-    def _ensure(self, node: _Node) -> None:
-        if node.scores is not None:
-            return
-        waiting = self.pending[len(node.tokens)]
-        batch = [node] + [n for n in reversed(waiting) if n is not node][:self.batch - 1]
-        for n in batch:
-            waiting.remove(n)
-        self._run(batch)
+    def _ensure(self, node: _Node, trim: bool = True) -> None:
+        """`node`'s scores, run with up to batch - 1 of the newest waiting states of its length
+        whose parents are kept (a kept state's whole prefix is kept: see _keep)."""
+        if trim:
+            self._trim()
+        if node.scores is None:
+            if node.parent.step is None:  # dropped from the cache: run its prefix again
+                self._ensure(node.parent, trim=False)
+            batch = [node]
+            for other in reversed(self.pending.get(len(node.tokens), {})):
+                if len(batch) == self.batch:
+                    break
+                if other is not node and other.parent.step is not None:
+                    batch.append(other)
+            self._run(batch)
+        else:
+            self._keep(node)
 
     def start(self, start_with_nothing: bool):
         from flashlight.lib.text.decoder import LMState
 
         self.nodes.clear()
         self.pending.clear()
+        for node in self.kept:
+            node.step = node.scores = None
+        self.kept.clear()
         state = LMState()
         self.nodes[state] = self.root
         return state
@@ -212,7 +262,7 @@ class TransformerLM(_lm_base()):
         if child not in self.nodes:
             new = _Node(node.tokens + (token_index,), node)
             self.nodes[child] = new
-            self.pending.setdefault(len(new.tokens), []).append(new)
+            self.pending.setdefault(len(new.tokens), {})[new] = None
         score = float(node.scores[token_index])
         return child, -math.inf if token_index == self.unk else score
 
@@ -226,8 +276,7 @@ class TransformerLM(_lm_base()):
 
 # ---- the search ------------------------------------------------------------------------------
 def device() -> str:
-    """The LM's device: the GPU when there is one (fp32 there too: fp16 is not yet shown to
-    give fairseq's hypotheses)."""
+    """The LM's device: the GPU when there is one."""
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -239,13 +288,13 @@ class TransformerSearch:
     """
 
     def __init__(self, lm: Path, lexicon: Path, output_symbols: list[str], batch: int = 1,
-                 on: str = "cpu"):
+                 on: str = "cpu", cache: int = CACHE, fp16: bool = False):
         from flashlight.lib.text.decoder import SmearingMode, Trie
 
         spellings, letters = spellings_for(lexicon, output_symbols)
         model, self.dictionary = load_model(lm)
         index = word_indices(lexicon, spellings, self.dictionary, lm_dictionary(lm))
-        self.lm = TransformerLM(model, self.dictionary, on, batch)
+        self.lm = TransformerLM(model, self.dictionary, on, batch, cache, fp16)
         self.trie = Trie(len(output_symbols), letters[BOUNDARY])
         for word, spelling in spellings.items():
             self.trie.insert([letters[letter] for letter in spelling], index[word],
@@ -278,7 +327,8 @@ def prepare(args, settings: dict) -> TransformerSearch:
     """The LM, dictionary and lexicon before the model: a bad one stops first."""
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
     return TransformerSearch(Path(settings["lm"]), Path(settings["lexicon"]),
-                             symbols(args.manifests), args.lm_batch, device())
+                             symbols(args.manifests), args.lm_batch, device(), args.lm_cache,
+                             settings["lm_fp16"])
 
 
 def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[str]:
@@ -287,10 +337,12 @@ def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[s
 
 def extra(args, settings: dict) -> dict:
     from importlib.metadata import version
-    return {"decoder_settings": settings, "lm_batch": args.lm_batch, "device": device(),
+    return {"decoder_settings": settings, "lm_batch": args.lm_batch,
+            "lm_cache": args.lm_cache, "device": device(),
             "versions": {"flashlight-text": version("flashlight-text")}}
 
 
 def said(record: dict, settings: dict) -> str:
-    return f"Transformer LM, beam {settings['beam']}, lm_weight {settings['lm_weight']:.3f}, " \
+    return f"Transformer LM{' (fp16)' if settings.get('lm_fp16') else ''}, beam " \
+           f"{settings['beam']}, lm_weight {settings['lm_weight']:.3f}, " \
            f"word_score {settings['word_score']:.3f}"
