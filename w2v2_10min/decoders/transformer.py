@@ -132,11 +132,12 @@ CACHE = 10_000
 
 
 class _Node:
-    """One LM state: its word prefix, its last step's keys and values, its next-word scores."""
-    __slots__ = ("tokens", "parent", "step", "scores")
+    """One LM state: its word prefix, its last step's keys and values, its next-word scores,
+    and when the search last used them."""
+    __slots__ = ("tokens", "parent", "step", "scores", "used")
 
     def __init__(self, tokens: tuple, parent):
-        self.tokens, self.parent, self.step, self.scores = tokens, parent, None, None
+        self.tokens, self.parent, self.step, self.scores, self.used = tokens, parent, None, None, 0
 
     def chain(self) -> list:
         """The states of the prefix, first to last (this one included)."""
@@ -177,25 +178,32 @@ class TransformerLM(_lm_base()):
         self.keys: list | None = None  # the attention layers' incremental-state keys, in order
         self.nodes: dict = {}
         self.pending: dict[int, dict] = {}  # prefix length -> states not yet run, oldest first
-        self.kept: dict = {}  # states (but the root) with a step and scores, least recent first
+        self.kept: set = set()  # states (but the root) with a step and scores
+        self.clock = 0
         self.steps_run = 0  # incremental steps, one per state run (the bench reports it)
         self.root = _Node((self.eos,), None)
         self._run([self.root])
 
     def _keep(self, node: _Node) -> None:
-        """Mark `node` and its prefix's states as just used, the prefix after it: a state is
-        then never kept longer than the states its step needs. The root is always kept."""
-        while node is not self.root:
-            self.kept.pop(node, None)
-            self.kept[node] = None
-            node = node.parent
+        self.clock += 1
+        node.used = self.clock
 
     def _trim(self) -> None:
-        """Drop the least recently used states beyond the cache (before a request, so that
-        what one request runs stays until it is answered)."""
-        while len(self.kept) > self.cache:
-            old = next(iter(self.kept))
-            del self.kept[old]
+        """Beyond the cache, drop the least recently used states down to half of it (before a
+        request, so that what one request runs stays until it is answered). A state counts as
+        used when any state after it in its prefix is, so none outlives the steps it needs;
+        the root (the trie's word scores) is always kept."""
+        if len(self.kept) <= self.cache:
+            return
+        last = {node: node.used for node in self.kept}
+        for node in self.kept:
+            parent = node.parent
+            while parent is not self.root and last[parent] < node.used:
+                last[parent] = node.used
+                parent = parent.parent
+        order = sorted(self.kept, key=lambda n: (last[n], -len(n.tokens)))
+        for old in order[:len(order) - self.cache // 2]:
+            self.kept.discard(old)
             old.step = old.scores = None
 
     def _run(self, nodes: list) -> None:
@@ -224,10 +232,12 @@ class TransformerLM(_lm_base()):
         self.steps_run += len(nodes)
         for node in nodes:
             self._keep(node)
+            if node is not self.root:
+                self.kept.add(node)
 
     def _ensure(self, node: _Node, trim: bool = True) -> None:
         """`node`'s scores, run with up to batch - 1 of the newest waiting states of its length
-        whose parents are kept (a kept state's whole prefix is kept: see _keep)."""
+        whose parents are kept (a kept state's whole prefix is kept: see _trim)."""
         if trim:
             self._trim()
         if node.scores is None:
