@@ -230,12 +230,13 @@ DEMO_THREADS = $(shell n=$$(( $$(nproc) / $(DEMO_JOBS) )); echo $$(( n > 0 ? n :
 demo: setup pretrain-tiny ## the study in miniature on the embedded tiny corpus, on CPU: DEMO_SPLITS x DEMO_SEEDS runs, decoded, ending with the report
 	@$(PY) -m w2v2_10min.knobs SPLITS='$(DEMO_SPLITS)' SEEDS='$(DEMO_SEEDS)' JOBS='$(DEMO_JOBS)'
 	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS="$(DEMO_SPLITS)"
-	$(MAKE) --no-print-directory tiny-lm $(DEMO)
+	$(MAKE) --no-print-directory tiny-lm tiny-transformer-lm $(DEMO)
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(MAKE) --no-print-directory -O -j$(DEMO_JOBS) $(DEMO_RUNS) \
 		LM_JOBS=$(DEMO_THREADS)
 	$(MAKE) --no-print-directory compare $(DEMO)
 
-# one demo run: fine-tune, Viterbi (and the split's own utterances), 4-gram weights, 4-gram
+# one demo run: fine-tune, Viterbi (and the split's own utterances), then the 4-gram and the
+# Transformer LM, each tuned (16 trials) and decoded
 demo_%:
 	$(eval parts := $(subst _, ,$*))
 	$(eval knobs := $(DEMO) $(DEMO_LM) SPLIT=$(word 1,$(parts)) SEED=$(word 2,$(parts)))
@@ -243,6 +244,8 @@ demo_%:
 	$(MAKE) --no-print-directory decode $(knobs) DECODE_TRAIN=1
 	$(MAKE) --no-print-directory tune-lm $(knobs) TRIALS=16
 	$(MAKE) --no-print-directory decode $(knobs) DECODER=4gram
+	$(MAKE) --no-print-directory tune-lm $(knobs) TRIALS=16 DECODER=transformer
+	$(MAKE) --no-print-directory decode $(knobs) DECODER=transformer
 
 pretrain-tiny: $(PRETRAINED_DIR)/tiny.pt ## the committed tiny wav2vec 2.0 (tiny/pretrained/tiny.pt), copied into PRETRAINED_DIR and checked
 
@@ -260,7 +263,10 @@ tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's traini
 	@$(PY) tiny/make_tiny_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
 	@$(PY) scripts/lexicon.py --words $(DEMO_ROOT)/lm/words.txt --out $(DEMO_ROOT)/lm/lexicon.ltr.lst
 
-tiny-transformer-lm: setup ## the tiny word Transformer LM (fairseq, the released LM's format) and its dict.txt, into DEMO_ROOT/lm
+tiny-transformer-lm: setup $(DEMO_ROOT)/lm/tiny_word_transformer.pt ## the tiny word Transformer LM (fairseq, the released LM's format) and its dict.txt, into DEMO_ROOT/lm (trained again only when its script or corpus changes)
+
+$(DEMO_ROOT)/lm/tiny_word_transformer.pt: tiny/make_tiny_transformer_lm.py tiny/make_tiny_lm.py \
+		$(shell find $(TINY_CORPUS)/librispeech_finetuning -name '*.trans.txt' 2>/dev/null)
 	@$(PY) tiny/make_tiny_transformer_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
 
 tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testdata)

@@ -3,7 +3,8 @@
 Proves learning, not just memorising: after the tiny recipe's updates every run of the demo's
 grid (3 splits x 2 seeds) reads the held-out synthetic dev and test sets, new sentences from new
 voices, with Viterbi WER under HELD_OUT_BOUND, and so does fairseq's own path (FAST=0); the
-4-gram LM lowers it further; the same recipe stopped after a few updates stays far above it.
+4-gram LM lowers it further, and so does the word Transformer LM; the same recipe stopped after a
+few updates stays far above it.
 """
 import json
 
@@ -56,8 +57,9 @@ def test_demo_ends_with_the_table(demo):
         lines = (root / "demo" / RUN / "decode" / subset / "hyp.wrd").read_text().splitlines()
         assert len(lines) == record["utterances"]
     assert (root / "demo/results/wer-dev_other.png").stat().st_size > 1000
-    # for each of the 6 runs, one row per subset and decoder: Viterbi (and its train row), 4-gram
-    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 6 * (5 + 1 + 5)
+    # for each of the 6 runs, one row per subset and decoder: Viterbi (and its train row),
+    # 4-gram, Transformer LM
+    assert (root / "demo/results/table9.csv").read_text().count("\n") == 1 + 6 * (5 + 1 + 5 + 5)
 
 
 def test_demo_report_opens_with_the_spread_in_plain_words(demo):
@@ -235,3 +237,27 @@ def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once
     assert "computing emissions" not in again.stderr and cache.stat().st_mtime_ns == made
     record = json.loads((out / "decode-4gram/train/wer.json").read_text())
     assert record["decoder_settings"]["weights_from"] == "given"
+
+
+def test_demo_shows_the_transformer_lm_row_tuned_at_beam_50_and_beating_viterbi(demo):
+    """Each demo run tunes the tiny word Transformer LM at the paper's beam 50 (16 trials)
+    and decodes at 500 with those weights; on the held-out sets it beats Viterbi every run."""
+    root, _, stdout = demo
+    lm = root / "demo/lm/tiny_word_transformer.pt"
+    table = (root / "demo/results/table9.md").read_text()
+    assert "## Transformer LM (fairseq word LM, lexicon beam search)" in table
+    for run in [root / "demo" / r for r in RUNS]:
+        tuned = json.loads((run / "tune-transformer/weights.json").read_text())
+        assert tuned["trials"] == 16 and tuned["beam"] == 50 and tuned["decoder"] == "transformer"
+        for subset in ["dev_clean", "dev_other", "test_clean", "test_other", "librivox_real"]:
+            record = json.loads((run / "decode-transformer" / subset / "wer.json").read_text())
+            settings = record["decoder_settings"]
+            assert record["decoder"] == "transformer" and settings["beam"] == 500
+            assert (settings["lm_weight"], settings["word_score"]) == (tuned["lm_weight"],
+                                                                       tuned["word_score"])
+            assert settings["lm_sha256"] == file_digest(lm)
+            assert record["utterances"] == EVAL_UTTERANCES[subset]
+        errors = {decoder: sum(json.loads((run / decoder / s / "wer.json").read_text())["errors"]
+                               for s in HELD_OUT)
+                  for decoder in ("decode", "decode-transformer")}
+        assert errors["decode-transformer"] < errors["decode"], run

@@ -89,8 +89,10 @@ def test_a_plain_make_demo_keeps_everything_under_demo_root():
     each of the grid's 3 splits x 2 seeds fine-tuned, decoded, LM-tuned and LM-decoded once."""
     planned = make("-n", "demo").stdout
     stages = [line for line in planned.splitlines() if "MANIFEST_ROOT=" in line]
-    # manifests, tiny-lm, then 6 x (finetune, decode, tune-lm, 4-gram decode), then compare
-    assert len(stages) == 2 + 6 * 4 + 1
+    # manifests, tiny-lm with tiny-transformer-lm, then 6 x (finetune, decode, and for each
+    # LM tune-lm and decode), then compare
+    assert len(stages) == 2 + 6 * 6 + 1
+    assert sum(" DECODER=transformer" in line for line in stages) == 6 * 2
     runs = sorted(re.search(r" SPLIT=(\d) SEED=(\d)", line).groups()
                   for line in stages if " finetune " in line)
     assert runs == [(k, s) for k in "012" for s in "12"]

@@ -277,3 +277,13 @@ def test_a_small_lm_cache_and_fp16_keep_the_words(tiny_env, run, lm_dir):
     assert capped[2] <= 3 + longest + 4 < default[2]
     assert [b.words for b in half[0]] == [b.words for b in default[0]]
     assert sum(w >= 0 for b in default[0] for w in b.words) >= 2 * len(utterances)
+
+
+def test_tiny_transformer_lm_is_the_same_file_each_time(tmp_path, lm_dir):
+    """Trained again, the tiny LM is byte for byte the same (its SHA-256 keys the tuned
+    weights), and `make tiny-transformer-lm` does not train again when nothing changed."""
+    make("tiny-transformer-lm", f"DEMO_ROOT={tmp_path}")
+    name = "tiny_word_transformer.pt"
+    assert file_digest(tmp_path / "lm" / name) == file_digest(lm_dir / name)
+    again = make("tiny-transformer-lm", f"DEMO_ROOT={tmp_path}")
+    assert "make_tiny_transformer_lm.py" not in again.stdout + again.stderr

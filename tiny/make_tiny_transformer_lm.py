@@ -69,17 +69,25 @@ def train(text: Path, work: Path, log: Path) -> Path:
     return work / "checkpoints" / "checkpoint_last.pt"
 
 
-def released_format(checkpoint: Path, data: Path, target: Path) -> None:
+def released_format(checkpoint: Path, target: Path) -> None:
     """The checkpoint as the released one is stored (fairseq of 2019: `args`, a Namespace, and
-    no `cfg`), its args parsed by fairseq from the same command line."""
+    no `cfg`), its args parsed by fairseq from the same command line. Byte for byte the same
+    from run to run (its SHA-256 keys the tuned LM weights): the data folder is named, not the
+    temporary one; the training's timings are left out; fairseq's `_float_tensor` buffers,
+    allocated and never written, are zeros."""
     import torch
     from fairseq import options
 
     parser = options.get_training_parser()
-    namespace = options.parse_args_and_arch(parser, [str(data), "--task", "language_modeling",
-                                                     *MODEL, *TRAINING])
+    namespace = options.parse_args_and_arch(parser, [f"{NAME}_data", "--task",
+                                                     "language_modeling", *MODEL, *TRAINING])
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state.pop("cfg")
+    state["extra_state"].pop("metrics", None)
+    state["extra_state"].pop("previous_training_time", None)
+    for name, tensor in state["model"].items():
+        if name.endswith("_float_tensor"):
+            tensor.zero_()
     torch.save({**state, "args": namespace}, target)
 
 
@@ -99,7 +107,7 @@ def main(argv=None) -> int:
         with atomic_path(args.out / f"{NAME}.dict") as dst:
             shutil.copyfile(work / "data" / "dict.txt", dst)
         with atomic_path(args.out / f"{NAME}.pt") as dst:
-            released_format(checkpoint, work / "data", dst)
+            released_format(checkpoint, dst)
     upper_case_dictionary(args.out / f"{NAME}.dict", args.out / "dict.txt")
     print(f"{args.out}/{NAME}.pt: word Transformer LM of {len(sentences)} sentences")
     return 0
