@@ -2,20 +2,24 @@
 
 Usage:
   python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lm LM.pt \
-      --lexicon LEXICON [--subset dev_other] [--beam 50] [--lm-batch 1] [--letters]
+      --lexicon LEXICON [--subset dev_other] [--beam 50] [--lm-batch 1] [--lm-fp16] [--letters]
 
-Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=...`) once with each
-decoder in this one process at the same beam and weights (fairseq's example 2, -1), checks they
-give the same words, and prints per-utterance and per-frame speed (CPU seconds of this process)
-and the ratio. --letters adds noisy letter emissions of the references (as the tests do), where
-the search places words even for the tiny model, which emits blanks only. fairseq's `.cuda()`
-calls are made no-ops when there is no GPU. Then the ESTIMATE for LibriSpeech's four dev/test
-sets at the paper's beam 500: frames x seconds per frame x 500 / beam. It is an estimate, not a
-measurement: the released LM's 20 blocks of 1280 cost far more per step than the tiny LM's.
+Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=...`) in this one
+process at the same beam and weights (fairseq's example 2, -1) with: fairseq's decoder as
+installed; fairseq's decoder with the gc.collect() its FairseqLM.empty_cache() runs after every
+utterance left out (a fixed cost, unrelated to the LM, that dominates on a tiny LM); and ours.
+It checks that they give the same words, and prints per-utterance and per-frame speed (CPU
+seconds of this process), the LM's forward calls and the word positions they ran, and the
+ratios. --letters adds noisy letter emissions of the references (as the tests do). fairseq's
+`.cuda()` calls are made no-ops when there is no GPU. Then the ESTIMATE for LibriSpeech's four
+dev/test sets at the paper's beam 500: frames x seconds per frame x 500 / beam. It is an
+estimate, not a measurement: the released LM's 20 blocks of 1280 cost far more per step than the
+tiny LM's, and LibriSpeech's word prefixes are longer.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -72,10 +76,29 @@ def fairseq_decoder(manifests: Path, lm: Path, lexicon: Path, beam: int, weights
     return W2lFairseqLMDecoder(args, Dictionary.load(str(manifests / "dict.ltr.txt")))
 
 
-def timed(decode, utterances) -> tuple[list, float]:
+class Counter:
+    """Forward calls of an LM and the word positions they ran: batch x length, or the batch
+    alone for an incremental step (fairseq's decoder then runs the last position only)."""
+
+    def __init__(self, model):
+        self.calls = self.positions = 0
+        model.register_forward_pre_hook(self.count, with_kwargs=True)
+
+    def count(self, module, inputs, kwargs):
+        self.calls += 1
+        tokens = inputs[0]
+        incremental = kwargs.get("incremental_state") is not None
+        self.positions += tokens.shape[0] if incremental else tokens.numel()
+
+    def since(self, mark: tuple) -> tuple:
+        return self.calls - mark[0], self.positions - mark[1]
+
+
+def timed(decode, utterances, counter: Counter) -> tuple[list, float, tuple]:
+    mark = (counter.calls, counter.positions)
     start = time.process_time()
     words = [decode(u) for u in utterances]
-    return words, time.process_time() - start
+    return words, time.process_time() - start, counter.since(mark)
 
 
 def main(argv=None) -> int:
@@ -85,6 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--beam", type=int, default=50)
     parser.add_argument("--lm-batch", type=int, default=1)
+    parser.add_argument("--lm-fp16", action="store_true", help="ours in half precision")
     parser.add_argument("--letters", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
@@ -96,7 +120,8 @@ def main(argv=None) -> int:
     output_symbols = symbols(args.manifests)
     if args.letters:
         utterances = utterances + noisy_letters(args.manifests, args.subset, output_symbols)
-    ours = TransformerSearch(args.lm, args.lexicon, output_symbols, args.lm_batch)
+    ours = TransformerSearch(args.lm, args.lexicon, output_symbols, args.lm_batch,
+                             fp16=args.lm_fp16)
     decoder = ours.decoder({"beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
                             "sil_weight": 0.0, **DEFAULT_WEIGHTS})
     reference = fairseq_decoder(args.manifests, args.lm, args.lexicon, args.beam,
@@ -110,17 +135,30 @@ def main(argv=None) -> int:
     def mine(u):
         return [ours.dictionary[w] for w in ours.best(decoder, u).words if w >= 0]
 
-    expected, fairseq_s = timed(theirs, utterances)
-    got, our_s = timed(mine, utterances)
+    theirs_lm, our_lm = Counter(reference.lm.model), Counter(ours.lm.model)
+    expected, fairseq_s, fairseq_lm = timed(theirs, utterances, theirs_lm)
+    collect, gc.collect = gc.collect, lambda *a: 0
+    try:
+        without_gc, nogc_s, nogc_lm = timed(theirs, utterances, theirs_lm)
+    finally:
+        gc.collect = collect
+    got, our_s, ours_lm = timed(mine, utterances, our_lm)
     frames = sum(len(u) for u in utterances)
-    same = sum(a == b for a, b in zip(expected, got))
+    same = sum(a == b == c for a, b, c in zip(expected, without_gc, got))
     print(f"{len(utterances)} utterances, {frames} frames, beam {args.beam}, weights "
-          f"{DEFAULT_WEIGHTS}; same words: {same}/{len(utterances)}")
-    print("| decoder | s/utterance | ms/frame |\n|---|---|---|")
-    for name, seconds in (("fairseq W2lFairseqLMDecoder", fairseq_s),
-                          (f"transformer (lm-batch {args.lm_batch})", our_s)):
-        print(f"| {name} | {seconds / len(utterances):.3f} | {1000 * seconds / frames:.3f} |")
-    print(f"ratio (fairseq / ours): {fairseq_s / our_s:.1f}x")
+          f"{DEFAULT_WEIGHTS}; same words from all three: {same}/{len(utterances)}")
+    print("| decoder | s/utterance | ms/frame | LM calls | word positions run |")
+    print("|---|---|---|---|---|")
+    rows = (("fairseq W2lFairseqLMDecoder, as installed", fairseq_s, fairseq_lm),
+            ("fairseq W2lFairseqLMDecoder, its gc.collect() left out", nogc_s, nogc_lm),
+            (f"transformer (lm-batch {args.lm_batch}{', fp16' if args.lm_fp16 else ''})",
+             our_s, ours_lm))
+    for name, seconds, (calls, positions) in rows:
+        print(f"| {name} | {seconds / len(utterances):.3f} | {1000 * seconds / frames:.3f} | "
+              f"{calls} | {positions} |")
+    print(f"ratio, fairseq as installed / ours: {fairseq_s / our_s:.1f}x; without its "
+          f"gc.collect(): {nogc_s / our_s:.1f}x; word positions: "
+          f"{fairseq_lm[1] / max(ours_lm[1], 1):.1f}x")
     for name, seconds in (("fairseq", fairseq_s), ("ours", our_s)):
         hours = FOUR_SETS_FRAMES * seconds / frames * PAPER_BEAM / args.beam / 3600
         print(f"ESTIMATE, four LibriSpeech dev/test sets at beam {PAPER_BEAM}, this LM, {name}: "
