@@ -109,7 +109,7 @@ def test_demo_shows_its_training_set_apart_from_the_held_out_sets(demo):
             f"{TRAIN_UTTERANCES} |") in stdout
     held_out = [line for line in stdout.splitlines() if line.startswith("| row |")]
     assert held_out == ["| row | dev_clean | dev_other | test_clean | test_other | "
-                        "librivox_real |"] * 2  # Viterbi and 4-gram LM: no train column
+                        "librivox_real |"] * 3  # Viterbi, 4-gram, Transformer: no train column
 
 
 def another_run(demo, name: str, *knobs) -> dict[str, float]:

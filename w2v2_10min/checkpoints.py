@@ -40,7 +40,8 @@ def verify_checkpoint(path: Path) -> str:
     record = path.with_name(path.name + ".sha256")
     if not record.is_file():
         raise UserError(f"{path}: no recorded SHA-256 ({record.name}); fetch it with "
-                        "`make pretrained` / `make decode-original`, or record one you trust: "
+                        "`make pretrained` / `make decode-original` (an LM: `make lm "
+                        "LM=transformer`), or record one you trust: "
                         f"python scripts/checkpoints.py --record {path}")
     expected = record.read_text().split()[0]
     actual = file_digest(path)
