@@ -190,7 +190,8 @@ def test_make_lm_transformer_fetches_checks_and_prepares(tmp_path, tiny_env, lm_
     assert len(lexicon) == sum(w.isalpha() for w in known)
     # the decoder takes what it prepared: the words of the lexicon are all the LM's
     search = TransformerSearch(dest / "lm_librispeech_word_transformer.pt",
-                               dest / "lexicon.ltr.lst", symbols(tiny_env / "manifests" / "10min-0"))
+                               dest / "lexicon.ltr.lst",
+                               symbols(tiny_env / "manifests" / "10min-0"))
     assert len(search.dictionary) == len(known) + 4  # fairseq's <s> <pad> </s> <unk>
     asked = len(lm_server.requests)
     fetch_lm(dest, words, lm_server.url)

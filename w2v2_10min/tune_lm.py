@@ -3,8 +3,8 @@
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
       --lm LM --lexicon LEXICON [--decoder 4gram|transformer] [--subset dev_other]
-      [--trials 128] [--beam B] [--jobs N] [--lm-batch N] [--sampler-seed 1]
-      [--checkpoint CKPT --verify-sha256]
+      [--trials 128] [--beam B] [--jobs N] [--lm-batch N] [--lm-cache N] [--lm-fp16]
+      [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
   (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
 The paper (section 4.4) tuned the LM weight in [0, 5] and the word insertion score in [-5, 5]
@@ -111,7 +111,8 @@ def parse(argv) -> argparse.Namespace:
 def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) -> dict:
     """weights.json: the best trial's weights and everything they hold for."""
     best = study.best_trial
-    return {"decoder": args.decoder, "lm_weight": best.params["lm_weight"], "word_score": best.params["word_score"],
+    return {"decoder": args.decoder, "lm_weight": best.params["lm_weight"],
+            "word_score": best.params["word_score"],
             "wer": best.value, "trial": best.number,
             "trials": sum(t.value is not None for t in study.trials),
             "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
