@@ -112,6 +112,24 @@ def test_demo_shows_its_training_set_apart_from_the_held_out_sets(demo):
                         "librivox_real |"] * 3  # Viterbi, 4-gram, Transformer: no train column
 
 
+def held_out_errors(run, folder: str) -> int:
+    """Word errors of one of the run's decoders (its folder) on the synthetic held-out sets."""
+    return sum(json.loads((run / folder / s / "wer.json").read_text())["errors"]
+               for s in HELD_OUT)
+
+
+def check_lm_decodes(run, decoder: str, beam: int, tuned: dict, lm) -> None:
+    """Every set decoded with the LM decoder at `beam` with the tuned weights and this LM."""
+    for subset in EVAL_UTTERANCES:
+        record = json.loads((run / f"decode-{decoder}" / subset / "wer.json").read_text())
+        settings = record["decoder_settings"]
+        assert record["decoder"] == decoder and settings["beam"] == beam
+        assert (settings["lm_weight"], settings["word_score"]) == (tuned["lm_weight"],
+                                                                   tuned["word_score"])
+        assert settings["lm_sha256"] == file_digest(lm)
+        assert record["utterances"] == EVAL_UTTERANCES[subset]
+
+
 def another_run(demo, name: str, *knobs) -> dict[str, float]:
     """Split 0, seed 1 fine-tuned with the demo's recipe and these knobs into ROOT/name, decoded:
     its held-out Viterbi WER."""
@@ -193,19 +211,10 @@ def test_demo_shows_the_4gram_row_decoded_with_the_tuned_weights(demo):
     lm = root / "demo/lm/4-gram.arpa.gz"
     table = (root / "demo/results/table9.md").read_text()
     assert "4-gram LM (KenLM, lexicon beam search)" in table and "4-gram" in stdout
-    for subset in ["dev_clean", "dev_other", "test_clean", "test_other", "librivox_real"]:
-        record = json.loads((run / "decode-4gram" / subset / "wer.json").read_text())
-        settings = record["decoder_settings"]
-        assert record["decoder"] == "4gram" and settings["beam"] == 1500
-        assert (settings["lm_weight"], settings["word_score"]) == (tuned["lm_weight"],
-                                                                   tuned["word_score"])
-        assert settings["lm_sha256"] == file_digest(lm)
-        assert record["utterances"] == EVAL_UTTERANCES[subset]
+    check_lm_decodes(run, "4gram", 1500, tuned, lm)
     # held-out sets: the LM knows their words (not their sentences) and lowers the errors
     for run in [root / "demo" / r for r in RUNS]:
-        errors = {decoder: sum(json.loads((run / decoder / s / "wer.json").read_text())["errors"]
-                               for s in HELD_OUT) for decoder in ("decode", "decode-4gram")}
-        assert errors["decode-4gram"] < errors["decode"], run
+        assert held_out_errors(run, "decode-4gram") < held_out_errors(run, "decode"), run
     assert sorted(p.name for p in (run / "emissions").iterdir()) == sorted(
         f"{s}.npz" for s in ["dev_clean", "dev_other", "test_clean", "test_other",
                              "librivox_real"])
@@ -249,15 +258,5 @@ def test_demo_shows_the_transformer_lm_row_tuned_at_beam_50_and_beating_viterbi(
     for run in [root / "demo" / r for r in RUNS]:
         tuned = json.loads((run / "tune-transformer/weights.json").read_text())
         assert tuned["trials"] == 16 and tuned["beam"] == 50 and tuned["decoder"] == "transformer"
-        for subset in ["dev_clean", "dev_other", "test_clean", "test_other", "librivox_real"]:
-            record = json.loads((run / "decode-transformer" / subset / "wer.json").read_text())
-            settings = record["decoder_settings"]
-            assert record["decoder"] == "transformer" and settings["beam"] == 500
-            assert (settings["lm_weight"], settings["word_score"]) == (tuned["lm_weight"],
-                                                                       tuned["word_score"])
-            assert settings["lm_sha256"] == file_digest(lm)
-            assert record["utterances"] == EVAL_UTTERANCES[subset]
-        errors = {decoder: sum(json.loads((run / decoder / s / "wer.json").read_text())["errors"]
-                               for s in HELD_OUT)
-                  for decoder in ("decode", "decode-transformer")}
-        assert errors["decode-transformer"] < errors["decode"], run
+        check_lm_decodes(run, "transformer", 500, tuned, lm)
+        assert held_out_errors(run, "decode-transformer") < held_out_errors(run, "decode"), run
