@@ -266,7 +266,7 @@ tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's traini
 tiny-transformer-lm: setup $(DEMO_ROOT)/lm/tiny_word_transformer.pt ## the tiny word Transformer LM (fairseq, the released LM's format) and its dict.txt, into DEMO_ROOT/lm (trained again only when its script or corpus changes)
 
 $(DEMO_ROOT)/lm/tiny_word_transformer.pt: tiny/make_tiny_transformer_lm.py tiny/make_tiny_lm.py \
-		$(shell find $(TINY_CORPUS)/librispeech_finetuning -name '*.trans.txt' 2>/dev/null)
+		$(shell find $(TINY_CORPUS)/librispeech_finetuning -name '*.trans.txt' 2>/dev/null) | $(SETUP_STAMP)
 	@$(PY) tiny/make_tiny_transformer_lm.py --corpus $(TINY_CORPUS) --out $(DEMO_ROOT)/lm
 
 tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testdata)

@@ -21,7 +21,7 @@ import torch
 
 from bench.bench_transformer_lm import noisy_letters
 from conftest import make, run_script
-from test_fetch import Server, local_only  # noqa: F401  (local_only is autouse)
+from test_fetch import Server, local_only, one_error  # noqa: F401  (local_only is autouse)
 from w2v2_10min.common import file_digest
 from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.emissions import from_cache
@@ -165,13 +165,6 @@ def fetch_lm(dest: Path, words: Path, url: str, check=True):
                       check=check)
 
 
-def one_line(proc) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
-
-
 def test_make_lm_transformer_fetches_checks_and_prepares(tmp_path, tiny_env, lm_dir, lm_server):
     """Downloaded with SHA-256 recorded, dict.txt upper-cased, the lexicon cut to the LM's
     words; a rerun verifies instead of fetching; a changed file or bad input gives one line."""
@@ -199,17 +192,17 @@ def test_make_lm_transformer_fetches_checks_and_prepares(tmp_path, tiny_env, lm_
     # a file changed after its first download is refused before it is unpickled
     with (dest / "lm_librispeech_word_transformer.pt").open("ab") as out:
         out.write(b"tampered")
-    line = one_line(fetch_lm(dest, words, lm_server.url, check=False))
+    line = one_error(fetch_lm(dest, words, lm_server.url, check=False))
     assert "differs from the recorded" in line and "lm_librispeech_word_transformer.pt" in line
     # not a checkpoint, though the download is what the server sent
     lm_server.files["lm_librispeech_word_transformer.pt"] = b"not a checkpoint"
-    line = one_line(fetch_lm(tmp_path / "bad", words, lm_server.url, check=False))
+    line = one_error(fetch_lm(tmp_path / "bad", words, lm_server.url, check=False))
     assert "not a fairseq LM checkpoint" in line
     # a vocabulary whose words collide once upper-cased, and a missing word list
     lm_server.files["lm_librispeech_word_transformer.dict"] = b"the 10\nThe 3\n"
-    line = one_line(fetch_lm(tmp_path / "twice", words, lm_server.url, check=False))
+    line = one_error(fetch_lm(tmp_path / "twice", words, lm_server.url, check=False))
     assert "upper-cases to 'THE'" in line
-    line = one_line(fetch_lm(tmp_path / "none", tmp_path / "nowhere.txt", lm_server.url,
+    line = one_error(fetch_lm(tmp_path / "none", tmp_path / "nowhere.txt", lm_server.url,
                              check=False))
     assert "nowhere.txt: word list not found" in line
     assert not (tmp_path / "none").exists(), "nothing fetched without a word list"

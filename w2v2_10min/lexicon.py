@@ -49,6 +49,13 @@ def letter_lexicon(words: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     return spelled, skipped
 
 
+def write_lexicon(path: Path, spelled: dict[str, list[str]]) -> None:
+    """Write `WORD<TAB>W O R D |` lines, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{w}\t{' '.join(s)}\n" for w, s in spelled.items()),
+                       encoding="utf-8")
+
+
 def read_lexicon(path: Path) -> dict[str, list[str]]:
     """Read a letter lexicon (`WORD<TAB>W O R D |` lines) and check every spelling."""
     if not path.is_file():
@@ -88,9 +95,7 @@ def main(argv=None) -> int:
     if not spelled:
         raise UserError(f"{args.words}: no word can be spelled in the letters of dict.ltr.txt "
                         "(upper-case A-Z and '); give LibriSpeech's word list")
-    with atomic_path(args.out) as tmp:
-        tmp.write_text("".join(f"{w}\t{' '.join(s)}\n" for w, s in spelled.items()),
-                       encoding="utf-8")
+    write_lexicon(args.out, spelled)
     note = f"; skipped {len(skipped)} with other characters (e.g. {' '.join(skipped[:5])})" \
         if skipped else ""
     print(f"{args.out}: {len(spelled)} words{note}")

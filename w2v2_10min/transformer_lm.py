@@ -25,9 +25,9 @@ import os
 from pathlib import Path
 
 from w2v2_10min.checkpoints import fetch_recorded
-from w2v2_10min.common import UserError, atomic_path, write_text_atomic
+from w2v2_10min.common import UserError, write_text_atomic
 from w2v2_10min.download import mirror
-from w2v2_10min.lexicon import letter_lexicon, read_words
+from w2v2_10min.lexicon import letter_lexicon, read_words, write_lexicon
 
 LM_URL = "https://dl.fbaipublicfiles.com/wav2letter/sota/2019/lm/"
 NAME = "lm_librispeech_word_transformer"
@@ -66,9 +66,7 @@ def lm_lexicon(words_file: Path, lm_words: list[str], out: Path) -> tuple[int, i
     if not spelled:
         raise UserError(f"{words_file}: none of its words is in the LM's vocabulary; give "
                         "LibriSpeech's word list (`make lm` fetches librispeech-lexicon.txt)")
-    with atomic_path(out) as tmp:
-        tmp.write_text("".join(f"{w}\t{' '.join(s)}\n" for w, s in spelled.items()),
-                       encoding="utf-8")
+    write_lexicon(out, spelled)
     return len(spelled), len(set(listed)) - len(spelled)
 
 
