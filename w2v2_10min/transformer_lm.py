@@ -58,16 +58,17 @@ def upper_case_dictionary(source: Path, target: Path) -> list[str]:
     return words
 
 
-def lm_lexicon(words_file: Path, lm_words: list[str], out: Path) -> tuple[int, int]:
-    """Write the letter lexicon of the listed words the LM knows; (written, left out)."""
+def lm_lexicon(words_file: Path, lm_words: list[str], out: Path) -> tuple[int, int, int]:
+    """Write the letter lexicon of the listed words the LM knows; (written, listed words the
+    LM lacks, known words the model's letters cannot spell)."""
     known = set(lm_words)
-    listed = read_words(words_file)
-    spelled, _ = letter_lexicon([w for w in listed if w in known])
+    listed = set(read_words(words_file))
+    spelled, unspellable = letter_lexicon(listed & known)
     if not spelled:
         raise UserError(f"{words_file}: none of its words is in the LM's vocabulary; give "
                         "LibriSpeech's word list (`make lm` fetches librispeech-lexicon.txt)")
     write_lexicon(out, spelled)
-    return len(spelled), len(set(listed)) - len(spelled)
+    return len(spelled), len(listed - known), len(unspellable)
 
 
 def main(argv=None) -> int:
@@ -86,8 +87,10 @@ def main(argv=None) -> int:
     from w2v2_10min.decoders.transformer import load_model
     load_model(checkpoint)
     lexicon = args.dest / "lexicon.ltr.lst"
-    written, left_out = lm_lexicon(args.words, words, lexicon)
-    note = f" ({left_out} listed words the LM lacks left out)" if left_out else ""
+    written, lacking, unspellable = lm_lexicon(args.words, words, lexicon)
+    left_out = [f"{lacking} listed words the LM lacks"] * bool(lacking) + \
+        [f"{unspellable} with characters outside dict.ltr.txt"] * bool(unspellable)
+    note = f" (left out: {', '.join(left_out)})" if left_out else ""
     print(f"{checkpoint}: checked, with {len(words)} words in {args.dest / 'dict.txt'}; "
           f"{lexicon}: {written} words{note}")
     return 0
