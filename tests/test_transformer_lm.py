@@ -281,3 +281,36 @@ def test_tiny_transformer_lm_is_the_same_file_each_time(tmp_path, lm_dir):
     assert file_digest(tmp_path / "lm" / name) == file_digest(lm_dir / name)
     again = make("tiny-transformer-lm", f"DEMO_ROOT={tmp_path}")
     assert "make_tiny_transformer_lm.py" not in again.stdout + again.stderr
+
+
+def test_interrupted_tuning_says_one_line_and_a_rerun_continues(tiny_env, run, lm_dir, tmp_path):
+    """Ctrl-C during `tune-lm DECODER=transformer`: one line and status 130, the finished trials
+    kept; the same command again runs only the trials still owed."""
+    import shutil
+    import signal
+    import subprocess
+
+    from conftest import PYTHON, REPO
+    tuned = run[1] / "tune-transformer"
+    shutil.rmtree(tuned, ignore_errors=True)  # a study of its own (the other tuning test's)
+    args = [PYTHON, str(REPO / "scripts/tune_lm.py"), "--decoder", "transformer",
+            "--lm", lm_dir / "tiny_word_transformer.pt", "--lexicon", lm_dir / "lexicon.ltr.lst",
+            "--manifests", tiny_env / "manifests" / "10min-0", "--run-root", tmp_path / "runs",
+            "--run", run[1], "--trials", "40"]
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    finished = 0
+    for line in proc.stdout:  # interrupt once two trials are in
+        finished += line.startswith("trial ")
+        if finished == 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("error: ")] == \
+        ["error: interrupted; run the same command again to continue"]
+    again = run_script("tune_lm.py", *args[2:-1], "5")
+    weights = json.loads((tuned / "weights.json").read_text())
+    assert weights["trials"] == 5 and again.stdout.count("trial ") < 5
+    shutil.rmtree(tuned)

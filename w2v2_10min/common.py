@@ -26,12 +26,16 @@ class UserError(Exception):
 
 
 def run_main(main) -> None:
-    """Call main(); turn a UserError into one line on stderr and exit status 1."""
+    """Call main(); turn a UserError into one line on stderr and exit status 1, and Ctrl-C
+    into one line and status 130 (outputs are written atomically: a rerun continues)."""
     try:
         sys.exit(main())
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
 
 
 @contextlib.contextmanager

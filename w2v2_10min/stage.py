@@ -147,5 +147,7 @@ def fairseq_stage(name: str, detail: str, folder: Path, log_name: str):
             raise
         except Exception as err:  # fairseq's own failures: the details are in the log
             logging.exception("%s failed", name)
+            if isinstance(err.__context__, KeyboardInterrupt):  # a library failing on Ctrl-C
+                raise KeyboardInterrupt from None  # (optuna's trial loop does): an interruption
             raise UserError(f"{name} failed ({type(err).__name__}: {err}); full log: {log}") \
                 from None
