@@ -35,7 +35,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -278,6 +278,9 @@ clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree
+
+bench-startup: setup ## time a process's start-up (import torch, fairseq) with and without w2v2_10min/startup.py
+	$(PY) bench/bench_startup.py
 
 bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo, tiny-transformer-lm)
 	$(PY) bench/bench_transformer_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \

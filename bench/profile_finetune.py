@@ -35,6 +35,8 @@ PARTS = ["epoch set-up", "data loading", "forward", "backward", "optimizer and t
          "validation", "checkpoint write", "logging", "other (fairseq loop)"]
 SITECUSTOMIZE = """
 import os, sys
+from w2v2_10min import startup  # what the repository's sitecustomize.py, shadowed, does
+startup.defer_unused_imports()
 if os.environ.get("BENCH_PROFILE") and sys.argv and sys.argv[0].endswith("fairseq-hydra-train"):
     sys.path.insert(0, os.environ["BENCH_HOOKS"])
     import profile_hooks
