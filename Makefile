@@ -279,12 +279,14 @@ clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree
 
+SHAPE ?= tiny## bench-transformer-lm's LM: tiny (the demo's) or released (untrained, of the released LM's shape)
 bench-startup: setup ## time a process's start-up (import torch, fairseq) with and without w2v2_10min/startup.py
 	$(PY) bench/bench_startup.py
 
-bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo, tiny-transformer-lm)
+bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo; SHAPE=released: an untrained LM of the released LM's shape, 2.2 GB, instead of the tiny one)
 	$(PY) bench/bench_transformer_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
-		--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM))
+		--lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM)) \
+		$(if $(filter released,$(SHAPE)),--released-shape --lm-batch 1 4 16,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \

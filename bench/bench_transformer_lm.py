@@ -1,20 +1,29 @@
 """fairseq's W2lFairseqLMDecoder against DECODER=transformer, side by side, on the same emissions.
 
 Usage:
-  python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lm LM.pt \
-      --lexicon LEXICON [--subset dev_other] [--beam 50] [--lm-batch 1] [--lm-fp16] [--letters]
+  python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lexicon LEXICON \
+      (--lm LM.pt | --released-shape) [--subset dev_other] [--beam 50] [--lm-batch 1 [8 ...]] \
+      [--lm-fp16] [--letters]
 
 Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=...`) in this one
 process at the same beam and weights (fairseq's example 2, -1) with: fairseq's decoder as
 installed; fairseq's decoder with the gc.collect() its FairseqLM.empty_cache() runs after every
-utterance left out (a fixed cost, unrelated to the LM, that dominates on a tiny LM); and ours.
-It checks that they give the same words, and prints per-utterance and per-frame speed (CPU
-seconds of this process), the LM's forward calls and the word positions they ran, and the
-ratios. --letters adds noisy letter emissions of the references (as the tests do). fairseq's
-`.cuda()` calls are made no-ops when there is no GPU. Then the ESTIMATE for LibriSpeech's four
-dev/test sets at the paper's beam 500: frames x seconds per frame x 500 / beam. It is an
-estimate, not a measurement: the released LM's 20 blocks of 1280 cost far more per step than the
-tiny LM's, and LibriSpeech's word prefixes are longer.
+utterance left out (a fixed cost, unrelated to the LM, that dominates on a tiny LM); and ours,
+once per --lm-batch. It checks that they give the same words, and prints per-utterance and
+per-frame speed (CPU seconds of this process), the LM's forward calls and the word positions
+they ran, and the ratios. --letters adds noisy letter emissions of the references (as the tests
+do). fairseq's `.cuda()` calls are made no-ops when there is no GPU.
+
+--released-shape decodes with an untrained LM of the released LM's shape instead of --lm: the
+options of wav2letter's recipe (20 blocks of 1280, inner 6144, 16 heads, adaptive input and
+softmax at 60000,160000, factor 4, tied weights), 0.56 B parameters, over a 200,000-word
+vocabulary (the lexicon's words, then fillers), from seed 0, written to a temporary folder (2.2
+GB). Its weights are random, so its words are not the released LM's, but each LM call costs what
+the released LM's costs on this machine, which the tiny LM cannot show.
+
+Then the ESTIMATE for LibriSpeech's four dev/test sets at the paper's beam 500: frames x seconds
+per frame x 500 / beam. It is an estimate, not a measurement: LibriSpeech's lexicon (200k words)
+and its longer word prefixes make more LM states per frame than the tiny lexicon does.
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ import gc
 import math
 import os
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -40,6 +50,34 @@ from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS, normalised, symbols  
 # (OpenSLR 12); wav2vec 2.0 emits 50 frames per second.
 FOUR_SETS_FRAMES = (5.4 + 5.3 + 5.4 + 5.1) * 3600 * 50
 PAPER_BEAM = 500
+# wav2letter's recipes/sota/2019 LM options (see the tiny LM's tiny/make_tiny_transformer_lm.py)
+RELEASED_SHAPE = ["--arch", "transformer_lm_gbw", "--decoder-layers", "20",
+                  "--decoder-embed-dim", "1280", "--decoder-ffn-embed-dim", "6144",
+                  "--decoder-attention-heads", "16", "--criterion", "adaptive_loss",
+                  "--adaptive-input", "--adaptive-input-cutoff", "60000,160000",
+                  "--adaptive-input-factor", "4", "--adaptive-softmax-cutoff", "60000,160000",
+                  "--adaptive-softmax-factor", "4", "--tie-adaptive-weights"]
+RELEASED_WORDS = 200_000
+
+
+def released_shape_lm(lexicon: Path, folder: Path) -> Path:
+    """An untrained fairseq LM of the released LM's shape in `folder` (lm.pt and dict.txt, as
+    fairseq's decoder reads them): the lexicon's words first (the frequent end, as real words
+    would be), then fillers up to RELEASED_WORDS; its weights drawn from seed 0."""
+    import torch
+    from fairseq import options, tasks
+
+    words = [line.split()[0] for line in lexicon.read_text().splitlines() if line.strip()]
+    fillers = (f"FILLER{i}" for i in range(RELEASED_WORDS))
+    vocabulary = (words + [w for w, _ in zip(fillers, range(RELEASED_WORDS - len(words)))])
+    (folder / "dict.txt").write_text("".join(f"{w} {RELEASED_WORDS - i}\n"
+                                             for i, w in enumerate(vocabulary)))
+    namespace = options.parse_args_and_arch(options.get_training_parser(), [
+        str(folder), "--task", "language_modeling", *RELEASED_SHAPE])
+    torch.manual_seed(0)
+    model = tasks.setup_task(namespace).build_model(namespace)
+    torch.save({"args": namespace, "model": model.state_dict()}, folder / "lm.pt")
+    return folder / "lm.pt"
 
 
 def noisy_letters(manifests: Path, subset: str, output_symbols: list[str], seed: int = 0):
@@ -103,11 +141,15 @@ def timed(decode, utterances, counter: Counter) -> tuple[list, float, tuple]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("--run", "--manifests", "--lm", "--lexicon"):
+    for name in ("--run", "--manifests", "--lexicon"):
         parser.add_argument(name, type=Path, required=True)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--lm", type=Path)
+    which.add_argument("--released-shape", action="store_true",
+                       help="an untrained LM of the released LM's shape (2.2 GB, temporary)")
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--beam", type=int, default=50)
-    parser.add_argument("--lm-batch", type=int, default=1)
+    parser.add_argument("--lm-batch", type=int, nargs="+", default=[1])
     parser.add_argument("--lm-fp16", action="store_true", help="ours in half precision")
     parser.add_argument("--letters", action="store_true")
     args = parser.parse_args(argv)
@@ -120,12 +162,13 @@ def main(argv=None) -> int:
     output_symbols = symbols(args.manifests)
     if args.letters:
         utterances = utterances + noisy_letters(args.manifests, args.subset, output_symbols)
-    ours = TransformerSearch(args.lm, args.lexicon, output_symbols, args.lm_batch,
-                             fp16=args.lm_fp16)
+    with tempfile.TemporaryDirectory() as tmp:
+        lm = released_shape_lm(args.lexicon, Path(tmp)) if args.released_shape else args.lm
+        ours = TransformerSearch(lm, args.lexicon, output_symbols, fp16=args.lm_fp16)
+        reference = fairseq_decoder(args.manifests, lm, args.lexicon, args.beam,
+                                    DEFAULT_WEIGHTS)
     decoder = ours.decoder({"beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
                             "sil_weight": 0.0, **DEFAULT_WEIGHTS})
-    reference = fairseq_decoder(args.manifests, args.lm, args.lexicon, args.beam,
-                                DEFAULT_WEIGHTS)
     import torch
 
     def theirs(u):
@@ -136,35 +179,37 @@ def main(argv=None) -> int:
         return [ours.dictionary[w] for w in ours.best(decoder, u).words if w >= 0]
 
     theirs_lm, our_lm = Counter(reference.lm.model), Counter(ours.lm.model)
-    expected, fairseq_s, fairseq_lm = timed(theirs, utterances, theirs_lm)
+    expected, *fairseq_row = timed(theirs, utterances, theirs_lm)
     collect, gc.collect = gc.collect, lambda *a: 0
     try:
-        without_gc, nogc_s, nogc_lm = timed(theirs, utterances, theirs_lm)
+        without_gc, *nogc_row = timed(theirs, utterances, theirs_lm)
     finally:
         gc.collect = collect
-    got, our_s, ours_lm = timed(mine, utterances, our_lm)
+    rows = [("fairseq W2lFairseqLMDecoder, as installed", *fairseq_row),
+            ("fairseq W2lFairseqLMDecoder, its gc.collect() left out", *nogc_row)]
+    same = [a == b for a, b in zip(expected, without_gc)]
+    for batch in args.lm_batch:
+        ours.lm.batch = max(1, batch)
+        got, *ours_row = timed(mine, utterances, our_lm)
+        rows.append((f"transformer (lm-batch {batch}{', fp16' if args.lm_fp16 else ''})",
+                     *ours_row))
+        same = [s and a == b for s, a, b in zip(same, expected, got)]
     frames = sum(len(u) for u in utterances)
-    same = sum(a == b == c for a, b, c in zip(expected, without_gc, got))
     print(f"{len(utterances)} utterances, {frames} frames, beam {args.beam}, weights "
-          f"{DEFAULT_WEIGHTS}; same words from all three: {same}/{len(utterances)}")
-    print("| decoder | s/utterance | ms/frame | LM calls | word positions run |")
-    print("|---|---|---|---|---|")
-    rows = (("fairseq W2lFairseqLMDecoder, as installed", fairseq_s, fairseq_lm),
-            ("fairseq W2lFairseqLMDecoder, its gc.collect() left out", nogc_s, nogc_lm),
-            (f"transformer (lm-batch {args.lm_batch}{', fp16' if args.lm_fp16 else ''})",
-             our_s, ours_lm))
+          f"{DEFAULT_WEIGHTS}, LM {'of the released shape, untrained' if args.released_shape else lm}"
+          f"; same words from all {len(rows)}: {sum(same)}/{len(utterances)}")
+    print("| decoder | s/utterance | ms/frame | LM calls | word positions run | "
+          "fairseq as installed / this | fairseq without gc / this |")
+    print("|---|---|---|---|---|---|---|")
     for name, seconds, (calls, positions) in rows:
         print(f"| {name} | {seconds / len(utterances):.3f} | {1000 * seconds / frames:.3f} | "
-              f"{calls} | {positions} |")
-    print(f"ratio, fairseq as installed / ours: {fairseq_s / our_s:.1f}x; without its "
-          f"gc.collect(): {nogc_s / our_s:.1f}x; word positions: "
-          f"{fairseq_lm[1] / max(ours_lm[1], 1):.1f}x")
-    for name, seconds in (("fairseq", fairseq_s), ("ours", our_s)):
+              f"{calls} | {positions} | {fairseq_row[0] / seconds:.1f}x | "
+              f"{nogc_row[0] / seconds:.1f}x |")
+    for name, seconds, _ in (rows[0], min(rows[2:], key=lambda row: row[1])):
         hours = FOUR_SETS_FRAMES * seconds / frames * PAPER_BEAM / args.beam / 3600
         print(f"ESTIMATE, four LibriSpeech dev/test sets at beam {PAPER_BEAM}, this LM, {name}: "
               f"{hours:.1f} CPU-hours")
-    return 0 if same == len(utterances) else 1
-
+    return 0 if all(same) else 1
 
 if __name__ == "__main__":
     run_main(main)
