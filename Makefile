@@ -160,7 +160,7 @@ LM_ARPA ?= $(DATA)/4-gram.arpa.gz## n-gram LM of DECODER=4gram (ARPA, gzipped or
 LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` writes it)
 TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it; `make lm LM=transformer`)
 TRANSFORMER_LEXICON ?= $(dir $(TRANSFORMER_LM))lexicon.ltr.lst## letter lexicon of DECODER=transformer: the words its LM knows (`make lm LM=transformer`)
-LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 1)
+LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 16)
 LM_CACHE ?=## LM states DECODER=transformer keeps with their keys, values and scores (default 10000)
 LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see docs/lm.md)
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)

@@ -2,7 +2,7 @@
 
 Usage:
   python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lexicon LEXICON \
-      (--lm LM.pt | --released-shape) [--subset dev_other] [--beam 50] [--lm-batch 1 [8 ...]] \
+      (--lm LM.pt | --released-shape) [--subset dev_other] [--beam 50] [--lm-batch 1 16 ...] \
       [--lm-fp16] [--letters]
 
 Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=...`) in this one
@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
 from w2v2_10min.common import file_digest, run_main  # noqa: E402
-from w2v2_10min.decoders.transformer import TransformerSearch  # noqa: E402
+from w2v2_10min.decoders.transformer import BATCH, TransformerSearch  # noqa: E402
 from w2v2_10min.emissions import from_cache  # noqa: E402
 from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS, normalised, symbols  # noqa: E402
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
                        help="an untrained LM of the released LM's shape (2.2 GB, temporary)")
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--beam", type=int, default=50)
-    parser.add_argument("--lm-batch", type=int, nargs="+", default=[1])
+    parser.add_argument("--lm-batch", type=int, nargs="+", default=[1, BATCH])
     parser.add_argument("--lm-fp16", action="store_true", help="ours in half precision")
     parser.add_argument("--letters", action="store_true")
     args = parser.parse_args(argv)
@@ -195,9 +195,10 @@ def main(argv=None) -> int:
                      *ours_row))
         same = [s and a == b for s, a, b in zip(same, expected, got)]
     frames = sum(len(u) for u in utterances)
+    which = "of the released shape, untrained" if args.released_shape else lm
     print(f"{len(utterances)} utterances, {frames} frames, beam {args.beam}, weights "
-          f"{DEFAULT_WEIGHTS}, LM {'of the released shape, untrained' if args.released_shape else lm}"
-          f"; same words from all {len(rows)}: {sum(same)}/{len(utterances)}")
+          f"{DEFAULT_WEIGHTS}, LM {which}; same words from all {len(rows)}: "
+          f"{sum(same)}/{len(utterances)}")
     print("| decoder | s/utterance | ms/frame | LM calls | word positions run | "
           "fairseq as installed / this | fairseq without gc / this |")
     print("|---|---|---|---|---|---|---|")

@@ -23,6 +23,7 @@ from bench.bench_transformer_lm import noisy_letters
 from conftest import make, run_script
 from test_fetch import Server, local_only, one_error  # noqa: F401  (local_only is autouse)
 from w2v2_10min.common import file_digest
+from w2v2_10min.decoders import transformer
 from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.emissions import from_cache
 from w2v2_10min.lm import BEAM_THRESHOLD, normalised, symbols
@@ -102,25 +103,28 @@ def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decod
     assert record["decoder_settings"]["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
     ours = (folder / "hyp.wrd").read_text().splitlines()
     utterances = cached_emissions(tiny_env, run)
-    search = TransformerSearch(lm, lexicon, symbols(manifests), batch=4)
+    # one state per LM call, and the default batch (what make decode ran)
+    searches = [TransformerSearch(lm, lexicon, symbols(manifests), batch=batch)
+                for batch in (1, transformer.BATCH)]
     # the 20-update model emits blanks only: add noisy letter emissions of the references,
     # on which the search places words and the LM decides between them
-    utterances = utterances + noisy_letters(manifests, SUBSET, search.symbols)
+    utterances = utterances + noisy_letters(manifests, SUBSET, searches[0].symbols)
     worded = 0
     for lm_weight, word_score in WEIGHTS:
         reference = fairseq_decoder(manifests, lm, lexicon, lm_weight, word_score)
-        decoder = search.decoder({"beam": BEAM, "beam_threshold": BEAM_THRESHOLD,
-                                  "lm_weight": lm_weight, "word_score": word_score,
-                                  "sil_weight": 0.0})
+        decoders = [search.decoder({"beam": BEAM, "beam_threshold": BEAM_THRESHOLD,
+                                    "lm_weight": lm_weight, "word_score": word_score,
+                                    "sil_weight": 0.0}) for search in searches]
         for i, emissions in enumerate(utterances):
-            frames = torch.from_numpy(normalised(emissions, len(search.symbols)))[None]
+            frames = torch.from_numpy(normalised(emissions, len(searches[0].symbols)))[None]
             expected = reference.decode(frames)[0][0]
-            best = search.best(decoder, emissions)
-            words = [search.dictionary[w] for w in best.words if w >= 0]
-            assert words == expected["words"], (i, lm_weight)
-            assert best.score == pytest.approx(expected["score"], rel=1e-5, abs=1e-4)
-            if (lm_weight, word_score) == WEIGHTS[0] and i < len(ours):
-                assert " ".join(words) == ours[i]
+            for search, decoder in zip(searches, decoders):
+                best = search.best(decoder, emissions)
+                words = [search.dictionary[w] for w in best.words if w >= 0]
+                assert words == expected["words"], (i, lm_weight, search.lm.batch)
+                assert best.score == pytest.approx(expected["score"], rel=1e-5, abs=1e-4)
+                if (lm_weight, word_score) == WEIGHTS[0] and i < len(ours):
+                    assert " ".join(words) == ours[i]
             worded += bool(words)
     assert worded >= len(WEIGHTS) * (len(utterances) - len(ours)), "too few words to compare"
 
@@ -252,7 +256,8 @@ def test_a_small_lm_cache_and_fp16_keep_the_words(tiny_env, run, lm_dir):
     settings = {"beam": 50, "beam_threshold": BEAM_THRESHOLD, "lm_weight": 0.3,
                 "word_score": 0.0, "sil_weight": 0.0}
     results = {}
-    for name, options in {"default": {}, "cache 3": {"cache": 3, "batch": 4},
+    # the default cache against 3 at one batch size, so that steps counted run again
+    for name, options in {"default": {"batch": 4}, "cache 3": {"cache": 3, "batch": 4},
                           "fp16": {"fp16": True}}.items():
         search = TransformerSearch(lm, lexicon, output_symbols, **options)
         decoder = search.decoder(settings)

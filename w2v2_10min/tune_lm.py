@@ -93,7 +93,7 @@ def parse(argv) -> argparse.Namespace:
                              f"{transformer.TUNE_BEAM}")
     parser.add_argument("--jobs", type=int, default=cpu_cores(),
                         help="processes for the 4-gram search")
-    parser.add_argument("--lm-batch", type=int, default=1,
+    parser.add_argument("--lm-batch", type=int, default=transformer.BATCH,
                         help="Transformer LM states of one prefix length run in one batch")
     parser.add_argument("--lm-cache", type=int, default=transformer.CACHE,
                         help="Transformer LM states kept with their keys, values and scores")
