@@ -52,12 +52,12 @@ def test_what_fairseq_took_from_them_works_on_first_use_and_is_the_real_thing():
             f"after_use = {LOADED}\n"
             "r = sp.pearsonr([1, 2, 3], [1, 2, 4])[0], sp.spearmanr([1, 2, 3], [3, 1, 2])[0]\n"
             "init = pb.wandb.init\n"
-            "import sklearn.metrics, wandb\n"
+            "import sklearn.metrics, scipy.stats, wandb\n"
             "stand_ins = [n for n, m in sys.modules.items() if type(m).__name__ == 'Deferred']\n"
             "print(json.dumps({'f1': f1, 'mcc': mcc, 'acc': acc, 'after_use': after_use,\n"
             "    'init_is_wandbs': init is wandb.init, 'stand_ins': stand_ins, 'r': r,\n"
-            "    'real_r': [getattr(__import__('scipy.stats').stats, f)(*a)[0] for f, a in\n"
-            "               (('pearsonr', ([1, 2, 3], [1, 2, 4])), ('spearmanr', ([1, 2, 3], [3, 1, 2])))],\n"
+            "    'real_r': [scipy.stats.pearsonr([1, 2, 3], [1, 2, 4])[0],\n"
+            "               scipy.stats.spearmanr([1, 2, 3], [3, 1, 2])[0]],\n"
             "    'real_f1': sklearn.metrics.f1_score([0, 1, 1, 0], [0, 1, 0, 0]),\n"
             "    'real_mcc': sklearn.metrics.matthews_corrcoef([0, 1, 1, 0], [0, 1, 0, 0])}))")
     out = python(code)
@@ -78,3 +78,28 @@ def test_no_stand_in_for_a_package_that_is_not_installed():
     assert startup.stand_ins({"no_such_package_here.metrics": ("f1_score",)}) == {}
     made = startup.stand_ins({"json.decoder": ()})  # installed, but imported already
     assert made == {}
+
+
+def test_a_deferred_name_used_while_its_module_runs_imports_the_real_one(tmp_path, monkeypatch):
+    """The mechanism on a package of its own: a module that uses the name at once gets the real
+    function; one that only takes it leaves the package unimported until the call."""
+    (tmp_path / "fakepkg").mkdir()
+    (tmp_path / "fakepkg" / "__init__.py").write_text("")
+    (tmp_path / "fakepkg" / "metrics.py").write_text("def f(x):\n    return x + 1\n")
+    (tmp_path / "eager.py").write_text("from fakepkg.metrics import f\nVALUE = f(1)\n")
+    (tmp_path / "lazy.py").write_text("from fakepkg.metrics import f\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(startup, "UNUSED", {name: {"fakepkg.metrics": ("f",)}
+                                            for name in ("eager", "lazy")})
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in ("eager", "lazy", "fakepkg", "fakepkg.metrics"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    startup.defer_unused_imports()
+    import lazy
+    assert "fakepkg" not in sys.modules and lazy.f(2) == 3 and "fakepkg.metrics" in sys.modules
+    for name in ("fakepkg", "fakepkg.metrics"):
+        del sys.modules[name]
+    import eager
+    assert eager.VALUE == 2 and type(sys.modules["fakepkg.metrics"]).__name__ == "module"
+    for name in ("eager", "lazy", "fakepkg", "fakepkg.metrics"):
+        sys.modules.pop(name, None)

@@ -2,11 +2,12 @@
 starts, for parts of it that no stage of this project runs, wait until their first use.
 
 fairseq imports all its tasks, criterions and loggers at start-up. Two of them import
-scikit-learn and SciPy's statistics (with pandas, about 2 s of a 7 s start-up on a 2-core
-machine) only to score audio classification and sentence prediction, and its progress bars
-import wandb, which only fine-tuning with a wandb project uses. While those three fairseq modules run, each
-name they take is bound to a stand-in that imports the real package on first use; once they
-have run, the stand-ins leave `sys.modules`, so every other import gets the real package. What
+scikit-learn and SciPy's statistics (with pandas) only to score audio classification and
+sentence prediction, and its progress bars import wandb, which only fine-tuning with a wandb
+project uses: 3 s of a 6.7 s start-up on a 2-core machine. While those three fairseq modules
+run, each name they take is bound to a stand-in that imports the real package on first use;
+once they have run, the stand-ins leave `sys.modules`, so every other import gets the real
+package. What
 fairseq registers and does is unchanged; a package that is not installed is left to fairseq's
 own handling. Installed by sitecustomize.py at the repository's root, which Python imports
 first in every process `make` starts (the Makefile puts the repository on PYTHONPATH);
@@ -33,19 +34,29 @@ UNUSED = {
 }
 
 
+def real(module: str):
+    """The real module, imported now if need be (stand-ins of it or of the packages above it
+    still in sys.modules make way)."""
+    parts = module.split(".")
+    for name in (".".join(parts[:level]) for level in range(1, len(parts) + 1)):
+        if isinstance(sys.modules.get(name), Deferred):
+            del sys.modules[name]
+    return importlib.import_module(module)
+
+
 class Deferred(types.ModuleType):
     """A module's stand-in: any attribute it lacks comes from the real module, imported then."""
 
     def __getattr__(self, attribute: str):
         if attribute.startswith("__"):  # the import system probing: not a use
             raise AttributeError(attribute)
-        return getattr(importlib.import_module(self.__name__), attribute)
+        return getattr(real(self.__name__), attribute)
 
 
 def deferred_function(module: str, name: str):
     """`module.name`, imported on the first call."""
     def call(*args, **kwargs):
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        return getattr(real(module), name)(*args, **kwargs)
     call.__name__ = call.__qualname__ = name
     return call
 
