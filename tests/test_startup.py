@@ -103,3 +103,15 @@ def test_a_deferred_name_used_while_its_module_runs_imports_the_real_one(tmp_pat
     assert eager.VALUE == 2 and type(sys.modules["fakepkg.metrics"]).__name__ == "module"
     for name in ("eager", "lazy", "fakepkg", "fakepkg.metrics"):
         sys.modules.pop(name, None)
+
+
+def test_the_sitecustomize_it_shadows_still_runs(tmp_path):
+    """A sitecustomize further on the path (a cluster's or a distribution's) runs after ours."""
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['SHADOWED_RAN'] = 'yes'\n")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    code = ("import os, sys, json\n"
+            "finders = [type(f).__name__ for f in sys.meta_path]\n"
+            "print(json.dumps([os.environ.get('SHADOWED_RAN'), 'DeferringFinder' in finders]))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd="/", check=True)
+    assert json.loads(done.stdout) == ["yes", True]
