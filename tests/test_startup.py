@@ -106,9 +106,13 @@ def test_a_deferred_name_used_while_its_module_runs_imports_the_real_one(tmp_pat
 
 
 def test_the_sitecustomize_it_shadows_still_runs(tmp_path):
-    """A sitecustomize further on the path (a cluster's or a distribution's) runs after ours."""
-    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['SHADOWED_RAN'] = 'yes'\n")
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    """A sitecustomize further on the path (a cluster's or a distribution's) runs after ours,
+    once, also with the repository on the path twice under two names."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\nos.environ['SHADOWED_RAN'] = os.environ.get('SHADOWED_RAN', '') + 'yes'\n")
+    (tmp_path / "repo").symlink_to(REPO)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (tmp_path / "repo", REPO,
+                                                                  tmp_path)))}
     code = ("import os, sys, json\n"
             "finders = [type(f).__name__ for f in sys.meta_path]\n"
             "print(json.dumps([os.environ.get('SHADOWED_RAN'), 'DeferringFinder' in finders]))")
