@@ -68,8 +68,7 @@ def released_shape_lm(lexicon: Path, folder: Path) -> Path:
     from fairseq import options, tasks
 
     words = [line.split()[0] for line in lexicon.read_text().splitlines() if line.strip()]
-    fillers = (f"FILLER{i}" for i in range(RELEASED_WORDS))
-    vocabulary = (words + [w for w, _ in zip(fillers, range(RELEASED_WORDS - len(words)))])
+    vocabulary = words + [f"FILLER{i}" for i in range(RELEASED_WORDS - len(words))]
     (folder / "dict.txt").write_text("".join(f"{w} {RELEASED_WORDS - i}\n"
                                              for i, w in enumerate(vocabulary)))
     namespace = options.parse_args_and_arch(options.get_training_parser(), [
