@@ -35,8 +35,9 @@ NEEDS = ()
 # The paper (section 4.4): Transformer-LM weights tuned at beam 50, test sets decoded at 500.
 BEAM, TUNE_BEAM = 500, 50
 # Waiting LM states run together when one is asked for: the same words (tested against
-# fairseq's decoder), 2.4x faster than one at a time on an LM of the released LM's shape and 3x
-# on the tiny LM at beam 500 (bench/bench_transformer_lm.py, docs/lm.md).
+# fairseq's decoder), 2.4x faster than fairseq's decoder on an LM of the released LM's shape
+# (one at a time: 1.2x) and 1.6x faster than one at a time on the tiny LM at beam 500
+# (bench/bench_transformer_lm.py, docs/lm.md).
 BATCH = 16
 # fairseq's infer.py default, which W2lFairseqLMDecoder passes to flashlight (unk: -inf).
 SIL_WEIGHT = 0.0
