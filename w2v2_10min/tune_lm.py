@@ -93,11 +93,7 @@ def parse(argv) -> argparse.Namespace:
                              f"{transformer.TUNE_BEAM}")
     parser.add_argument("--jobs", type=int, default=cpu_cores(),
                         help="processes for the 4-gram search")
-    parser.add_argument("--lm-batch", type=int, default=transformer.BATCH,
-                        help="Transformer LM states of one prefix length run in one batch")
-    parser.add_argument("--lm-cache", type=int, default=transformer.CACHE,
-                        help="Transformer LM states kept with their keys, values and scores")
-    parser.add_argument("--lm-fp16", action="store_true", help="the Transformer LM in fp16")
+    transformer.add_arguments(parser)  # --lm-batch, --lm-cache, --lm-fp16, as decode's
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     args = parser.parse_args(argv)

@@ -44,8 +44,8 @@ SIL_WEIGHT = 0.0
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("--decoder transformer (also --lm, --lexicon, --beam, "
-                                      "--lm-weight, --word-score)")
+    group = parser.add_argument_group("--decoder transformer: the LM's batch, cache and "
+                                      "precision")
     group.add_argument("--lm-batch", type=int, default=BATCH,
                        help=f"LM states of one prefix length scored in one batch (default {BATCH})")
     group.add_argument("--lm-cache", type=int, default=CACHE,
