@@ -160,8 +160,9 @@ LM_ARPA ?= $(DATA)/4-gram.arpa.gz## n-gram LM of DECODER=4gram (ARPA, gzipped or
 LEXICON ?= $(DATA)/lexicon.ltr.lst## letter lexicon of DECODER=4gram (`make lm` writes it)
 TRANSFORMER_LM ?= $(DATA)/transformer/lm_librispeech_word_transformer.pt## word LM of DECODER=transformer (fairseq checkpoint; its dict.txt, upper-cased, beside it; `make lm LM=transformer`)
 TRANSFORMER_LEXICON ?= $(dir $(TRANSFORMER_LM))lexicon.ltr.lst## letter lexicon of DECODER=transformer: the words its LM knows (`make lm LM=transformer`)
-LM_BATCH ?=## LM states of one prefix length run in one batch by DECODER=transformer (default 16)
-LM_CACHE ?=## LM states DECODER=transformer keeps with their keys, values and scores (default 10000)
+LM_PARALLEL ?=## utterances DECODER=transformer searches at once, their LM states run in shared batches (default 16)
+LM_BATCH ?=## LM states DECODER=transformer runs in one forward pass, at most (default 16)
+LM_CACHE ?=## LM states DECODER=transformer keeps with their keys, values and scores, shared out among LM_PARALLEL searches (default 10000)
 LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see docs/lm.md)
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
@@ -189,6 +190,7 @@ LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
 	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
 	$(TRANSFORMER_ARGS))
 TRANSFORMER_ARGS = $(if $(filter transformer,$(DECODER)),$(if $(LM_BATCH),--lm-batch $(LM_BATCH)) \
+	$(if $(LM_PARALLEL),--lm-parallel $(LM_PARALLEL)) \
 	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16))
 TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
 	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) \
@@ -283,10 +285,11 @@ SHAPE ?= tiny## bench-transformer-lm's LM: tiny (the demo's) or released (untrai
 bench-startup: setup ## time a process's start-up (import torch, fairseq) with and without w2v2_10min/startup.py
 	$(PY) bench/bench_startup.py
 
-bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo; SHAPE=released: an untrained LM of the released LM's shape, 2.2 GB, instead of the tiny one)
+bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=transformer on the demo run's dev_other emissions (make demo; SHAPE=released: an untrained LM of the released LM's shape, 2.2 GB, on utterances joined three by three to LibriSpeech's 19 words each; about 30 min)
 	$(PY) bench/bench_transformer_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
 		--lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM)) \
-		$(if $(filter released,$(SHAPE)),--released-shape --lm-batch 1 4 16,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
+		$(if $(filter released,$(SHAPE)),--released-shape --weights 0.5 0 --subsets dev_other test_other --join 3 \
+		--lm-batch 16 64,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \

@@ -2,24 +2,32 @@
 
 Usage:
   python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lexicon LEXICON \
-      (--lm LM.pt | --released-shape) [--subset dev_other] [--beam 50] [--lm-batch 1 16 ...] \
-      [--lm-fp16] [--letters]
+      (--lm LM.pt | --released-shape) [--subsets dev_other ...] [--beam 50] \
+      [--lm-batch 1 16 ...] [--lm-parallel 1 16 ...] [--lm-fp16] [--letters] [--join N]
 
-Decodes RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=...`) in this one
-process at the same beam and weights (fairseq's example 2, -1) with: fairseq's decoder as
+Decodes RUN_DIR/emissions/<subset>.npz of each subset (written by `make decode DECODER=...`) in this one
+process at the same beam and weights (--weights, default fairseq's example 2, -1) with: fairseq's decoder as
 installed; fairseq's decoder with the gc.collect() its FairseqLM.empty_cache() runs after every
 utterance left out (a fixed cost, unrelated to the LM, that dominates on a tiny LM); and ours,
-once per --lm-batch. It checks that they give the same words, and prints per-utterance and
+once per --lm-batch and --lm-parallel (utterances searched at once, their LM states run in
+shared batches). It checks that they give the same words, and prints per-utterance and
 per-frame speed (CPU seconds of this process), the LM's forward calls and the word positions
 they ran, and the ratios. --letters adds noisy letter emissions of the references (as the tests
-do). fairseq's `.cuda()` calls are made no-ops when there is no GPU.
+do). --join N decodes each N consecutive utterances' emissions as one utterance: LibriSpeech's
+four dev/test sets have 19 words per utterance on average (210,269 words in 11,126), the tiny
+sets about 7, and fairseq's decoder runs a state's whole word prefix through the LM, so its cost
+per state grows with the prefix while ours does not. fairseq's `.cuda()` calls are made no-ops
+when there is no GPU.
 
 --released-shape decodes with an untrained LM of the released LM's shape instead of --lm: the
 options of wav2letter's recipe (20 blocks of 1280, inner 6144, 16 heads, adaptive input and
 softmax at 60000,160000, factor 4, tied weights), 0.56 B parameters, over a 200,000-word
 vocabulary (the lexicon's words, then fillers), from seed 0, written to a temporary folder (2.2
 GB). Its weights are random, so its words are not the released LM's, but each LM call costs what
-the released LM's costs on this machine, which the tiny LM cannot show.
+the released LM's costs on this machine, which the tiny LM cannot show. Its scores are nearly
+uniform, about -12.2 per word (ln 200,000): at fairseq's example weight 2 a word costs about
+-24, near the beam threshold (25), and the search keeps few words; `make bench-transformer-lm
+SHAPE=released` gives it --weights 0.5 0, about -6 per word, so that it keeps them.
 
 Then the ESTIMATE for LibriSpeech's four dev/test sets at the paper's beam 500: frames x seconds
 per frame x 500 / beam. It is an estimate, not a measurement: LibriSpeech's lexicon (200k words)
@@ -42,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
 from w2v2_10min.common import file_digest, run_main  # noqa: E402
-from w2v2_10min.decoders.transformer import BATCH, TransformerSearch  # noqa: E402
+from w2v2_10min.decoders.transformer import BATCH, PARALLEL, TransformerSearch  # noqa: E402
 from w2v2_10min.emissions import from_cache  # noqa: E402
 from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS, normalised, symbols  # noqa: E402
 
@@ -131,10 +139,10 @@ class Counter:
         return self.calls - mark[0], self.positions - mark[1]
 
 
-def timed(decode, utterances, counter: Counter) -> tuple[list, float, tuple]:
+def timed(decode_all, utterances, counter: Counter) -> tuple[list, float, tuple]:
     mark = (counter.calls, counter.positions)
     start = time.process_time()
-    words = [decode(u) for u in utterances]
+    words = decode_all(utterances)
     return words, time.process_time() - start, counter.since(mark)
 
 
@@ -146,38 +154,50 @@ def main(argv=None) -> int:
     which.add_argument("--lm", type=Path)
     which.add_argument("--released-shape", action="store_true",
                        help="an untrained LM of the released LM's shape (2.2 GB, temporary)")
-    parser.add_argument("--subset", default="dev_other")
+    parser.add_argument("--subsets", nargs="+", default=["dev_other"])
     parser.add_argument("--beam", type=int, default=50)
     parser.add_argument("--lm-batch", type=int, nargs="+", default=[1, BATCH])
+    parser.add_argument("--lm-parallel", type=int, nargs="+", default=[1, PARALLEL])
     parser.add_argument("--lm-fp16", action="store_true", help="ours in half precision")
     parser.add_argument("--letters", action="store_true")
+    parser.add_argument("--join", type=int, default=1,
+                        help="N consecutive utterances as one (LibriSpeech: 19 words each)")
+    parser.add_argument("--weights", type=float, nargs=2, metavar=("LM_WEIGHT", "WORD_SCORE"),
+                        default=[DEFAULT_WEIGHTS["lm_weight"], DEFAULT_WEIGHTS["word_score"]])
     args = parser.parse_args(argv)
+    weights = {"lm_weight": args.weights[0], "word_score": args.weights[1]}
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     checkpoint = args.run / "checkpoints" / "checkpoint_best.pt"
-    utterances = from_cache(args.run / "emissions", file_digest(checkpoint), args.manifests,
-                            [args.subset], lambda s: sys.exit(f"error: run `make decode` "
-                                                              f"first: no emissions of {s}"))
-    utterances = utterances[args.subset]
+    cached = from_cache(args.run / "emissions", file_digest(checkpoint), args.manifests,
+                        args.subsets, lambda s: sys.exit(f"error: run `make decode` first: no "
+                                                         f"emissions of {s}"))
     output_symbols = symbols(args.manifests)
-    if args.letters:
-        utterances = utterances + noisy_letters(args.manifests, args.subset, output_symbols)
+    utterances = []
+    for subset in args.subsets:
+        utterances += cached[subset]
+        if args.letters:
+            utterances += noisy_letters(args.manifests, subset, output_symbols)
+    utterances = [np.concatenate(utterances[i:i + args.join])
+                  for i in range(0, len(utterances), max(1, args.join))]
     with tempfile.TemporaryDirectory() as tmp:
         lm = released_shape_lm(args.lexicon, Path(tmp)) if args.released_shape else args.lm
-        ours = TransformerSearch(lm, args.lexicon, output_symbols, fp16=args.lm_fp16)
+        ours = TransformerSearch(lm, args.lexicon, output_symbols, fp16=args.lm_fp16,
+                                 parallel=max(args.lm_parallel))
         reference = fairseq_decoder(args.manifests, lm, args.lexicon, args.beam,
-                                    DEFAULT_WEIGHTS)
-    decoder = ours.decoder({"beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
-                            "sil_weight": 0.0, **DEFAULT_WEIGHTS})
+                                    weights)
+    settings = {"beam": args.beam, "beam_threshold": BEAM_THRESHOLD, "sil_weight": 0.0,
+                **weights}
     import torch
 
-    def theirs(u):
-        frames = torch.from_numpy(normalised(u, len(output_symbols)))[None]
-        return reference.decode(frames)[0][0]["words"]
+    def theirs(utterances):
+        return [reference.decode(torch.from_numpy(normalised(u, len(output_symbols)))[None])
+                [0][0]["words"] for u in utterances]
 
-    def mine(u):
-        return [ours.dictionary[w] for w in ours.best(decoder, u).words if w >= 0]
+    def mine(utterances):
+        return [[ours.dictionary[w] for w in best.words if w >= 0]
+                for best in ours.decode_all(utterances, settings)]
 
-    theirs_lm, our_lm = Counter(reference.lm.model), Counter(ours.lm.model)
+    theirs_lm, our_lm = Counter(reference.lm.model), Counter(ours.steps.model)
     expected, *fairseq_row = timed(theirs, utterances, theirs_lm)
     collect, gc.collect = gc.collect, lambda *a: 0
     try:
@@ -187,16 +207,20 @@ def main(argv=None) -> int:
     rows = [("fairseq W2lFairseqLMDecoder, as installed", *fairseq_row),
             ("fairseq W2lFairseqLMDecoder, its gc.collect() left out", *nogc_row)]
     same = [a == b for a, b in zip(expected, without_gc)]
-    for batch in args.lm_batch:
-        ours.lm.batch = max(1, batch)
-        got, *ours_row = timed(mine, utterances, our_lm)
-        rows.append((f"transformer (lm-batch {batch}{', fp16' if args.lm_fp16 else ''})",
-                     *ours_row))
-        same = [s and a == b for s, a, b in zip(same, expected, got)]
+    for parallel in args.lm_parallel:
+        for batch in args.lm_batch:
+            ours.parallel, ours.steps.batch = max(1, parallel), max(1, batch)
+            got, *ours_row = timed(mine, utterances, our_lm)
+            rows.append((f"transformer (lm-batch {batch}, lm-parallel {parallel}"
+                         f"{', fp16' if args.lm_fp16 else ''})", *ours_row))
+            same = [s and a == b for s, a, b in zip(same, expected, got)]
     frames = sum(len(u) for u in utterances)
     which = "of the released shape, untrained" if args.released_shape else lm
-    print(f"{len(utterances)} utterances, {frames} frames, beam {args.beam}, weights "
-          f"{DEFAULT_WEIGHTS}, LM {which}; same words from all {len(rows)}: "
+    joined = f" ({args.join} joined in each)" if args.join > 1 else ""
+    print(f"{len(utterances)} utterances{joined} of {' '.join(args.subsets)}"
+          f"{' and their noisy letters' if args.letters else ''}, {frames} frames, "
+          f"{sum(map(len, expected)) / len(expected):.1f} words each, beam {args.beam}, weights "
+          f"{weights}, LM {which}; same words from all {len(rows)}: "
           f"{sum(same)}/{len(utterances)}")
     print("| decoder | s/utterance | ms/frame | LM calls | word positions run | "
           "fairseq as installed / this | fairseq without gc / this |")

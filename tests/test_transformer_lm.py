@@ -103,25 +103,29 @@ def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decod
     assert record["decoder_settings"]["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
     ours = (folder / "hyp.wrd").read_text().splitlines()
     utterances = cached_emissions(tiny_env, run)
-    # one state per LM call, and the default batch (what make decode ran)
-    searches = [TransformerSearch(lm, lexicon, symbols(manifests), batch=batch)
+    # one state per LM call, and the default batch (what make decode ran), one utterance at a
+    # time; then the default, several utterances at once (their states in shared batches)
+    searches = [TransformerSearch(lm, lexicon, symbols(manifests), batch=batch, parallel=1)
                 for batch in (1, transformer.BATCH)]
+    at_once = TransformerSearch(lm, lexicon, symbols(manifests), parallel=4)
     # the 20-update model emits blanks only: add noisy letter emissions of the references,
     # on which the search places words and the LM decides between them
     utterances = utterances + noisy_letters(manifests, SUBSET, searches[0].symbols)
     worded = 0
     for lm_weight, word_score in WEIGHTS:
         reference = fairseq_decoder(manifests, lm, lexicon, lm_weight, word_score)
-        decoders = [search.decoder({"beam": BEAM, "beam_threshold": BEAM_THRESHOLD,
-                                    "lm_weight": lm_weight, "word_score": word_score,
-                                    "sil_weight": 0.0}) for search in searches]
+        settings = {"beam": BEAM, "beam_threshold": BEAM_THRESHOLD, "lm_weight": lm_weight,
+                    "word_score": word_score, "sil_weight": 0.0}
+        decoders = [search.decoder(settings) for search in searches]
+        together = at_once.decode_all(utterances, settings)
         for i, emissions in enumerate(utterances):
             frames = torch.from_numpy(normalised(emissions, len(searches[0].symbols)))[None]
             expected = reference.decode(frames)[0][0]
-            for search, decoder in zip(searches, decoders):
-                best = search.best(decoder, emissions)
+            for search, decoder in [*zip(searches, decoders), (at_once, None)]:
+                best = together[i] if decoder is None else search.best(decoder, emissions)
                 words = [search.dictionary[w] for w in best.words if w >= 0]
-                assert words == expected["words"], (i, lm_weight, search.lm.batch)
+                assert words == expected["words"], (i, lm_weight, search.steps.batch,
+                                                    search.parallel)
                 assert best.score == pytest.approx(expected["score"], rel=1e-5, abs=1e-4)
                 if (lm_weight, word_score) == WEIGHTS[0] and i < len(ours):
                     assert " ".join(words) == ours[i]
@@ -259,7 +263,7 @@ def test_a_small_lm_cache_and_fp16_keep_the_words(tiny_env, run, lm_dir):
     # the default cache against 3 at one batch size, so that steps counted run again
     for name, options in {"default": {"batch": 4}, "cache 3": {"cache": 3, "batch": 4},
                           "fp16": {"fp16": True}}.items():
-        search = TransformerSearch(lm, lexicon, output_symbols, **options)
+        search = TransformerSearch(lm, lexicon, output_symbols, parallel=1, **options)
         decoder = search.decoder(settings)
         most = 0
         best = []
@@ -276,6 +280,45 @@ def test_a_small_lm_cache_and_fp16_keep_the_words(tiny_env, run, lm_dir):
     assert capped[2] <= 3 + longest + 4 < default[2]
     assert [b.words for b in half[0]] == [b.words for b in default[0]]
     assert sum(w >= 0 for b in default[0] for w in b.words) >= 2 * len(utterances)
+
+
+def test_utterances_searched_at_once_share_lm_passes_and_an_error_stops_them(tiny_env, lm_dir):
+    """Utterances searched at once give the words of one at a time in fewer LM passes (their
+    waiting states run together); one that fails stops the others and its error reaches the
+    caller, with no search left waiting."""
+    import threading
+
+    lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
+    output_symbols = symbols(tiny_env / "manifests" / "10min-0")
+    utterances = noisy_letters(tiny_env / "manifests" / "10min-0", SUBSET, output_symbols)
+    settings = {"beam": 50, "beam_threshold": BEAM_THRESHOLD, "lm_weight": 0.3,
+                "word_score": 0.0, "sil_weight": 0.0}
+    passes, words = {}, {}
+    for parallel in (1, 8):
+        search = TransformerSearch(lm, lexicon, output_symbols, batch=64, parallel=parallel)
+        rows = []
+        search.steps.model.register_forward_pre_hook(lambda m, a: rows.append(len(a[0])))
+        words[parallel] = [best.words for best in search.decode_all(utterances, settings)]
+        passes[parallel] = rows
+    assert words[8] == words[1]
+    assert len(passes[8]) <= len(passes[1]) / 2, passes
+    assert max(passes[8]) > max(passes[1])
+
+    bad = utterances[:3] + [np.zeros((5, len(output_symbols) + 1), np.float32)] + utterances[3:]
+    outcome = []
+
+    def run_bad():
+        try:
+            search.decode_all(bad, settings)
+        except Exception as err:  # noqa: BLE001 (the test reads it)
+            outcome.append(err)
+    caller = threading.Thread(target=run_bad, daemon=True)
+    caller.start()
+    caller.join(120)
+    assert not caller.is_alive(), "a search was left waiting"
+    assert len(outcome) == 1 and "decode with the manifest" in str(outcome[0])
+    assert search.steps.searches == 0 and not search.steps.waiting
+    assert [b.words for b in search.decode_all(utterances, settings)] == words[1]
 
 
 def test_tiny_transformer_lm_is_the_same_file_each_time(tmp_path, lm_dir):

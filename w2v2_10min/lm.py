@@ -116,9 +116,10 @@ class LexiconSearch:
             _JOB = None
 
 
-def lexicon_decoder(search, settings: dict):
+def lexicon_decoder(search, settings: dict, lm=None):
     """flashlight's LexiconDecoder with the options fairseq's W2lKenLMDecoder and
-    W2lFairseqLMDecoder give it, over a search's trie, LM, silence, blank and unknown word."""
+    W2lFairseqLMDecoder give it, over a search's trie, LM (or `lm`), silence, blank and unknown
+    word."""
     from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder,
                                              LexiconDecoderOptions)
 
@@ -128,8 +129,8 @@ def lexicon_decoder(search, settings: dict):
         lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
         unk_score=-math.inf, sil_score=float(settings.get("sil_weight", 0.0)), log_add=False,
         criterion_type=CriterionType.CTC)
-    return LexiconDecoder(options, search.trie, search.lm, search.silence, search.blank,
-                          search.unk, [], False)
+    return LexiconDecoder(options, search.trie, search.lm if lm is None else lm, search.silence,
+                          search.blank, search.unk, [], False)
 
 
 _JOB = None  # (search, settings, utterances) of the running decode, inherited by forked workers

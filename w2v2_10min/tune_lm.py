@@ -3,7 +3,8 @@
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
       --lm LM --lexicon LEXICON [--decoder 4gram|transformer] [--subset dev_other]
-      [--trials 128] [--beam B] [--jobs N] [--lm-batch N] [--lm-cache N] [--lm-fp16]
+      [--trials 128] [--beam B] [--jobs N] [--lm-parallel N] [--lm-batch N] [--lm-cache N]
+      [--lm-fp16]
       [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
   (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
@@ -93,7 +94,7 @@ def parse(argv) -> argparse.Namespace:
                              f"{transformer.TUNE_BEAM}")
     parser.add_argument("--jobs", type=int, default=cpu_cores(),
                         help="processes for the 4-gram search")
-    transformer.add_arguments(parser)  # --lm-batch, --lm-cache, --lm-fp16, as decode's
+    transformer.add_arguments(parser)  # --lm-parallel, --lm-batch, --lm-cache, --lm-fp16, as decode's
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     args = parser.parse_args(argv)
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
         search = transformer.TransformerSearch(args.lm, args.lexicon, symbols(args.manifests),
                                                args.lm_batch, transformer.device(),
-                                               args.lm_cache, args.lm_fp16)
+                                               args.lm_cache, args.lm_fp16, args.lm_parallel)
         key["lm_fp16"] = args.lm_fp16
         decode = search.decode
     else:

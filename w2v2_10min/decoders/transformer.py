@@ -4,7 +4,7 @@
 Usage:
   python scripts/decode.py --decoder transformer --run RUN --manifests MANIFEST_DIR \
       --subsets dev_other ... --lm LM.pt --lexicon LEXICON [--beam 500] \
-      [--lm-weight W --word-score S] [--lm-batch N] [--lm-cache N] [--lm-fp16]
+      [--lm-weight W --word-score S] [--lm-parallel N] [--lm-batch N] [--lm-cache N] [--lm-fp16]
 
 The LM is a fairseq `language_modeling` checkpoint (the released
 `lm_librispeech_word_transformer.pt`) with its vocabulary as `dict.txt` beside it, upper-cased
@@ -13,7 +13,10 @@ LexiconDecoder with the options, trie and word scores of fairseq's `W2lFairseqLM
 (examples/speech_recognition/w2l_decoder.py), so the hypotheses are fairseq's. What differs is
 the cost: fairseq re-runs the whole word prefix through the LM for every new LM state
 (incremental decoding off); `TransformerLM` keeps each state's key/value step and runs one
-step per new word, several states of one prefix length in one batch (--lm-batch). Weights as
+step per new word. The search asks for one state's scores at a time and waits, so one
+utterance's search has few states to run together; --lm-parallel utterances are searched at
+once, in threads, and the states they wait for run in one batch of up to --lm-batch rows
+(`LMSteps`). Each utterance's search is flashlight's, unchanged. Weights as
 the 4-gram's (w2v2_10min.decoders.fourgram.weights), from RUN/tune-transformer/weights.json.
 """
 from __future__ import annotations
@@ -34,23 +37,30 @@ CACHED = True
 NEEDS = ()
 # The paper (section 4.4): Transformer-LM weights tuned at beam 50, test sets decoded at 500.
 BEAM, TUNE_BEAM = 500, 50
-# Waiting LM states run together when one is asked for: the same words (tested against
-# fairseq's decoder), 2.4x faster than fairseq's decoder on an LM of the released LM's shape
-# (one at a time: 1.2x) and 1.6x faster than one at a time on the tiny LM at beam 500
-# (bench/bench_transformer_lm.py, docs/lm.md).
+# Rows of one LM forward pass, at most: the states the searches wait for, the last pass filled
+# with states they made and have not asked for yet. With PARALLEL: 11.1x faster than fairseq's
+# decoder, the same words, on an LM of the released LM's shape over utterances of LibriSpeech's
+# length (batch 64: 8.5x, its guessed rows cost CPU time; one utterance at a time: 3.9x;
+# bench/bench_transformer_lm.py, docs/lm.md).
 BATCH = 16
+# Utterances searched at once, in threads; the states they wait for run in shared passes.
+PARALLEL = 16
 # fairseq's infer.py default, which W2lFairseqLMDecoder passes to flashlight (unk: -inf).
 SIL_WEIGHT = 0.0
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("--decoder transformer: the LM's batch, cache and "
-                                      "precision")
+    group = parser.add_argument_group("--decoder transformer: utterances at once, the LM's "
+                                      "batch, cache and precision")
+    group.add_argument("--lm-parallel", type=int, default=PARALLEL,
+                       help=f"utterances searched at once, their LM states run in shared "
+                            f"batches (default {PARALLEL})")
     group.add_argument("--lm-batch", type=int, default=BATCH,
-                       help=f"LM states of one prefix length scored in one batch (default {BATCH})")
+                       help=f"LM states run in one forward pass, at most (default {BATCH})")
     group.add_argument("--lm-cache", type=int, default=CACHE,
-                       help=f"LM states kept with their keys, values and scores (default "
-                            f"{CACHE}; fewer: less memory, more steps run again)")
+                       help=f"LM states kept with their keys, values and scores, shared out "
+                            f"among the --lm-parallel searches (default {CACHE}; fewer: less "
+                            f"memory, more steps run again)")
     group.add_argument("--lm-fp16", action="store_true",
                        help="run the LM in half precision (scores differ slightly from fp32)")
 
@@ -133,16 +143,19 @@ def word_indices(lexicon: Path, spellings: dict, dictionary, path: Path) -> dict
 # beyond it are dropped, and run again if the search comes back to them: the same numbers).
 # fairseq's FairseqLM keeps the scores of 20,000; with the released LM's 20 blocks of 1280 and
 # its 200k-word vocabulary a state holds about 0.2 MB of keys and values and 0.8 MB of scores.
+# Searches that run at once share it.
 CACHE = 10_000
 
 
 class _Node:
     """One LM state: its word prefix, its last step's keys and values, its next-word scores,
-    and when the search last used them."""
-    __slots__ = ("tokens", "parent", "step", "scores", "used")
+    when the search last used them, and the search's LM it belongs to (None: the root)."""
+    __slots__ = ("tokens", "parent", "step", "scores", "used", "owner")
 
-    def __init__(self, tokens: tuple, parent):
-        self.tokens, self.parent, self.step, self.scores, self.used = tokens, parent, None, None, 0
+    def __init__(self, tokens: tuple, parent, owner=None):
+        self.tokens, self.parent, self.owner = tokens, parent, owner
+        self.step = self.scores = None
+        self.used = 0
 
     def chain(self) -> list:
         """The states of the prefix, first to last (this one included)."""
@@ -153,41 +166,162 @@ class _Node:
         return out[::-1]
 
 
+class LMSteps:
+    """A fairseq word LM's incremental steps for the searches that run at once, one thread
+    each. A search that needs a state's scores waits until every running search waits too;
+    then all their waiting states run together, in forward passes of up to `batch` rows, the
+    last one filled with the newest states their searches made and have not asked for yet.
+    Rows of any prefix length share a pass: shorter prefixes' keys and values are padded at
+    the front and masked, and each row gets its own position.
+
+    Usage: steps = LMSteps(model, dictionary, "cpu", batch=16); TransformerLM(steps)
+    """
+
+    def __init__(self, model, dictionary, device: str = "cpu", batch: int = BATCH,
+                 fp16: bool = False):
+        import threading
+
+        import torch
+
+        self.torch, self.device, self.batch = torch, device, max(1, batch)
+        self.model = model.to(device)  # eval mode: load_model (after it, .eval() gives None)
+        if fp16:
+            self.model.half()
+        self.eos, self.unk = dictionary.eos(), dictionary.unk()
+        self.keys: list | None = None  # the attention layers' incremental-state keys, in order
+        self.lengths = self.table = None  # the rows' prefix lengths while a step runs
+        positions = getattr(model.decoder, "embed_positions", None)
+        if positions is not None:
+            positions.register_forward_hook(self._positions)
+        self.lock = threading.Condition()
+        self.searches = 0  # searches running in threads (see `running`)
+        self.waiting: dict = {}  # the states they wait for, in order
+        self.root = _Node((self.eos,), None)
+        self._step([self.root])
+
+    def _positions(self, module, inputs, output):
+        """embed_positions' forward hook: each row's own position (fairseq's incremental
+        step gives every row the position of the batch's token count)."""
+        if self.lengths is None:
+            return None
+        longest = int(self.lengths.max())
+        if self.table is None or self.table.shape[0] < longest:
+            self.lengths, lengths = None, self.lengths  # the table runs the module unhooked
+            size = max(longest, min(2 * longest, self.model.decoder.max_positions()))
+            dummy = self.torch.full((1, size), self.eos, device=self.device)
+            self.table, self.lengths = module(dummy)[0], lengths
+        return self.table[self.lengths - 1].unsqueeze(1).to(output.dtype)
+
+    def _step(self, nodes: list) -> None:
+        """One incremental step for `nodes` (their parents' steps kept)."""
+        torch = self.torch
+        longest = max(len(n.tokens) for n in nodes)
+        tokens = torch.tensor([n.tokens[-1:] for n in nodes], device=self.device)
+        state, chains = {}, [n.parent.chain() for n in nodes if n.parent is not None]
+        if chains:
+            past = torch.zeros((len(chains), longest - 1, *self.shape), dtype=self.dtype,
+                               device=self.device)  # B T K 2 H D
+            for row, chain in enumerate(chains):
+                past[row, longest - 1 - len(chain):] = torch.stack([a.step for a in chain])
+            mask = None
+            if any(len(chain) < longest - 1 for chain in chains):
+                mask = torch.tensor([[t < longest - 1 - len(chain) for t in range(longest - 1)]
+                                     for chain in chains], device=self.device)
+            for k, key in enumerate(self.keys):
+                state[key] = {"prev_key": past[:, :, k, 0].transpose(1, 2).contiguous(),
+                              "prev_value": past[:, :, k, 1].transpose(1, 2).contiguous(),
+                              "prev_key_padding_mask": mask}
+        self.lengths = torch.tensor([len(n.tokens) for n in nodes], device=self.device)
+        try:
+            with torch.no_grad():
+                out = self.model(tokens, incremental_state=state)
+                scores = self.model.get_normalized_probs(out, log_probs=True, sample=None)[:, -1]
+        finally:
+            self.lengths = None
+        if self.keys is None:
+            self.keys = list(state)
+        step = torch.stack([torch.stack([state[key]["prev_key"][:, :, -1],
+                                         state[key]["prev_value"][:, :, -1]], 1)
+                            for key in self.keys], 1)  # B K 2 H D
+        self.shape, self.dtype = step.shape[1:], step.dtype
+        scores = scores.float().cpu().numpy()
+        for i, node in enumerate(nodes):
+            node.step, node.scores = step[i], scores[i]
+            if node.owner is not None:
+                node.owner.ran(node)
+
+    def scores_of(self, node: _Node) -> None:
+        """Run `node` (its parent's step kept), with the other searches' waiting states."""
+        with self.lock:
+            self.waiting[node] = None
+            while node.scores is None:
+                if len(self.waiting) >= self.searches:
+                    self._answer()
+                else:
+                    self.lock.wait()
+
+    def _answer(self) -> None:
+        nodes, self.waiting = list(self.waiting), {}
+        room, asked = -len(nodes) % self.batch, set(nodes)
+        for owner in dict.fromkeys(node.owner for node in nodes):
+            for other in reversed(owner.pending):
+                if room == 0:
+                    break
+                if other not in asked and other.parent.step is not None:
+                    nodes.append(other)
+                    room -= 1
+        for start in range(0, len(nodes), self.batch):
+            self._step(nodes[start:start + self.batch])
+        self.lock.notify_all()
+
+    def running(self):
+        """A search's thread while it runs: `with steps.running(): ...`."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def search():
+            with self.lock:
+                self.searches += 1
+            try:
+                yield
+            finally:
+                with self.lock:
+                    self.searches -= 1
+                    if self.waiting and len(self.waiting) >= self.searches:
+                        self._answer()
+        return search()
+
+
 def _lm_base():
     from flashlight.lib.text.decoder import LM
     return LM
 
 
 class TransformerLM(_lm_base()):
-    """flashlight-text's Python LM over a fairseq word LM: start, score and finish return what
-    fairseq's FairseqLM returns (log-probabilities, -inf for <unk>, </s> at the end), each new
-    state costing one incremental step (its keys and values appended to its parent's) instead
-    of a run over its whole prefix. At most `cache` states keep their step and scores (least
-    recently used dropped, run again when needed); all go at the next utterance's start.
-    `fp16`: the LM in half precision (its scores then differ slightly from fairseq's).
+    """flashlight-text's Python LM for one search over LMSteps' fairseq word LM: start, score
+    and finish return what fairseq's FairseqLM returns (log-probabilities, -inf for <unk>, </s>
+    at the end), each new state costing one incremental step (its keys and values appended to
+    its parent's) instead of a run over its whole prefix. At most `cache` states keep their
+    step and scores (least recently used dropped, run again when needed); all go at the next
+    utterance's start.
 
-    Usage: lm = TransformerLM(model, dictionary, "cpu", batch=16); LexiconDecoder(..., lm, ...)
+    Usage: lm = TransformerLM(LMSteps(model, dictionary)); LexiconDecoder(..., lm, ...)
     """
 
-    def __init__(self, model, dictionary, device: str = "cpu", batch: int = BATCH,
-                 cache: int = CACHE, fp16: bool = False):
+    def __init__(self, steps: LMSteps, cache: int = CACHE):
         super().__init__()
-        import torch
-
-        self.torch, self.device, self.batch = torch, device, max(1, batch)
-        self.cache = max(1, cache)
-        self.model = model.to(device)  # eval mode: load_model (after it, .eval() gives None)
-        if fp16:
-            self.model.half()
-        self.eos, self.unk = dictionary.eos(), dictionary.unk()
-        self.keys: list | None = None  # the attention layers' incremental-state keys, in order
+        self.steps, self.root, self.cache = steps, steps.root, max(1, cache)
         self.nodes: dict = {}
-        self.pending: dict[int, dict] = {}  # prefix length -> states not yet run, oldest first
+        self.pending: dict = {}  # states made and not run yet, oldest first
         self.kept: set = set()  # states (but the root) with a step and scores
         self.clock = 0
-        self.steps_run = 0  # incremental steps, one per state run (the bench reports it)
-        self.root = _Node((self.eos,), None)
-        self._run([self.root])
+        self.steps_run = 0  # incremental steps run for this search's states
+
+    def ran(self, node: _Node) -> None:
+        self.pending.pop(node, None)
+        self.steps_run += 1
+        self._keep(node)
+        self.kept.add(node)
 
     def _keep(self, node: _Node) -> None:
         self.clock += 1
@@ -211,52 +345,15 @@ class TransformerLM(_lm_base()):
             self.kept.discard(old)
             old.step = old.scores = None
 
-    def _run(self, nodes: list) -> None:
-        """One incremental step for `nodes` (one prefix length, their parents' steps kept)."""
-        torch = self.torch
-        tokens = torch.tensor([n.tokens for n in nodes], device=self.device)
-        state, chains = {}, [n.parent.chain() for n in nodes if n.parent is not None]
-        if chains:
-            past = torch.stack([torch.stack([a.step for a in chain]) for chain in chains])
-            for k, key in enumerate(self.keys):  # past: B T K 2 H D
-                state[key] = {"prev_key": past[:, :, k, 0].transpose(1, 2).contiguous(),
-                              "prev_value": past[:, :, k, 1].transpose(1, 2).contiguous(),
-                              "prev_key_padding_mask": None}
-        with torch.no_grad():
-            out = self.model(tokens, incremental_state=state)
-            scores = self.model.get_normalized_probs(out, log_probs=True, sample=None)[:, -1]
-        if self.keys is None:
-            self.keys = list(state)
-        step = torch.stack([torch.stack([state[key]["prev_key"][:, :, -1],
-                                         state[key]["prev_value"][:, :, -1]], 1)
-                            for key in self.keys], 1)  # B K 2 H D
-        scores = scores.float().cpu().numpy()
-        for i, node in enumerate(nodes):
-            node.step, node.scores = step[i], scores[i]
-            self.pending.get(len(node.tokens), {}).pop(node, None)
-        self.steps_run += len(nodes)
-        for node in nodes:
+    def _ensure(self, node: _Node) -> None:
+        """`node`'s scores, its dropped prefix states run again first, oldest first."""
+        self._trim()
+        if node.scores is not None:
             self._keep(node)
-            if node is not self.root:
-                self.kept.add(node)
-
-    def _ensure(self, node: _Node, trim: bool = True) -> None:
-        """`node`'s scores, run with up to batch - 1 of the newest waiting states of its length
-        whose parents are kept (a kept state's whole prefix is kept: see _trim)."""
-        if trim:
-            self._trim()
-        if node.scores is None:
-            if node.parent.step is None:  # dropped from the cache: run its prefix again
-                self._ensure(node.parent, trim=False)
-            batch = [node]
-            for other in reversed(self.pending.get(len(node.tokens), {})):
-                if len(batch) == self.batch:
-                    break
-                if other is not node and other.parent.step is not None:
-                    batch.append(other)
-            self._run(batch)
-        else:
-            self._keep(node)
+            return
+        missing = [a for a in node.chain() if a.scores is None]
+        for state in missing:
+            self.steps.scores_of(state)
 
     def start(self, start_with_nothing: bool):
         from flashlight.lib.text.decoder import LMState
@@ -275,18 +372,18 @@ class TransformerLM(_lm_base()):
         self._ensure(node)
         child = state.child(token_index)
         if child not in self.nodes:
-            new = _Node(node.tokens + (token_index,), node)
+            new = _Node(node.tokens + (token_index,), node, self)
             self.nodes[child] = new
-            self.pending.setdefault(len(new.tokens), {})[new] = None
+            self.pending[new] = None
         score = float(node.scores[token_index])
-        return child, -math.inf if token_index == self.unk else score
+        return child, -math.inf if token_index == self.steps.unk else score
 
     def finish(self, state):
-        return self.score(state, self.eos)
+        return self.score(state, self.steps.eos)
 
     def word_score(self, word_index: int) -> float:
         """The word's score after the sentence start: what fairseq puts in the lexicon trie."""
-        return -math.inf if word_index == self.unk else float(self.root.scores[word_index])
+        return -math.inf if word_index == self.steps.unk else float(self.root.scores[word_index])
 
 
 # ---- the search ------------------------------------------------------------------------------
@@ -297,19 +394,25 @@ def device() -> str:
 
 
 class TransformerSearch:
-    """LM, trie and options as W2lFairseqLMDecoder builds them; decodes many utterances.
+    """LM, trie and options as W2lFairseqLMDecoder builds them; decodes many utterances,
+    `parallel` at once (one search each, in threads), their LM states run in shared batches.
 
     Usage: search = TransformerSearch(lm, lexicon, symbols(manifest)); search.decode(frames, s)
     """
 
     def __init__(self, lm: Path, lexicon: Path, output_symbols: list[str], batch: int = BATCH,
-                 on: str = "cpu", cache: int = CACHE, fp16: bool = False):
+                 on: str = "cpu", cache: int = CACHE, fp16: bool = False,
+                 parallel: int = PARALLEL):
         from flashlight.lib.text.decoder import SmearingMode, Trie
 
         spellings, letters = spellings_for(lexicon, output_symbols)
         model, self.dictionary = load_model(lm)
         index = word_indices(lexicon, spellings, self.dictionary, lm_dictionary(lm))
-        self.lm = TransformerLM(model, self.dictionary, on, batch, cache, fp16)
+        self.steps = LMSteps(model, self.dictionary, on, batch, fp16)
+        self.parallel = max(1, parallel)
+        self.lms = [TransformerLM(self.steps, max(1, cache // self.parallel))
+                    for _ in range(self.parallel)]
+        self.lm = self.lms[0]
         self.trie = Trie(len(output_symbols), letters[BOUNDARY])
         for word, spelling in spellings.items():
             self.trie.insert([letters[letter] for letter in spelling], index[word],
@@ -319,23 +422,52 @@ class TransformerSearch:
         self.silence, self.blank = letters[BOUNDARY], letters["<s>"]
         self.unk = self.dictionary.unk()
 
-    def decoder(self, settings: dict):
-        return lexicon_decoder(self, settings)
+    def decoder(self, settings: dict, lm: TransformerLM | None = None):
+        return lexicon_decoder(self, settings, lm)
 
     def best(self, decoder, emissions):
         """flashlight's best result (score, words, tokens) for one utterance's emissions."""
         frames = normalised(emissions, len(self.symbols))
         return decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
 
+    def decode_all(self, utterances: list, settings: dict, done=lambda i, best: None) -> list:
+        """flashlight's best result for each utterance, in order, `parallel` searched at once;
+        `done(i, best)` as each ends."""
+        import threading
+
+        results, errors, lock = [None] * len(utterances), [], threading.Lock()
+        order = iter(range(len(utterances)))
+
+        def work(decoder):
+            with self.steps.running():
+                while not errors:
+                    with lock:
+                        i = next(order, None)
+                    if i is None:
+                        return
+                    try:
+                        results[i] = self.best(decoder, utterances[i])
+                    except BaseException as err:  # noqa: B036 (raised again in the caller)
+                        errors.append(err)
+                        return
+                    with lock:
+                        done(i, results[i])
+
+        workers = [threading.Thread(target=work, args=(self.decoder(settings, lm),), daemon=True)
+                   for lm in self.lms[:min(self.parallel, len(utterances))]]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if errors:
+            raise errors[0]
+        return results
+
     def decode(self, utterances: list, settings: dict) -> list[str]:
         """Word strings, in order, with a progress bar per utterance."""
-        decoder, words = self.decoder(settings), []
         with progress("transformer LM", len(utterances), unit="utt") as bar:
-            for emissions in utterances:
-                best = self.best(decoder, emissions)
-                words.append(" ".join(self.dictionary[w] for w in best.words if w >= 0))
-                bar.update()
-        return words
+            results = self.decode_all(utterances, settings, lambda i, best: bar.update())
+        return [" ".join(self.dictionary[w] for w in best.words if w >= 0) for best in results]
 
 
 def prepare(args, settings: dict) -> TransformerSearch:
@@ -343,7 +475,7 @@ def prepare(args, settings: dict) -> TransformerSearch:
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
     return TransformerSearch(Path(settings["lm"]), Path(settings["lexicon"]),
                              symbols(args.manifests), args.lm_batch, device(), args.lm_cache,
-                             settings["lm_fp16"])
+                             settings["lm_fp16"], args.lm_parallel)
 
 
 def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[str]:
@@ -353,7 +485,7 @@ def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[s
 def extra(args, settings: dict) -> dict:
     from importlib.metadata import version
     return {"decoder_settings": settings, "lm_batch": args.lm_batch,
-            "lm_cache": args.lm_cache, "device": device(),
+            "lm_parallel": args.lm_parallel, "lm_cache": args.lm_cache, "device": device(),
             "versions": {"flashlight-text": version("flashlight-text")}}
 
 
