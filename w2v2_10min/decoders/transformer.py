@@ -15,9 +15,9 @@ the cost: fairseq re-runs the whole word prefix through the LM for every new LM 
 (incremental decoding off); `TransformerLM` keeps each state's key/value step and runs one
 step per new word. The search asks for one state's scores at a time and waits, so one
 utterance's search has few states to run together; --lm-parallel utterances are searched at
-once, in threads, and the states they wait for run in one batch of up to --lm-batch rows
-(`LMSteps`). Each utterance's search is flashlight's, unchanged. Weights as
-the 4-gram's (w2v2_10min.decoders.fourgram.weights), from RUN/tune-transformer/weights.json.
+once, in threads, and the states they wait for run together, in passes of up to --lm-batch
+rows (`LMSteps`). Each utterance's search is flashlight's, unchanged. Weights as the 4-gram's
+(w2v2_10min.decoders.fourgram.weights), from RUN/tune-transformer/weights.json.
 """
 from __future__ import annotations
 
