@@ -3,21 +3,22 @@
 Usage:
   python bench/bench_transformer_lm.py --run RUN_DIR --manifests MANIFEST_DIR --lexicon LEXICON \
       (--lm LM.pt | --released-shape) [--subsets dev_other ...] [--beam 50] \
-      [--lm-batch 1 16 ...] [--lm-parallel 1 16 ...] [--lm-fp16] [--letters] [--join N]
+      [--lm-batch 1 16 ...] [--lm-parallel 1 16 ...] [--lm-fp16] [--letters] [--join N] \
+      [--weights LM_WEIGHT WORD_SCORE]
 
-Decodes RUN_DIR/emissions/<subset>.npz of each subset (written by `make decode DECODER=...`) in this one
-process at the same beam and weights (--weights, default fairseq's example 2, -1) with: fairseq's decoder as
-installed; fairseq's decoder with the gc.collect() its FairseqLM.empty_cache() runs after every
-utterance left out (a fixed cost, unrelated to the LM, that dominates on a tiny LM); and ours,
-once per --lm-batch and --lm-parallel (utterances searched at once, their LM states run in
-shared batches). It checks that they give the same words, and prints per-utterance and
-per-frame speed (CPU seconds of this process), the LM's forward calls and the word positions
-they ran, and the ratios. --letters adds noisy letter emissions of the references (as the tests
-do). --join N decodes each N consecutive utterances' emissions as one utterance: LibriSpeech's
-four dev/test sets have 19 words per utterance on average (210,269 words in 11,126), the tiny
-sets about 7, and fairseq's decoder runs a state's whole word prefix through the LM, so its cost
-per state grows with the prefix while ours does not. fairseq's `.cuda()` calls are made no-ops
-when there is no GPU.
+Decodes RUN_DIR/emissions/<subset>.npz of each subset (written by `make decode DECODER=...`) in
+this one process at the same beam and weights (--weights, default fairseq's example 2, -1)
+with: fairseq's decoder as installed; fairseq's decoder with the gc.collect() its
+FairseqLM.empty_cache() runs after every utterance left out (a fixed cost, unrelated to the LM,
+that dominates on a tiny LM); and ours, once per --lm-batch and --lm-parallel (utterances
+searched at once, their LM states run in shared batches). It checks that they give the same
+words, and prints per-utterance and per-frame speed (CPU seconds of this process), the LM's
+forward calls and the word positions they ran, and the ratios. --letters adds noisy letter
+emissions of the references (as the tests do). --join N decodes each N consecutive utterances'
+emissions as one utterance: LibriSpeech's four dev/test sets have 19 words per utterance on
+average (210,269 words in 11,126), the tiny sets about 7, and fairseq's decoder runs a state's
+whole word prefix through the LM, so its cost per state grows with the prefix while ours does
+not. fairseq's `.cuda()` calls are made no-ops when there is no GPU.
 
 --released-shape decodes with an untrained LM of the released LM's shape instead of --lm: the
 options of wav2letter's recipe (20 blocks of 1280, inner 6144, 16 heads, adaptive input and

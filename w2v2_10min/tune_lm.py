@@ -94,7 +94,7 @@ def parse(argv) -> argparse.Namespace:
                              f"{transformer.TUNE_BEAM}")
     parser.add_argument("--jobs", type=int, default=cpu_cores(),
                         help="processes for the 4-gram search")
-    transformer.add_arguments(parser)  # --lm-parallel, --lm-batch, --lm-cache, --lm-fp16, as decode's
+    transformer.add_arguments(parser)  # the Transformer LM's --lm-* knobs, as decode's
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     args = parser.parse_args(argv)
@@ -135,9 +135,7 @@ def main(argv=None) -> int:
     if args.decoder == "transformer":
         transformer.check_files(args)
         key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
-        search = transformer.TransformerSearch(args.lm, args.lexicon, symbols(args.manifests),
-                                               args.lm_batch, transformer.device(),
-                                               args.lm_cache, args.lm_fp16, args.lm_parallel)
+        search = transformer.search_for(args, args.lm, args.lexicon, args.lm_fp16)
         key["lm_fp16"] = args.lm_fp16
         decode = search.decode
     else:

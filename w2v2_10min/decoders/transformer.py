@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -223,10 +224,11 @@ class LMSteps:
                                device=self.device)  # B T K 2 H D
             for row, chain in enumerate(chains):
                 past[row, longest - 1 - len(chain):] = torch.stack([a.step for a in chain])
-            mask = None
-            if any(len(chain) < longest - 1 for chain in chains):
-                mask = torch.tensor([[t < longest - 1 - len(chain) for t in range(longest - 1)]
-                                     for chain in chains], device=self.device)
+            padding = torch.tensor([longest - 1 - len(chain) for chain in chains],
+                                   device=self.device)
+            mask = None  # True where a row's keys are padding
+            if padding.any():
+                mask = torch.arange(longest - 1, device=self.device) < padding[:, None]
             for k, key in enumerate(self.keys):
                 state[key] = {"prev_key": past[:, :, k, 0].transpose(1, 2).contiguous(),
                               "prev_value": past[:, :, k, 1].transpose(1, 2).contiguous(),
@@ -274,22 +276,18 @@ class LMSteps:
             self._step(nodes[start:start + self.batch])
         self.lock.notify_all()
 
+    @contextmanager
     def running(self):
         """A search's thread while it runs: `with steps.running(): ...`."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def search():
+        with self.lock:
+            self.searches += 1
+        try:
+            yield
+        finally:
             with self.lock:
-                self.searches += 1
-            try:
-                yield
-            finally:
-                with self.lock:
-                    self.searches -= 1
-                    if self.waiting and len(self.waiting) >= self.searches:
-                        self._answer()
-        return search()
+                self.searches -= 1
+                if self.waiting and len(self.waiting) >= self.searches:
+                    self._answer()
 
 
 def _lm_base():
@@ -470,12 +468,17 @@ class TransformerSearch:
         return [" ".join(self.dictionary[w] for w in best.words if w >= 0) for best in results]
 
 
+def search_for(args, lm: Path, lexicon: Path, fp16: bool) -> TransformerSearch:
+    """The search with add_arguments' knobs, on the GPU when there is one."""
+    return TransformerSearch(lm, lexicon, symbols(args.manifests), args.lm_batch, device(),
+                             args.lm_cache, fp16, args.lm_parallel)
+
+
 def prepare(args, settings: dict) -> TransformerSearch:
     """The LM, dictionary and lexicon before the model: a bad one stops first."""
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
-    return TransformerSearch(Path(settings["lm"]), Path(settings["lexicon"]),
-                             symbols(args.manifests), args.lm_batch, device(), args.lm_cache,
-                             settings["lm_fp16"], args.lm_parallel)
+    return search_for(args, Path(settings["lm"]), Path(settings["lexicon"]),
+                      settings["lm_fp16"])
 
 
 def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[str]:
