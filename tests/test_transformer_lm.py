@@ -321,6 +321,58 @@ def test_utterances_searched_at_once_share_lm_passes_and_an_error_stops_them(tin
     assert [b.words for b in search.decode_all(utterances, settings)] == words[1]
 
 
+CTRL_C_DURING_SEARCH = """
+import os, signal, sys, threading
+from pathlib import Path
+from bench.bench_transformer_lm import noisy_letters
+from w2v2_10min.decoders.transformer import TransformerSearch
+from w2v2_10min.lm import BEAM_THRESHOLD, symbols
+
+lm, lexicon, manifests = map(Path, sys.argv[1:4])
+output_symbols = symbols(manifests)
+utterances = noisy_letters(manifests, "dev_other", output_symbols) * 6
+settings = {"beam": 50, "beam_threshold": BEAM_THRESHOLD, "lm_weight": 0.3, "word_score": 0.0,
+            "sil_weight": 0.0}
+search = TransformerSearch(lm, lexicon, output_symbols, parallel=4)
+finished = []
+
+def done(i, best):  # Ctrl-C once the first utterance is in, the other searches mid-way
+    finished.append(i)
+    if len(finished) == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+try:
+    search.decode_all(utterances, settings, done)
+    print("not interrupted")
+except KeyboardInterrupt:
+    alive = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    print("interrupted", len(finished), "of", len(utterances), "alive", alive,
+          search.steps.stopped, search.steps.searches, len(search.steps.waiting))
+again = [best.words for best in search.decode_all(utterances, settings)]
+fresh = TransformerSearch(lm, lexicon, output_symbols, parallel=4)
+print("same words after it", again == [b.words for b in fresh.decode_all(utterances, settings)])
+"""
+
+
+def test_ctrl_c_while_searching_ends_every_search_before_it_is_raised(tiny_env, lm_dir):
+    """Ctrl-C while utterances are searched at once: KeyboardInterrupt reaches the caller only
+    once no search thread runs (none is left inside flashlight's C++ at the interpreter's
+    exit, which aborted the process), and the same search then decodes as a new one."""
+    import subprocess
+
+    from conftest import PYTHON, REPO
+    proc = subprocess.run([PYTHON, "-c", CTRL_C_DURING_SEARCH, lm_dir / "tiny_word_transformer.pt",
+                           lm_dir / "lexicon.ltr.lst", tiny_env / "manifests" / "10min-0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = proc.stdout.splitlines()
+    interrupted = said[0].split()
+    assert interrupted[0] == "interrupted", said
+    assert int(interrupted[1]) < int(interrupted[3])  # it stopped before the end
+    assert " ".join(interrupted[4:]) == "alive [] False 0 0", said
+    assert said[1] == "same words after it True"
+
+
 def test_tiny_transformer_lm_is_the_same_file_each_time(tmp_path, lm_dir):
     """Trained again, the tiny LM is byte for byte the same (its SHA-256 keys the tuned
     weights), and `make tiny-transformer-lm` does not train again when nothing changed."""

@@ -196,6 +196,7 @@ class LMSteps:
             positions.register_forward_hook(self._positions)
         self.lock = threading.Condition()
         self.searches = 0  # searches running in threads (see `running`)
+        self.stopped = False  # True: no more passes, the searches run out without the LM
         self.waiting: dict = {}  # the states they wait for, in order
         self.root = _Node((self.eos,), None)
         self._step([self.root])
@@ -257,10 +258,21 @@ class LMSteps:
         with self.lock:
             self.waiting[node] = None
             while node.scores is None:
+                if self.stopped:
+                    self.waiting.pop(node, None)
+                    return
                 if len(self.waiting) >= self.searches:
                     self._answer()
                 else:
                     self.lock.wait()
+
+    def stop(self, stopped: bool = True) -> None:
+        """No more LM passes: waiting searches go on without scores (TransformerLM.score
+        then gives 0), so that each runs out of its utterance at once and its thread ends;
+        False: passes again. No exception is thrown through flashlight's C++ search."""
+        with self.lock:
+            self.stopped = stopped
+            self.lock.notify_all()
 
     def _answer(self) -> None:
         nodes, self.waiting = list(self.waiting), {}
@@ -286,7 +298,7 @@ class LMSteps:
         finally:
             with self.lock:
                 self.searches -= 1
-                if self.waiting and len(self.waiting) >= self.searches:
+                if self.waiting and len(self.waiting) >= self.searches and not self.stopped:
                     self._answer()
 
 
@@ -366,9 +378,12 @@ class TransformerLM(_lm_base()):
         return state
 
     def score(self, state, token_index: int):
-        node = self.nodes[state]
-        self._ensure(node)
+        node = self.nodes.get(state)
+        if node is not None:
+            self._ensure(node)
         child = state.child(token_index)
+        if node is None or node.scores is None:  # LMSteps.stop: a result nobody will read
+            return child, 0.0
         if child not in self.nodes:
             new = _Node(node.tokens + (token_index,), node, self)
             self.nodes[child] = new
@@ -438,25 +453,39 @@ class TransformerSearch:
 
         def work(decoder):
             with self.steps.running():
-                while not errors:
+                while not self.steps.stopped:
                     with lock:
                         i = next(order, None)
                     if i is None:
                         return
                     try:
-                        results[i] = self.best(decoder, utterances[i])
+                        best = self.best(decoder, utterances[i])
                     except BaseException as err:  # noqa: B036 (raised again in the caller)
                         errors.append(err)
+                        self.steps.stop()  # the other searches run out and end
                         return
+                    if self.steps.stopped:  # searched, in part, without the LM
+                        return
+                    results[i] = best
                     with lock:
-                        done(i, results[i])
+                        done(i, best)
 
-        workers = [threading.Thread(target=work, args=(self.decoder(settings, lm),), daemon=True)
+        # not daemons: an interrupted caller waits until no search is inside flashlight's C++
+        workers = [threading.Thread(target=work, args=(self.decoder(settings, lm),))
                    for lm in self.lms[:min(self.parallel, len(utterances))]]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        except BaseException:  # Ctrl-C: the searches stop at their next LM call
+            self.steps.stop()
+            for worker in workers:
+                if worker.is_alive():
+                    worker.join()
+            raise
+        finally:
+            self.steps.stop(False)
         if errors:
             raise errors[0]
         return results
