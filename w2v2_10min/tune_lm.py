@@ -46,7 +46,9 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a trial that fails (Ctrl-C, a bad file) is raised again and said in one line;
+    # optuna's warning would add its traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = f"sqlite:///{storage.resolve()}"
     storage.parent.mkdir(parents=True, exist_ok=True)
     done = 0
