@@ -130,6 +130,51 @@ def test_knobs_reach_the_config(tiny_env, fake_released):
     assert "here 2 GPU(s) x update_freq 22 x max_tokens 581,818" in stderr
 
 
+@pytest.mark.parametrize("model,protocol,extra", [
+    ("tiny", "tiny", []),  # FAST=1: its overrides come last
+    ("base", "fairseq", ["--fast", "0", "--lr-decay", "linear", "--lr", "3e-5"]),
+    ("large", "paper", ["--gpus", "2", "--args", "model.mask_prob=0.5 +model.new_key=1"]),
+    ("vox", "fairseq", ["--fast", "0", "--seeded", "0", "--args", "plugin=none"])])
+def test_the_config_is_composed_as_fairseq_hydra_train_composes_it(tiny_env, fake_released,
+                                                                    tmp_path, model, protocol,
+                                                                    extra):
+    """RUN/config.yaml, composed in make finetune's own process, is what `fairseq-hydra-train
+    ... --cfg job` prints for the same command line, byte for byte."""
+    from w2v2_10min import finetune
+
+    name = {"base": "wav2vec_small.pt", "large": "libri960_big.pt", "vox": "wav2vec_vox_new.pt",
+            "tiny": "tiny.pt"}[model]
+    args = finetune.parse(["--model", model, "--protocol", protocol, "--split", "0",
+                           "--manifests", str(tiny_env / "manifests/10min-0"),
+                           "--pretrained", str(fake_released / name), *extra])
+    run = tmp_path / "run"
+    overrides, _ = finetune.plan(args)
+    composed_here = finetune.compose_config(args, run, overrides)
+    fast, _ = finetune.fast_overrides(yaml.safe_load(composed_here))
+    assert bool(fast) is (args.fast == "1")
+    for last in ([], fast) if fast else ([],):
+        printed = subprocess.run(
+            finetune.fairseq_command(args, run, overrides, last=last) + ["--cfg", "job"],
+            cwd=REPO, capture_output=True, text=True, env=finetune.environment(args, run))
+        assert printed.returncode == 0, printed.stderr[-2000:]
+        assert finetune.compose_config(args, run, overrides, last=last) == printed.stdout
+
+
+@pytest.mark.parametrize("extra,said", [
+    ("model.no_such_key=3", "(Could not override 'model.no_such_key'. To append to your config "
+                            "use +model.no_such_key=3); check ARGS and the recipe"),
+    ("optimization.lr=[3e-5", "(no viable alternative at input '[3e-5'); check ARGS"),
+    ("protocol=nope", "(In '10min': Could not find 'protocol/nope'); check ARGS")])
+def test_args_fairseq_cannot_compose_stop_with_one_line(tiny_env, tmp_path, extra, said):
+    proc = make("finetune", *knobs(tiny_env, RUN_ROOT=tmp_path), "MODEL=tiny", "PROTOCOL=tiny",
+                f"ARGS={extra}", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [errors[0]] and errors[0].startswith(
+        "error: fairseq could not compose the config " + said)
+    assert not list(tmp_path.rglob("config.yaml")) and not list(tmp_path.rglob("run.json"))
+
+
 @pytest.mark.parametrize("gpu_eq_ws,uf,tokens,gpus,limit,expect_uf", [
     (2, 4, 3_200_000, 1, None, 8), (2, 4, 3_200_000, 2, None, 4), (2, 4, 3_200_000, 8, None, 1),
     (2, 4, 3_200_000, 1, 1_600_000, 16), (4, 5, 1_280_000, 1, 1_000_000, 26),

@@ -15,7 +15,7 @@ Usage:
                         exactly the recipe's samples per update
    and task.normalize as stored in the pre-trained checkpoint (an error if the recipe disagrees);
    the checkpoint is unpickled only after its SHA-256 matches <checkpoint>.sha256 beside it.
-2. Compose fairseq's full config (`--cfg job`) into RUN/config.yaml; --print-config prints it
+2. Compose fairseq's full config (as `--cfg job` prints it) into RUN/config.yaml; --print-config prints it
    and stops. A run folder whose config.yaml differs is refused (delete it or pick another
    SEED/RUN_ROOT), except in task.checkpoint_minutes, which changes when checkpoints are
    written and nothing else; a finished one (RUN/done) is left alone.
@@ -28,6 +28,7 @@ RUN is RUN_ROOT/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<see
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import platform
@@ -36,6 +37,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -217,16 +219,53 @@ def environment(args, run: Path, training: bool = False) -> dict:
 
 
 def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) -> str:
-    """fairseq's full config for the run, as `fairseq-hydra-train --cfg job` prints it."""
-    proc = subprocess.run(fairseq_command(args, run, overrides, last=last) + ["--cfg", "job"],
-                          cwd=REPO, capture_output=True, text=True, env=environment(args, run))
-    if proc.returncode != 0:
-        said = [line.strip() for line in proc.stderr.splitlines()
-                if line.strip() and not line.startswith(" ")
-                and not re.search("Warning|warn|DEBUG", line)]
-        hint = f" ({said[-1]})" if said else ""
-        raise UserError(f"fairseq could not compose the config{hint}; check ARGS and the recipe")
-    return proc.stdout
+    """fairseq's full config for the run, as `fairseq-hydra-train --cfg job` prints it, composed
+    here as that command composes it (fairseq's schema stored under the config's name, Hydra's
+    search path of fairseq_cli.hydra_train with recipes/finetune prepended, as --config-dir
+    does) instead of in two more processes; tests/test_finetune.py checks that both agree."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    from fairseq.dataclass.initialize import hydra_init
+    root.setLevel(level)  # importing fairseq sends every DEBUG line to stderr: not here
+    root.handlers[:] = handlers
+
+    command = fairseq_command(args, run, overrides, last=last)
+    name = command[command.index("--config-name") + 1]
+    hydra_overrides = command[command.index("--config-name") + 2:]
+    store = ConfigStore.instance()
+    stored = dict(store.repo)  # hydra_init adds fairseq's schema at the top: taken out after
+    hydra_init(name)
+    search_path = create_automatic_config_search_path(
+        None, "fairseq_cli.hydra_train", os.path.join("..", "fairseq", "config"))
+    search_path.prepend(provider="command-line", path=f"file://{RECIPES}",
+                        anchor=SearchPathQuery(provider="schema"))
+    try:
+        with warnings.catch_warnings():  # Hydra's, on the schema named as the config: as ever
+            warnings.simplefilter("ignore")
+            hydra = Hydra.create_main_hydra2(task_name="hydra_train",
+                                             config_search_path=search_path)
+            config = hydra.compose_config(name, hydra_overrides, run_mode=RunMode.RUN)
+        return OmegaConf.to_yaml(hydra.get_sanitized_cfg(config, "job"))
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        said = [line.strip() for line in str(err).splitlines() if line.strip()
+                and not line[0].isspace() and not line.rstrip().endswith(":")
+                and not line.startswith("See ")]
+        hint = f" ({' '.join(said[:2])})" if said else ""
+        raise UserError(f"fairseq could not compose the config{hint}; "
+                        "check ARGS and the recipe") from None
+    finally:
+        GlobalHydra.instance().clear()
+        store.repo.clear()
+        store.repo.update(stored)
 
 
 def same_training(config: str) -> dict:
