@@ -258,7 +258,7 @@ $(PRETRAINED_DIR)/tiny.pt: tiny/pretrained/tiny.pt tiny/pretrained/tiny.pt.sha25
 	cd $(PRETRAINED_DIR) && sha256sum --quiet -c tiny.pt.sha256 \
 		|| { echo "error: $@ differs from tiny/pretrained/tiny.pt.sha256; git checkout tiny/pretrained" >&2; exit 1; }
 
-tiny-pretrained: setup ## pre-train tiny/pretrained/tiny.pt again with fairseq (recipes/pretrain/tiny.yaml; ~15 min on 2 cores; needs espeak-ng, sox)
+tiny-pretrained: setup ## pre-train tiny/pretrained/tiny.pt again with fairseq (recipes/pretrain/tiny.yaml; ~45 min on 2 cores; needs espeak-ng, sox)
 	$(PY) tiny/make_tiny_pretrained.py --corpus $(TINY_CORPUS) --work $(DEMO_ROOT)/tiny-pretrain --out tiny/pretrained
 
 tiny-lm: setup ## the demo's 4-gram LM and lexicon from the tiny corpus's training text, into DEMO_ROOT/lm

@@ -21,7 +21,7 @@ from w2v2_10min.score import summarise, utterance_errors
 RUN = "tiny-tiny/10min-0/seed-1"
 RUNS = [f"tiny-tiny/10min-{k}/seed-{s}" for k in (0, 1, 2) for s in (1, 2)]
 HELD_OUT = ["dev_clean", "dev_other", "test_clean", "test_other"]
-HELD_OUT_BOUND = 40  # Viterbi WER (%) on the synthetic held-out sets, pooled over the grid
+HELD_OUT_BOUND = 40  # Viterbi WER (%) on each synthetic held-out set, over the grid
 EVAL_UTTERANCES = {"librivox_real": 5, **{s: 10 for s in HELD_OUT}}
 TRAIN_UTTERANCES = 64
 
@@ -78,7 +78,10 @@ def test_demo_report_opens_with_the_spread_in_plain_words(demo):
             entry = setting["subsets"][subset]
             (level,) = [lr["all"] for lr in entry["seed_level"].values()]
             assert level["splits"] == 3 and level["runs_count"] == 6
-            assert level["icc"] is not None and 0 <= level["icc"] <= 1
+            if level["var_total"] == 0:  # every run read the set perfectly (the 4-gram can)
+                assert level["icc"] is None and level["method"] == "every run has the same WER"
+            else:
+                assert level["icc"] is not None and 0 <= level["icc"] <= 1
             assert level["ci"] and level["pi_run"] and level["var_seed"] is not None
             assert entry["selected"]["all"]["pi"]  # the paper-style best-of-runs interval
     readme = (root / "demo/results/README.md").read_text()
@@ -87,14 +90,14 @@ def test_demo_report_opens_with_the_spread_in_plain_words(demo):
 
 def test_fine_tuning_generalises_to_new_sentences_and_voices(demo):
     """Held-out speech (new sentences, voices no run was trained on): every run well below 100%,
-    the four sets together under HELD_OUT_BOUND over the grid and each of them near it; the real
-    LibriVox clips stay foreign."""
+    each of the four sets under HELD_OUT_BOUND over the grid; the real LibriVox clips stay
+    foreign."""
     root, _, _ = demo
     runs = [root / "demo" / run for run in RUNS]
     for run in runs:
         assert all(wer < 70 for wer in held_out_wer(run).values()), run
     each = {s: pooled(runs, [s]) for s in HELD_OUT}
-    assert pooled(runs, HELD_OUT) <= HELD_OUT_BOUND and max(each.values()) <= 50, each
+    assert max(each.values()) <= HELD_OUT_BOUND, each
     real = [json.loads((run / "decode/librivox_real/wer.json").read_text())["wer"] for run in runs]
     assert min(real) >= 80
 
@@ -151,7 +154,7 @@ def test_fairseqs_own_path_generalises_too(demo):
     """FAST=0 (fairseq's own training path, no plug-in speed-ups) reaches the same bound on
     split 0, seed 1."""
     plain = another_run(demo, "plain", "FAST=0")
-    assert sum(plain.values()) / len(plain) <= HELD_OUT_BOUND + 5, plain
+    assert sum(plain.values()) / len(plain) <= HELD_OUT_BOUND, plain
 
 
 def test_rerun_is_a_no_op_that_keeps_results(demo):

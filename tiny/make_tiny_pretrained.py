@@ -6,7 +6,7 @@ Usage: python tiny/make_tiny_pretrained.py [--corpus tiny/corpus] [--work runs/t
 Writes OUT/tiny.pt (fairseq's checkpoint without the optimizer state, which fine-tuning never
 reads) and OUT/tiny.pt.sha256. It is committed, so nobody waits for it: `make pretrain-tiny`
 copies and checks it. Run this (`make tiny-pretrained`) after changing recipes/pretrain/tiny.yaml
-or the corpus; it takes about 15 minutes on 2 idle cores.
+or the corpus; it takes about 45 minutes on 2 idle cores.
 
 The audio, never the labels: every file of the corpus's librispeech_finetuning/ (the six folds
 and the pool) and EXTRA_PER_VOICE more sentences of the corpus's grammar from each espeak voice
