@@ -62,8 +62,10 @@ $(SETUP_STAMP): requirements.txt
 	$(PY) -c 'import fairseq, torch, soundfile; print("fairseq", fairseq.__version__, "torch", torch.__version__)'
 	touch $@
 
+TEST_JOBS ?= $(shell nproc)## test files `make test` runs at once (pytest-xdist workers, a thread each)
+
 test: setup ## run the test suite (unit tests and the end-to-end chain on the tiny corpus)
-	$(VENV)/bin/pytest -q tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile tests
 
 test-unit: setup ## the unit tests alone (no fairseq training or decoding): the developer's loop
 	$(VENV)/bin/pytest -q -m "not chain" tests
