@@ -7,6 +7,7 @@ voices, with Viterbi WER under HELD_OUT_BOUND, and so does fairseq's own path (F
 few updates stays far above it.
 """
 import json
+import os
 
 import pytest
 import yaml
@@ -249,6 +250,33 @@ def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once
     assert "computing emissions" not in again.stderr and cache.stat().st_mtime_ns == made
     record = json.loads((out / "decode-4gram/train/wer.json").read_text())
     assert record["decoder_settings"]["weights_from"] == "given"
+    # on kept emissions, a 4-gram stage needs neither torch nor fairseq (seconds of imports),
+    # and still records their versions
+    imported = on_cached_emissions(REPO / "scripts/decode.py", *common, "--decoder", "4gram",
+                                   *lm, "--lm-weight", "1", "--word-score", "0")
+    assert imported == {"torch": False, "fairseq": False}
+    import fairseq
+    import torch
+    record = json.loads((out / "decode-4gram/train/wer.json").read_text())
+    assert record["decoder_settings"]["lm_weight"] == 1
+    assert (record["versions"]["torch"], record["versions"]["fairseq"]) == \
+        (torch.__version__, fairseq.__version__)
+
+
+def on_cached_emissions(script, *args) -> dict[str, bool]:
+    """Run a stage's script as `make` does; whether it imported torch and fairseq."""
+    import subprocess
+
+    probe = ("import atexit, json, runpy, sys\n"
+             "atexit.register(lambda: print(json.dumps({m: m in sys.modules "
+             "for m in ('torch', 'fairseq')})))\n"
+             "sys.argv = sys.argv[1:]\n"
+             "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    proc = subprocess.run([PYTHON, "-c", probe, str(script), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ,
+                                                               "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_demo_shows_the_transformer_lm_row_tuned_at_beam_50_and_beating_viterbi(demo):

@@ -96,14 +96,15 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 
 def versions() -> dict:
-    """Versions of what produced a result: Python, torch, fairseq."""
+    """Versions of what produced a result: Python, torch, fairseq, as their installed
+    distributions give them (torch.__version__ and fairseq.__version__ alike, without seconds
+    of importing them in a stage that needs neither)."""
     import platform
+    from importlib.metadata import packages_distributions, version
 
-    import fairseq
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "fairseq": fairseq.__version__}
+    providers = packages_distributions()  # the package fairseq comes from ve-fairseq
+    return {"python": platform.python_version(),
+            **{name: version(providers.get(name, [name])[0]) for name in ("torch", "fairseq")}}
 
 
 def progress(desc: str, total: int | None, **options):

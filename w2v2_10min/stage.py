@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,10 +120,20 @@ def check_manifests(folder: Path, subsets: list[str], exts=("tsv", "ltr")) -> No
             raise UserError(f"{path}: not found; run `make manifests` first")
 
 
+# a GPU torch can use has one of these (NVIDIA, AMD's ROCm, WSL's GPU); without any, a stage
+# that only reads cached emissions need not import torch to learn that it runs on the CPU
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
 def device(args) -> str:
+    """DEVICE, else the GPU when torch sees one, else the CPU."""
+    if args.device:
+        return args.device
+    if not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+        return "cpu"
     import torch
 
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def log_to(path: Path) -> None:
