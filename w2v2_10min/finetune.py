@@ -15,10 +15,10 @@ Usage:
                         exactly the recipe's samples per update
    and task.normalize as stored in the pre-trained checkpoint (an error if the recipe disagrees);
    the checkpoint is unpickled only after its SHA-256 matches <checkpoint>.sha256 beside it.
-2. Compose fairseq's full config (as `--cfg job` prints it) into RUN/config.yaml; --print-config prints it
-   and stops. A run folder whose config.yaml differs is refused (delete it or pick another
-   SEED/RUN_ROOT), except in task.checkpoint_minutes, which changes when checkpoints are
-   written and nothing else; a finished one (RUN/done) is left alone.
+2. Compose fairseq's full config (as `--cfg job` prints it) into RUN/config.yaml;
+   --print-config prints it and stops. A run folder whose config.yaml differs is refused
+   (delete it or pick another SEED/RUN_ROOT), except in task.checkpoint_minutes, which changes
+   when checkpoints are written and nothing else; a finished one (RUN/done) is left alone.
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
@@ -241,14 +241,14 @@ def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) 
     command = fairseq_command(args, run, overrides, last=last)
     name = command[command.index("--config-name") + 1]
     hydra_overrides = command[command.index("--config-name") + 2:]
-    store = ConfigStore.instance()
-    stored = dict(store.repo)  # hydra_init adds fairseq's schema at the top: taken out after
-    hydra_init(name)
     search_path = create_automatic_config_search_path(
         None, "fairseq_cli.hydra_train", os.path.join("..", "fairseq", "config"))
     search_path.prepend(provider="command-line", path=f"file://{RECIPES}",
                         anchor=SearchPathQuery(provider="schema"))
+    store = ConfigStore.instance()
+    stored = dict(store.repo)  # hydra_init adds fairseq's schema at the top: taken out after
     try:
+        hydra_init(name)
         with warnings.catch_warnings():  # Hydra's, on the schema named as the config: as ever
             warnings.simplefilter("ignore")
             hydra = Hydra.create_main_hydra2(task_name="hydra_train",

@@ -378,11 +378,12 @@ class TransformerLM(_lm_base()):
         return state
 
     def score(self, state, token_index: int):
-        node = self.nodes.get(state)
-        if node is not None:
-            self._ensure(node)
         child = state.child(token_index)
-        if node is None or node.scores is None:  # LMSteps.stop: a result nobody will read
+        if self.steps.stopped:  # LMSteps.stop: the search runs out; nobody reads its result
+            return child, 0.0
+        node = self.nodes[state]
+        self._ensure(node)
+        if node.scores is None:  # stopped while it waited
             return child, 0.0
         if child not in self.nodes:
             new = _Node(node.tokens + (token_index,), node, self)
