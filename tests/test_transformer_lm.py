@@ -328,6 +328,7 @@ from bench.bench_transformer_lm import noisy_letters
 from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.lm import BEAM_THRESHOLD, symbols
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python sets it in a terminal
 lm, lexicon, manifests = map(Path, sys.argv[1:4])
 output_symbols = symbols(manifests)
 utterances = noisy_letters(manifests, "dev_other", output_symbols) * 6

@@ -73,7 +73,10 @@ def compose(model: str, protocol: str, lr_decay: str = ""):
                         f"(recipes/finetune/scale/{protocol}_{model}.yaml); "
                         f"choose one of: {', '.join(pairs)} (protocol / model)")
     try:
-        with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        # Hydra 1.1's rules, as fairseq-hydra-train has them (it gives no version_base); a
+        # newer base would also stay set in this process and make fairseq's own use of
+        # hydra.experimental (loading argparse-era checkpoints) an ImportError
+        with initialize_config_dir(config_dir=str(RECIPES), version_base="1.1"):
             return hydra_compose("10min", overrides=[f"pretrained={model}",
                                                      f"protocol={protocol}",
                                                      *decay_override(lr_decay)])

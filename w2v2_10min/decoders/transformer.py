@@ -451,10 +451,19 @@ class TransformerSearch:
 
         results, errors, lock = [None] * len(utterances), [], threading.Lock()
         order = iter(range(len(utterances)))
+        ended, steps = [0], self.steps  # searches whose thread has ended; its lock tells
 
         def work(decoder):
-            with self.steps.running():
-                while not self.steps.stopped:
+            try:
+                search(decoder)
+            finally:
+                with steps.lock:
+                    ended[0] += 1
+                    steps.lock.notify_all()
+
+        def search(decoder):
+            with steps.running():
+                while not steps.stopped:
                     with lock:
                         i = next(order, None)
                     if i is None:
@@ -463,30 +472,36 @@ class TransformerSearch:
                         best = self.best(decoder, utterances[i])
                     except BaseException as err:  # noqa: B036 (raised again in the caller)
                         errors.append(err)
-                        self.steps.stop()  # the other searches run out and end
+                        steps.stop()  # the other searches run out and end
                         return
-                    if self.steps.stopped:  # searched, in part, without the LM
+                    if steps.stopped:  # searched, in part, without the LM
                         return
                     results[i] = best
                     with lock:
                         done(i, best)
 
-        # not daemons: an interrupted caller waits until no search is inside flashlight's C++
+        def wait(started: int) -> None:
+            with steps.lock:
+                while ended[0] < started:
+                    steps.lock.wait()
+
+        # Not daemons, and waited for through their own count: Python 3.11's Thread.join,
+        # interrupted, can mark a running thread as ended. A caller interrupted (Ctrl-C) gets
+        # KeyboardInterrupt only once no search is left inside flashlight's C++.
         workers = [threading.Thread(target=work, args=(self.decoder(settings, lm),))
                    for lm in self.lms[:min(self.parallel, len(utterances))]]
+        started = 0
         try:
             for worker in workers:
                 worker.start()
-            for worker in workers:
-                worker.join()
-        except BaseException:  # Ctrl-C: the searches stop at their next LM call
-            self.steps.stop()
-            for worker in workers:
-                if worker.is_alive():
-                    worker.join()
+                started += 1
+            wait(started)
+        except BaseException:  # the searches stop at their next LM call
+            steps.stop()
+            wait(started)
             raise
         finally:
-            self.steps.stop(False)
+            steps.stop(False)
         if errors:
             raise errors[0]
         return results
