@@ -5,6 +5,7 @@ Nothing here runs on its own; the stage modules of this package import what they
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -99,6 +100,12 @@ def versions() -> dict:
     """Versions of what produced a result: Python, torch, fairseq, as their installed
     distributions give them (torch.__version__ and fairseq.__version__ alike, without seconds
     of importing them in a stage that needs neither)."""
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> dict:
+    # once per process: packages_distributions reads every installed distribution's records
     import platform
     from importlib.metadata import packages_distributions, version
 

@@ -59,7 +59,9 @@ def subset_emissions(args, run: stage.Run, decoder, todo: list[str], device: str
     for subset in todo:
         start = time.perf_counter()
         frames = emissions.compute(model, task, subset, device, args.max_tokens, plan=plan)
-        yield subset, frames, time.perf_counter() - start, {"batching": plan}
+        seconds = time.perf_counter() - start
+        emissions.keep(run.folder, sha, args.manifests, subset, frames)
+        yield subset, frames, seconds, {"batching": plan}
 
 
 def decode(args, run: stage.Run, decoder, todo: list[str], settings, sha: str) -> None:

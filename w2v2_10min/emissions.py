@@ -139,6 +139,17 @@ def from_cache(cache_dir: Path, checkpoint_sha256: str, manifest: Path, subsets:
     return out
 
 
+def keep(run: Path, checkpoint_sha256: str, manifest: Path, subset: str,
+         emissions: list[np.ndarray]) -> None:
+    """Save emissions computed elsewhere (the Viterbi decode's float32 ones) into RUN/emissions/
+    as `cached` would have computed them, unless they are there already, so that the LM
+    decoders and tune-lm that follow do not run the model again."""
+    path, key = layout.emissions_dir(run) / f"{subset}.npz", \
+        cache_key(checkpoint_sha256, manifest, subset)
+    if load_cached(path, key) is None:
+        save_cached(path, key, emissions)
+
+
 def cached(run: Path, checkpoint: Path, checkpoint_sha256: str, manifest: Path,
            subsets: list[str], device: str, max_tokens: int, pretrained: Path | None = None):
     """Emissions per subset, from RUN/emissions/ or, for missing ones, from the model (as
