@@ -219,9 +219,10 @@ def test_demo_shows_the_4gram_row_decoded_with_the_tuned_weights(demo):
     # held-out sets: the LM knows their words (not their sentences) and lowers the errors
     for run in [root / "demo" / r for r in RUNS]:
         assert held_out_errors(run, "decode-4gram") < held_out_errors(run, "decode"), run
+    # every set the Viterbi decode read, its training split too (DECODE_TRAIN=1), kept once
     assert sorted(p.name for p in (run / "emissions").iterdir()) == sorted(
         f"{s}.npz" for s in ["dev_clean", "dev_other", "test_clean", "test_other",
-                             "librivox_real"])
+                             "librivox_real", "train"])
 
 
 def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once(demo):
@@ -234,16 +235,26 @@ def test_lm_decoding_beats_viterbi_on_the_training_split_and_the_model_runs_once
               "--device", "cpu"]
     lm = ["--lm", root / "demo/lm/4-gram.arpa.gz", "--lexicon",
           root / "demo/lm/lexicon.ltr.lst", "--jobs", "2"]
-    run_script("decode.py", *common)
+    run_script("decode.py", *common)  # Viterbi keeps the emissions it computed for the LMs
+    cache = out / "emissions/train.npz"
+    key = emissions.cache_key(file_digest(run / "checkpoints/checkpoint_best.pt"),
+                              root / "demo/manifests/10min-0", "train")
+    kept = emissions.load_cached(cache, key)
     first = run_script("decode.py", *common, "--decoder", "4gram", *lm)
-    assert "computing emissions of train" in first.stderr
+    assert kept and "computing emissions" not in first.stderr
     viterbi = json.loads((out / "decode/train/wer.json").read_text())
     with_lm = json.loads((out / "decode-4gram/train/wer.json").read_text())
     assert with_lm["decoder_settings"]["weights_from"] == "fairseq example (untuned)"
     assert with_lm["utterances"] == viterbi["utterances"] == TRAIN_UTTERANCES
     assert with_lm["errors"] == 0 and with_lm["wer"] <= viterbi["wer"]
+    # without them, the LM decode runs the model itself and keeps exactly what Viterbi kept
+    alone = run_script("decode.py", *common[:-3], out / "alone", "--device", "cpu",
+                       "--decoder", "4gram", *lm)
+    assert "computing emissions of train" in alone.stderr
+    computed = emissions.load_cached(out / "alone/emissions/train.npz", key)
+    assert len(computed) == len(kept) == TRAIN_UTTERANCES
+    assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(computed, kept))
     # other weights: a new search over the kept emissions, not a new run of the model
-    cache = out / "emissions/train.npz"
     made = cache.stat().st_mtime_ns
     again = run_script("decode.py", *common, "--decoder", "4gram", *lm,
                        "--lm-weight", "0.5", "--word-score", "1")
