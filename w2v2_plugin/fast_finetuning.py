@@ -4,7 +4,8 @@ Selected by `recipes/finetune/speed/fast.yaml` (the default; `FAST=0` selects fa
 `audio_finetuning`). Four changes, none touching what an update computes:
 
 - the training split's audio is decoded once, when the task loads it, and kept in memory (a
-  10-minute split is 38 MB as float32), instead of being read from FLAC again every epoch;
+  10-minute split is 38 MB as float32), instead of being read from FLAC again every epoch, and
+  each transcript is turned into letter indices once, not again for every batch;
 - an epoch is `passes_per_epoch` passes over the split. On a 10-minute split fairseq's recipes
   make one update per epoch (the split is smaller than an update's batch), so each update paid
   for an epoch's set-up, end-of-epoch logging and meter resets. Here pass j of epoch k shuffles
@@ -55,6 +56,19 @@ class DecodedOnce(BaseWrapperDataset):
 
     def __getitem__(self, index):
         return self.items[index]
+
+
+class EncodedOnce:
+    """A label encoder (fairseq's LabelEncoder) that encodes each distinct transcript once and
+    then hands back the same tokens, as the audio of DecodedOnce is handed back."""
+
+    def __init__(self, encode):
+        self.encode, self.encoded = encode, {}
+
+    def __call__(self, label):
+        if label not in self.encoded:
+            self.encoded[label] = self.encode(label)
+        return self.encoded[label]
 
 
 def distinct_sizes(dataset) -> bool:
@@ -138,6 +152,8 @@ class FastAudioFinetuningTask(SeededAudioFinetuningTask):
                 raise ValueError(f"{split}: utterances longer than task.max_sample_size are "
                                  "cropped at random per batch; audio_in_memory needs them whole")
             labelled.dataset = DecodedOnce(audio)
+            if labelled.process_label is not None:
+                labelled.process_label = EncodedOnce(labelled.process_label)
             seconds = sum(int(n) for n in audio.sizes) / self.cfg.sample_rate
             logger.info(f"{split}: {len(audio)} utterances ({seconds:.0f} s) decoded into memory")
 
