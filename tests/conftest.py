@@ -111,6 +111,10 @@ def on_terminal(*command, env=None) -> tuple[int, str]:
 
 
 def make(*args, check=True, env=None) -> subprocess.CompletedProcess:
+    """`make ARGS` in the repository. wandb is off (WANDB_PROJECT=) unless a test names a
+    project: its start costs each fine-tuning seconds, and the tests of wandb name one."""
+    if not any(str(arg).startswith("WANDB_PROJECT=") for arg in args):
+        args = (*args, "WANDB_PROJECT=")
     proc = subprocess.run(["make", "--no-print-directory", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:

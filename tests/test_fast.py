@@ -13,7 +13,8 @@ UPDATES = 300
 # Batches of two tiny utterances (4 per pass) inside an update of 8, as a 10-minute split is a
 # few batches inside BASE's update of 8; saves and validations every 50 updates, so the fast
 # path's epochs hold 50 passes and the run crosses an epoch boundary.
-SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "CHECKPOINT_MINUTES=60"]
+SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "CHECKPOINT_MINUTES=60",
+            "WANDB_PROJECT=w2v2-10min"]  # wandb on, as by default (test_one_wandb_run_...)
 ARGS = (f"ARGS=optimization.max_update={UPDATES} common.log_interval=1 "
         "checkpoint.save_interval_updates=50 dataset.validate_interval_updates=50")
 

@@ -221,7 +221,8 @@ def test_resume_after_kill_continues_from_the_last_checkpoint(tiny_env):
     # the tiny recipe offers a save every 100 updates (a few seconds): a budget of 0.6 s takes
     # them, so the checkpoint written on the budget is what the run resumes from
     args = ["make", "--no-print-directory", "finetune", "MODEL=tiny", "PROTOCOL=tiny",
-            "CHECKPOINT_MINUTES=0.01", *knobs(tiny_env, RUN_ROOT=tiny_env / "resume")]
+            "CHECKPOINT_MINUTES=0.01", "WANDB_PROJECT=w2v2-10min",  # the default, named
+            *knobs(tiny_env, RUN_ROOT=tiny_env / "resume")]
     run = run_dir(tiny_env, "resume")
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -255,13 +256,15 @@ def test_resume_after_kill_continues_from_the_last_checkpoint(tiny_env):
 
 def test_changed_settings_do_not_reuse_a_run(tiny_env):
     make("finetune", "MODEL=tiny", "PROTOCOL=tiny", *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"),
-         "ARGS=optimization.max_update=10")
+         "ARGS=optimization.max_update=10", "WANDB_PROJECT=w2v2-10min")
     proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny",
                 *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"), "ARGS=optimization.max_update=20",
                 check=False)
     assert proc.returncode != 0 and "was made with other settings" in proc.stderr
-    # when checkpoints are written is not a training setting: the run is the same run
+    # when checkpoints are written, or where wandb logs, is not a training setting: the run is
+    # the same run
     same = make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "CHECKPOINT_MINUTES=3",
+                "WANDB_PROJECT=",
                 *knobs(tiny_env, RUN_ROOT=tiny_env / "settings"), "ARGS=optimization.max_update=10")
     assert "is finished" in same.stdout
 

@@ -17,8 +17,9 @@ Usage:
    the checkpoint is unpickled only after its SHA-256 matches <checkpoint>.sha256 beside it.
 2. Compose fairseq's full config (as `--cfg job` prints it) into RUN/config.yaml;
    --print-config prints it and stops. A run folder whose config.yaml differs is refused
-   (delete it or pick another SEED/RUN_ROOT), except in task.checkpoint_minutes, which changes
-   when checkpoints are written and nothing else; a finished one (RUN/done) is left alone.
+   (delete it or pick another SEED/RUN_ROOT), except in task.checkpoint_minutes and
+   common.wandb_project, which change when checkpoints are written and where the run is logged,
+   and nothing else; a finished one (RUN/done) is left alone.
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
@@ -272,9 +273,11 @@ def compose_config(args, run: Path, overrides: list[str], last: list[str] = ()) 
 
 
 def same_training(config: str) -> dict:
-    """A composed config without what may change between a run's start and its resumption."""
+    """A composed config without what may change between a run's start and its resumption:
+    when checkpoints are written, and the wandb project it logs to (WANDB_PROJECT)."""
     parsed = yaml.safe_load(config)
     parsed.get("task", {}).pop("checkpoint_minutes", None)
+    parsed.get("common", {}).pop("wandb_project", None)
     return parsed
 
 
