@@ -65,7 +65,7 @@ $(SETUP_STAMP): requirements.txt
 TEST_JOBS ?= $(shell nproc)## test files `make test` runs at once (pytest-xdist workers, a thread each)
 
 test: setup ## run the test suite (unit tests and the end-to-end chain on the tiny corpus)
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder tests
 
 test-unit: setup ## the unit tests alone (no fairseq training or decoding): the developer's loop
 	$(VENV)/bin/pytest -q -m "not chain" tests
