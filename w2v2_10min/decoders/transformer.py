@@ -32,6 +32,7 @@ from w2v2_10min.decoders.fourgram import weights
 from w2v2_10min.lexicon import BOUNDARY, spellings_for
 from w2v2_10min.lm import (BEAM_THRESHOLD, lexicon_decoder, normalised, symbols,
                            weights_key)
+from w2v2_10min.stage import device
 
 NAME = "transformer"
 CACHED = True
@@ -401,12 +402,6 @@ class TransformerLM(_lm_base()):
 
 
 # ---- the search ------------------------------------------------------------------------------
-def device() -> str:
-    """The LM's device: the GPU when there is one."""
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class TransformerSearch:
     """LM, trie and options as W2lFairseqLMDecoder builds them; decodes many utterances,
     `parallel` at once (one search each, in threads), their LM states run in shared batches.
@@ -514,8 +509,8 @@ class TransformerSearch:
 
 
 def search_for(args, lm: Path, lexicon: Path, fp16: bool) -> TransformerSearch:
-    """The search with add_arguments' knobs, on the GPU when there is one."""
-    return TransformerSearch(lm, lexicon, symbols(args.manifests), args.lm_batch, device(),
+    """The search with add_arguments' knobs, on DEVICE (default: the GPU when there is one)."""
+    return TransformerSearch(lm, lexicon, symbols(args.manifests), args.lm_batch, device(args),
                              args.lm_cache, fp16, args.lm_parallel)
 
 
@@ -533,7 +528,7 @@ def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[s
 def extra(args, settings: dict) -> dict:
     from importlib.metadata import version
     return {"decoder_settings": settings, "lm_batch": args.lm_batch,
-            "lm_parallel": args.lm_parallel, "lm_cache": args.lm_cache, "device": device(),
+            "lm_parallel": args.lm_parallel, "lm_cache": args.lm_cache, "device": device(args),
             "versions": {"flashlight-text": version("flashlight-text")}}
 
 
