@@ -142,6 +142,7 @@ def test_rerun_is_a_no_op_that_keeps_results(demo):
     stdout = make("demo", *knobs).stdout
     assert "is finished" in stdout and "decode is up to date" in stdout
     assert "decode-4gram is up to date" in stdout
+    assert "tune-4gram is up to date" in stdout and "tune-transformer is up to date" in stdout
     assert (wer_json.stat().st_mtime_ns, lm_json.stat().st_mtime_ns) == before
 
 

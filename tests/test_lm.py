@@ -218,3 +218,28 @@ def test_tuning_keeps_its_trials_resumes_and_never_mixes_settings(tmp_path, tiny
         assert 0 <= trial.params["lm_weight"] <= 5 and -5 <= trial.params["word_score"] <= 5
     with pytest.raises(UserError, match="holds trials for another checkpoint"):
         tune(decode, utterances, refs, 8, 50, 1, storage, {"checkpoint_sha256": "b"})
+
+
+def test_tuning_is_up_to_date_only_for_its_key_its_trials_and_its_last_trial(tmp_path):
+    """A rerun of `make tune-lm` stops before loading the LM only when weights.json holds at
+    least the trials asked for, for exactly this checkpoint, LM, lexicon, set and beam, and
+    no trial was made after it (an interrupted later tuning)."""
+    import json
+    import os
+
+    from w2v2_10min.tune_lm import finished
+
+    out, key = tmp_path / "tune-4gram", {"checkpoint_sha256": "a", "beam": 500}
+    assert finished(out, key, 16) is None  # never tuned
+    out.mkdir()
+    (out / "optuna.db").write_bytes(b"trials")
+    record = {"trials": 16, "wer": 3.0, "tuning_key": key}
+    (out / "weights.json").write_text(json.dumps(record))
+    assert finished(out, key, 16) == record and finished(out, key, 8) == record
+    assert finished(out, key, 32) is None  # more trials asked for
+    assert finished(out, {**key, "beam": 50}, 16) is None
+    later = (out / "weights.json").stat().st_mtime_ns + 1_000_000
+    os.utime(out / "optuna.db", ns=(later, later))  # a trial after weights.json
+    assert finished(out, key, 16) is None
+    (out / "weights.json").write_text(json.dumps({"trials": 16, "wer": 3.0}))  # older file
+    assert finished(out, key, 16) is None

@@ -16,11 +16,13 @@ trial decodes the whole subset from the cached emissions (the model runs once,
 `RUN_DIR/emissions/`) and scores its WER. Trials are kept in RUN_DIR/tune-<decoder>/optuna.db,
 so an interrupted tuning continues where it stopped; at the end RUN_DIR/tune-<decoder>/
 weights.json holds the best pair (which `make decode DECODER=<decoder>` then uses) and
-trials.json every trial.
+trials.json every trial. Run again with no more trials and nothing changed, it says the
+weights are up to date and stops, before loading the LM.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from importlib.metadata import version
 from pathlib import Path
 
@@ -124,7 +126,22 @@ def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) 
             "checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
             **(run.identity or {}),
             "versions": {**versions(), "flashlight-text": version("flashlight-text"),
-                         "optuna": version("optuna")}}
+                         "optuna": version("optuna")},
+            "tuning_key": key}
+
+
+def finished(out: Path, key: dict, trials: int) -> dict | None:
+    """OUT/weights.json when it is the outcome of at least `trials` trials for exactly `key`
+    and nothing was tried after it was written (then tuning again would change nothing)."""
+    weights, storage = out / "weights.json", out / "optuna.db"
+    try:
+        record = json.loads(weights.read_text())
+        current = weights.stat().st_mtime_ns >= storage.stat().st_mtime_ns
+    except (OSError, ValueError):
+        return None
+    if current and record.get("tuning_key") == key and record.get("trials", 0) >= trials:
+        return record
+    return None
 
 
 def main(argv=None) -> int:
@@ -137,17 +154,23 @@ def main(argv=None) -> int:
     if args.decoder == "transformer":
         transformer.check_files(args)
         key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
-        search = transformer.search_for(args, args.lm, args.lexicon, args.lm_fp16)
         key["lm_fp16"] = args.lm_fp16
+    out = tuning_dir(run.folder, args.decoder)
+    key = {**key, "subset": args.subset, "beam": args.beam,
+           "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
+    done = finished(out, key, args.trials)
+    if done:
+        print(f"{out.name} is up to date ({done['trials']} trials on {args.subset}, best WER "
+              f"{done['wer']:.2f}); delete {out} to tune again")
+        return 0
+    if args.decoder == "transformer":
+        search = transformer.search_for(args, args.lm, args.lexicon, args.lm_fp16)
         decode = search.decode
     else:
         search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
 
         def decode(utterances, settings):
             return search.decode(utterances, settings, args.jobs)
-    out = tuning_dir(run.folder, args.decoder)
-    key = {**key, "subset": args.subset, "beam": args.beam,
-           "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
     with stage.fairseq_stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}",
                              run.folder, "tune-lm"):
         frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
