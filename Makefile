@@ -236,12 +236,15 @@ demo: setup pretrain-tiny ## the study in miniature on the embedded tiny corpus,
 	$(MAKE) --no-print-directory manifests $(DEMO) SPLITS="$(DEMO_SPLITS)"
 	$(MAKE) --no-print-directory tiny-lm $(DEMO)
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(MAKE) --no-print-directory -O -j$(DEMO_JOBS) \
-		$(DEMO_ROOT)/lm/tiny_word_transformer.pt $(DEMO_RUNS) LM_JOBS=$(DEMO_THREADS)
+		$(DEMO_ROOT)/lm/tiny_word_transformer.pt $(DEMO_RUNS:demo_%=demo-4gram_%) $(DEMO_RUNS) \
+		LM_JOBS=$(DEMO_THREADS)
 	$(MAKE) --no-print-directory compare $(DEMO)
 
 # one demo run: fine-tune, Viterbi (and the split's own utterances), then the 4-gram and the
 # Transformer LM, each tuned (16 trials) and decoded. The Transformer LM is trained (one core)
-# beside the first runs; wandb is off (WANDB_PROJECT=), as nobody reads the demo's wandb logs.
+# beside the first runs; every run's long half (fine-tuning, Viterbi, 4-gram) is started before
+# any short one (the Transformer LM's), so that the cores finish together; wandb is off
+# (WANDB_PROJECT=), as nobody reads the demo's wandb logs.
 DEMO_KNOBS = $(DEMO) $(DEMO_LM) WANDB_PROJECT= SPLIT=$(word 1,$(subst _, ,$*)) \
 	SEED=$(word 2,$(subst _, ,$*))
 demo_%: demo-4gram_% $(DEMO_ROOT)/lm/tiny_word_transformer.pt
