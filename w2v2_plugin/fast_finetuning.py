@@ -28,6 +28,7 @@ mid-epoch makes the epoch's passes again and skips the batches already seen.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -56,19 +57,6 @@ class DecodedOnce(BaseWrapperDataset):
 
     def __getitem__(self, index):
         return self.items[index]
-
-
-class EncodedOnce:
-    """A label encoder (fairseq's LabelEncoder) that encodes each distinct transcript once and
-    then hands back the same tokens, as the audio of DecodedOnce is handed back."""
-
-    def __init__(self, encode):
-        self.encode, self.encoded = encode, {}
-
-    def __call__(self, label):
-        if label not in self.encoded:
-            self.encoded[label] = self.encode(label)
-        return self.encoded[label]
 
 
 def distinct_sizes(dataset) -> bool:
@@ -152,8 +140,8 @@ class FastAudioFinetuningTask(SeededAudioFinetuningTask):
                 raise ValueError(f"{split}: utterances longer than task.max_sample_size are "
                                  "cropped at random per batch; audio_in_memory needs them whole")
             labelled.dataset = DecodedOnce(audio)
-            if labelled.process_label is not None:
-                labelled.process_label = EncodedOnce(labelled.process_label)
+            if labelled.process_label is not None:  # each transcript encoded once, then reused
+                labelled.process_label = functools.cache(labelled.process_label)
             seconds = sum(int(n) for n in audio.sizes) / self.cfg.sample_rate
             logger.info(f"{split}: {len(audio)} utterances ({seconds:.0f} s) decoded into memory")
 
