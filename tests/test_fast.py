@@ -9,14 +9,14 @@ import yaml
 
 from conftest import make
 
-UPDATES = 300
+UPDATES, EVERY = 150, 25
 # Batches of two tiny utterances (4 per pass) inside an update of 8, as a 10-minute split is a
-# few batches inside BASE's update of 8; saves and validations every 50 updates, so the fast
-# path's epochs hold 50 passes and the run crosses an epoch boundary.
+# few batches inside BASE's update of 8; saves and validations every EVERY updates, so the
+# fast path's epochs hold EVERY passes and the run crosses epoch boundaries.
 SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "CHECKPOINT_MINUTES=60",
             "WANDB_PROJECT=w2v2-10min"]  # wandb on, as by default (test_one_wandb_run_...)
 ARGS = (f"ARGS=optimization.max_update={UPDATES} common.log_interval=1 "
-        "checkpoint.save_interval_updates=50 dataset.validate_interval_updates=50")
+        f"checkpoint.save_interval_updates={EVERY} dataset.validate_interval_updates={EVERY}")
 
 
 def knobs(env, root):
@@ -54,7 +54,7 @@ def test_fast_path_is_selected_with_one_pass_per_update(both):
     assert plain["task"]["_name"] == "audio_finetuning_seeded"  # fairseq's, masks seeded
     assert plain["optimization"]["update_freq"] == [8]
     assert fast["task"]["_name"] == "audio_finetuning_fast"
-    assert fast["task"]["passes_per_epoch"] == 50 and fast["task"]["batches_per_pass"] == 4
+    assert fast["task"]["passes_per_epoch"] == EVERY and fast["task"]["batches_per_pass"] == 4
     assert fast["optimization"]["update_freq"] == [4] and fast["dataset"]["num_workers"] == 0
     # everything else, the training mathematics included, is fairseq's recipe unchanged
     for config in (plain, fast):
@@ -86,7 +86,7 @@ def test_same_weights_and_schedule(both):
     for fast, run in both.items():
         log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
         validations[fast] = re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)", log)
-    assert validations["0"] == validations["1"] and len(validations["0"]) == UPDATES // 50
+    assert validations["0"] == validations["1"] and len(validations["0"]) == UPDATES // EVERY
 
 
 def log_of(run):
@@ -96,10 +96,11 @@ def log_of(run):
 def test_checkpoints_written_at_the_end_and_at_each_best_within_the_budget(both):
     """Under an hour's budget the fast path writes only the saves whose validation is as good
     as the best so far (fairseq writes checkpoint_best.pt then) and the last; fairseq's path
-    writes every 50 updates. The files left are the same (test_same_weights_and_schedule)."""
+    writes one every EVERY updates. The files left are the same
+    (test_same_weights_and_schedule)."""
     saved = {fast: [int(u) for u in re.findall(r"Saved checkpoint .*? @ (\d+) updates",
                                                   log_of(run))] for fast, run in both.items()}
-    assert saved["0"] == list(range(50, UPDATES + 1, 50))
+    assert saved["0"] == list(range(EVERY, UPDATES + 1, EVERY))
     wers = [(int(u), float(w)) for w, u in
             re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)", log_of(both["1"]))]
     best, as_good = math.inf, []
@@ -117,9 +118,9 @@ def test_frozen_cnn_features_are_computed_once_per_batch(both):
     counts = [(int(r), int(c)) for r, c in re.findall(
         r"frozen-CNN feature cache, epoch \d+: (\d+) batches reused, (\d+) computed",
         log_of(both["1"]))]
-    assert len(counts) == UPDATES // 50 - 1  # logged as each later epoch begins
-    assert all(r + c == 50 * 4 for r, c in counts)
-    assert sum(r for r, _ in counts) >= 0.9 * 50 * 4 * len(counts)
+    assert len(counts) == UPDATES // EVERY - 1  # logged as each later epoch begins
+    assert all(r + c == EVERY * 4 for r, c in counts)
+    assert sum(r for r, _ in counts) >= 0.9 * EVERY * 4 * len(counts)
     assert "frozen-CNN feature cache" not in log_of(both["0"])
 
 
