@@ -41,9 +41,14 @@ def both(tiny_env):
     return runs
 
 
+def log_of(run):
+    """The run's (last) fine-tuning log."""
+    return sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
+
+
 def losses(run):
     """(update, loss) of every update, as fairseq logged them."""
-    log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
+    log = log_of(run)
     return [(int(u), float(loss)) for loss, u in
             re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)]
 
@@ -84,13 +89,9 @@ def test_same_weights_and_schedule(both):
     # validations at the same updates, with the same results
     validations = {}
     for fast, run in both.items():
-        log = sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
-        validations[fast] = re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)", log)
+        validations[fast] = re.findall(r"\[dev_other\].*?wer ([\d.]+).*?num_updates (\d+)",
+                                       log_of(run))
     assert validations["0"] == validations["1"] and len(validations["0"]) == UPDATES // EVERY
-
-
-def log_of(run):
-    return sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
 
 
 def test_checkpoints_written_at_the_end_and_at_each_best_within_the_budget(both):
