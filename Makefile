@@ -22,9 +22,9 @@ PRETRAINED = $(PRETRAINED_$(MODEL))
 RELEASED_base := wav2vec_small_10m.pt
 RELEASED_large := wav2vec_big_10m.pt
 RELEASED_vox := wav2vec_vox_10m_new.pt
-# the knobs that name a run; its folder is made from them by w2v2_10min.layout.run_dir alone
+# the knobs that name a run (a --option per key of w2v2_10min.layout.RunId, which alone makes its folder)
 RUN_KNOBS = --run-root $(RUN_ROOT) --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
-	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)'
+	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --trainer '$(TRAINER)'
 RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) \
 	--checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256
 FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
@@ -109,6 +109,7 @@ GPUS ?= 1## GPUs on this machine (or per SLURM job; 0: CPU); update_freq keeps t
 MAX_TOKENS ?=## samples per GPU batch, lower to fit memory (default: the recipe's)
 LR ?=## learning rate instead of the recipe's (runs go to <model>-<protocol>-lr<LR>/)
 LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: linear, others: exponential); runs go to <model>-<protocol>-<LR_DECAY>/
+TRAINER ?= fairseq## who trains the run: fairseq (runs of another trainer go to <model>-<protocol>-<TRAINER>/)
 FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
@@ -134,7 +135,7 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 # what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
-JOB_KNOBS = MODEL PROTOCOL LR_DECAY RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
 	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
 	LEXICON BEAM LM_WEIGHT WORD_SCORE LM_JOBS
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once, or one SLURM job each

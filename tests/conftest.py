@@ -1,6 +1,7 @@
 """Shared fixtures: the repository paths, the tiny corpus, running scripts and Make targets."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -211,3 +212,10 @@ def tiny_run(tiny_env, tmp_path_factory):
          f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
          "ARGS=optimization.max_update=20")
     return root / "tiny-tiny/10min-0/seed-1"
+
+
+def squeeze(text: str) -> str:
+    """Markdown tables without their column padding (tabulate pads each column to its widest
+    cell): `| a | b |` however wide the columns, so a test can look for a row's cells."""
+    return "\n".join(re.sub(r" *\| *", " | ", line).strip() if line.startswith("|") else line
+                     for line in text.split("\n"))

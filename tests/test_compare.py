@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from conftest import make, run_script
+from conftest import make, run_script, squeeze
 from w2v2_10min import layout
-from w2v2_10min.compare import HELD_OUT_NOTES
+from w2v2_10min.tables import HELD_OUT_NOTES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
-CSV_COLUMNS = ["model", "protocol", "lr", "lr_decay", "trained_lr", "split", "seed", "decoder",
-               "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
+CSV_COLUMNS = ["model", "protocol", "split", "seed", "lr", "lr_decay", "trainer", "trained_lr",
+               "decoder", "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
                "checkpoint_sha256", "commit", "path"]
 TRAINED_LR = "5e-05"  # the learning rate the fabricated runs say they were trained with
 
@@ -83,6 +83,10 @@ def fabricate(runs):
         write_wer(runs, "base", "released", subset, wer)
 
 
+def read_md(path) -> str:
+    return squeeze(path.read_text())
+
+
 def one_error(proc) -> str:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -114,8 +118,8 @@ def report(tmp_path_factory):
 
 def test_split_rows_spread_and_difference_from_the_paper(report):
     root, _, proc, _ = report
-    md = (root / "out1/table9.md").read_text()
-    assert proc.stdout.startswith(md)  # the report is also printed
+    md = read_md(root / "out1/table9.md")
+    assert squeeze(proc.stdout).startswith(md)  # the report is also printed
     assert "wrote" in proc.stdout.splitlines()[-1]
     rows = table_rows(md, "LARGE (LS-960), protocol fairseq")
     assert md.split("### LARGE (LS-960), protocol fairseq\n\n", 1)[1].startswith(
@@ -132,22 +136,22 @@ def test_split_rows_spread_and_difference_from_the_paper(report):
     }
 
 
-def test_verdicts_say_within_and_outside(report):
+def test_verdicts_say_within_below_and_above(report):
     root, _, _, _ = report
-    md = (root / "out1/table9.md").read_text()
+    md = read_md(root / "out1/table9.md")
     verdicts = md.split("## Does the paper's number lie within the range of the splits?\n\n",
                         1)[1].split("\n\n", 1)[0].splitlines()
     assert verdicts == [
         "- LARGE (LS-960), protocol fairseq, dev_clean: the paper's 43.0 lies within the range "
         "of the 3 split(s), 42.0 – 46.0.",
-        "- LARGE (LS-960), protocol fairseq, dev_other: the paper's 46.3 lies outside the range "
+        "- LARGE (LS-960), protocol fairseq, dev_other: the paper's 46.3 lies below the range "
         "of the 3 split(s), 51.0 – 56.0.",
     ]
 
 
 def test_released_only_model_gets_its_own_table(report):
     root, _, _, _ = report
-    md = (root / "out1/table9.md").read_text()
+    md = read_md(root / "out1/table9.md")
     rows = table_rows(md, "BASE (LS-960), protocol released only")
     assert rows["paper, Table 9, no LM"] == ["46.1", "51.5"]
     assert rows["released 10-min checkpoint, Viterbi"] == ["47.0", "not decoded"]
@@ -159,7 +163,7 @@ def test_released_only_model_gets_its_own_table(report):
 
 def test_every_run_has_a_bootstrap_interval_around_its_wer(report):
     root, _, _, _ = report
-    md = (root / "out1/table9.md").read_text()
+    md = read_md(root / "out1/table9.md")
     run_lines = md.split("## Every run\n", 1)[1].strip().splitlines()[2:]
     assert len(run_lines) == 2 * len(TRAINED) + len(RELEASED) + len(RELEASED_BASE)
     for line in run_lines:
@@ -226,7 +230,7 @@ def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
     write_wer(runs, "large", "paper", "test_other", 40, "3", "7",
               utterances=([4, 8, 12, 16], [10, 20, 30, 40]))
     run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
-    md = (tmp_path / "out/table9.md").read_text()
+    md = read_md(tmp_path / "out/table9.md")
     assert "| large | paper | 3 | 7 | test_other | 40.00 | 40.0 – 40.0 | 40 / 100 |" in md
     rows = table_rows(md, "LARGE (LS-960), protocol paper")
     # one split: no across-splits row, and its range is the one value
@@ -235,7 +239,7 @@ def test_interval_collapses_when_every_utterance_has_the_same_rate(tmp_path):
                     "split 3 (1 seed)": ["40.0"],
                     "min – max over splits": ["40.0 – 40.0"],
                     "mean − paper": ["-5.3"]}
-    assert ("the paper's 45.3 lies outside the range of the 1 split(s), 40.0 – 40.0." in md)
+    assert ("the paper's 45.3 lies above the range of the 1 split(s), 40.0 – 40.0." in md)
     row = next(csv.DictReader(open(tmp_path / "out/table9.csv", newline="")))
     assert float(row["ci_low"]) == float(row["ci_high"]) == 40.0
 
@@ -244,9 +248,10 @@ def test_through_make(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "results"
     fabricate(runs)
     proc = make("compare", f"RUN_ROOT={runs}", f"RESULTS={out}")
-    assert "| split 0 (2 seeds) | 42.0 ± 2.8 | 51.0 ± 1.4 |" in proc.stdout
-    assert "| across 3 splits: mean ± sd | 44.0 ± 2.0 | 53.7 ± 2.5 |" in proc.stdout
-    assert "| mean − paper | +1.0 | +7.4 |" in proc.stdout
+    stdout = squeeze(proc.stdout)
+    assert "| split 0 (2 seeds) | 42.0 ± 2.8 | 51.0 ± 1.4 |" in stdout
+    assert "| across 3 splits: mean ± sd | 44.0 ± 2.0 | 53.7 ± 2.5 |" in stdout
+    assert "| mean − paper | +1.0 | +7.4 |" in stdout
     assert (out / "table9.md").read_text() in proc.stdout
     assert (out / "table9.csv").read_text().count("\n") == 1 + 2 * len(TRAINED) + 3
     assert all((out / f"wer-{s}.png").read_bytes()[:8] == PNG_MAGIC
@@ -314,7 +319,7 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
     write_wer(runs, "large", "released", "dev_other", 12, decoder="4gram",
               utterances=([12, 0, 0, 0], [25, 25, 25, 25]))
     run_script("compare.py", "--run-root", runs, "--out", tmp_path / "out")
-    md = (tmp_path / "out/table9.md").read_text()
+    md = read_md(tmp_path / "out/table9.md")
     viterbi = table_rows(md, "LARGE (LS-960), protocol fairseq")
     lm = table_rows(md, "LARGE (LS-960), protocol fairseq, 4-gram LM")
     assert md.index("## Viterbi, no LM") < md.index("### LARGE (LS-960), protocol fairseq\n") \
@@ -345,7 +350,7 @@ def test_decoders_are_kept_apart_in_tables_csv_and_plots(tmp_path):
     assert {s["decoder"] for s in stats} == {"viterbi", "4gram", "transformer"}
     for setting in stats:
         assert {c["criterion_decoder"] for c in setting["selection"]} == {"4gram"}
-    readme = (tmp_path / "out/README.md").read_text()
+    readme = read_md(tmp_path / "out/README.md")
     assert "### LARGE (LS-960), protocol fairseq, Transformer LM (fairseq word LM" in readme
 
 
@@ -356,8 +361,8 @@ def test_readme_answers_the_replication_question_traceably(report):
     from scipy.stats import t
 
     root, runs, _, _ = report
-    md = (root / "out1/README.md").read_text()
-    assert md == (root / "out2/README.md").read_text()
+    md = read_md(root / "out1/README.md")
+    assert md == read_md(root / "out2/README.md")
     assert md.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
     assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 3 splits, 1–2 seeds each " \
         "(5 runs)." in md
@@ -391,7 +396,7 @@ def test_training_utterances_are_a_table_apart_never_a_held_out_column(tmp_path)
     write_wer(runs, "tiny", "tiny", "train", 1, split=0, seed=1,
               utterances=([1, 0, 0, 0], [25, 25, 25, 25]))
     run_script("compare.py", "--run-root", runs, "--out", out)
-    text = (out / "table9.md").read_text()
+    text = read_md(out / "table9.md")
     headers = [line for line in text.splitlines() if line.startswith("| row |")]
     assert headers == ["| row | dev_other |"]
     rows = [line for line in text.splitlines() if "| split 0, seed 1 |" in line]

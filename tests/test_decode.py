@@ -32,7 +32,7 @@ def test_each_decoder_has_its_own_folder_and_viterbi_keeps_decode(tmp_path):
         folder = layout.decode_dir(run, decoder) / "dev_other"
         folder.mkdir(parents=True)
         (folder / "wer.json").write_text("{}")
-    released = layout.released_dir(tmp_path, "large") / "decode" / "dev_other" / "wer.json"
+    released = layout.RunId.released("large").folder(tmp_path) / "decode/dev_other/wer.json"
     released.parent.mkdir(parents=True)
     released.write_text("{}")
     assert layout.wer_json_files(tmp_path) == [run / "decode/dev_other/wer.json",
@@ -76,7 +76,7 @@ def test_a_subset_decoded_for_another_run_identity_is_decoded_again(tmp_path):
     checkpoint.write_bytes(b"weights")
     folder = tmp_path / "decode" / "dev_other"
     folder.mkdir(parents=True)
-    ident = layout.identity("base", "paper", "0", "1", "3e-5", "exponential")
+    ident = layout.RunId("base", "paper", "0", "1", "3e-5", "exponential").record()
     (folder / "wer.json").write_text(json.dumps({"decoder": "viterbi", "batching": {},
                                                  **ident}))
     os.utime(checkpoint, ns=(0, (folder / "wer.json").stat().st_mtime_ns - 10**9))

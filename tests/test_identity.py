@@ -37,16 +37,16 @@ def test_finetune_writes_the_identity_into_run_json_and_names_the_folder_from_it
     record = json.loads((run / "run.json").read_text())
     ident = {key: record[key] for key in layout.IDENTITY}
     assert ident == {"model": "tiny", "protocol": "tiny", "lr": "3e-3",
-                     "lr_decay": "exponential", "split": "0", "seed": "1"}
-    assert layout.run_dir(trained, ident) == run
+                     "lr_decay": "exponential", "split": "0", "seed": "1", "trainer": "fairseq"}
+    assert layout.RunId.of(ident).folder(trained) == run
     assert record["trained_lr"] == "3e-3" and record["trained_lr_decay"] == "exponential"
 
 
 def test_decode_tune_lm_and_export_hf_record_the_same_identity(trained, tiny_env, tmp_path):
     """PROTOCOL=paper LR_DECAY=exponential LR=3e-5: the tiny run stands in for such a run (the
     paper recipe has no tiny scale), its run.json saying so, as finetune would write it."""
-    ident = layout.identity("tiny", "paper", "0", "1", "3e-5", "exponential")
-    run = layout.run_dir(tmp_path, ident)
+    ident = layout.RunId("tiny", "paper", "0", "1", "3e-5", "exponential").record()
+    run = layout.RunId.of(ident).folder(tmp_path)
     shutil.copytree(trained / TRAINED / "10min-0" / "seed-1", run)
     record = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**record, "protocol": "paper", "lr": "3e-5",
@@ -75,7 +75,7 @@ def test_a_run_json_that_names_another_run_is_refused(trained, tmp_path):
     run = tmp_path / "tiny-tiny" / "10min-3" / "seed-1"
     shutil.copytree(trained / TRAINED / "10min-0" / "seed-1", run)
     with pytest.raises(UserError, match="names another run"):
-        read_identity(run, layout.identity("tiny", "tiny", "3", "1"))
+        read_identity(run, layout.RunId("tiny", "tiny", "3", "1"))
     proc = run_script("decode.py", "--run-root", tmp_path, "--model", "tiny", "--protocol",
                       "tiny", "--split", "3", "--seed", "1", "--manifests", TINY,
                       "--subsets", "dev_other", check=False)
@@ -90,9 +90,10 @@ def test_released_checkpoints_get_their_identity_from_decode_original(tmp_path):
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"weights")
     (checkpoint.parent / "wav2vec_small_10m.pt.sha256").write_text("ab" * 32 + "  x\n")
-    folder = layout.run_dir(tmp_path, layout.released_identity("base"))
-    write_released_record(folder, layout.released_identity("base"), checkpoint)
+    folder = layout.RunId.released("base").folder(tmp_path)
+    write_released_record(folder, layout.RunId.released("base"), checkpoint)
     assert folder == tmp_path / "base-released"
     assert read_identity(folder) == {"model": "base", "protocol": "released", "lr": "",
-                                     "lr_decay": "", "split": "-", "seed": "-"}
+                                     "lr_decay": "", "split": "-", "seed": "-",
+                                     "trainer": "fairseq"}
     assert json.loads((folder / "run.json").read_text())["checkpoint_sha256"] == "ab" * 32

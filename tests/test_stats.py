@@ -7,9 +7,9 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.linalg import block_diag
 
-from w2v2_10min.layout import protocol_label
-from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_label, lr_value, no_interval,
-                              select_runs, selected_interval, split_kind, summarise_runs,
+from w2v2_10min.layout import RunId, split_kind, trained_lr
+from w2v2_10min.stats import (hierarchical_bootstrap, intervals, lr_label, no_interval,
+                              select_runs, selected_interval, summarise_runs,
                               variance_components, verdict)
 
 
@@ -30,11 +30,13 @@ def test_split_kind_lr_and_protocol():
     assert [split_kind(s) for s in ["0", "5", "s1", "s12"]] == \
         ["official", "official", "seeded", "seeded"]
     # `make decode LR=3e-5` records lr 3e-5 beside the plain protocol
-    lr3 = {"protocol": "fairseq", "lr": "3e-5", "lr_decay": "", "trained_lr": "3e-5"}
-    assert (lr_label(lr3), protocol_label(lr3)) == ("3e-5", "fairseq")
-    own = {"protocol": "paper", "lr": "", "lr_decay": "exponential", "trained_lr": "5e-05"}
-    assert (lr_label(own), protocol_label(own), lr_value(own)) == ("", "paper-exponential", 5e-5)
-    assert lr_label({"protocol": "paper", "lr": 2e-05}) == "2e-05"
+    run = {"model": "large", "split": "0", "seed": "1"}
+    lr3 = {**run, "protocol": "fairseq", "lr": "3e-5", "lr_decay": "", "trained_lr": "3e-5"}
+    assert (lr_label(lr3), RunId.of(lr3).label) == ("3e-5", "fairseq")
+    own = {**run, "protocol": "paper", "lr": "", "lr_decay": "exponential", "trained_lr": "5e-05"}
+    assert (lr_label(own), RunId.of(own).label, trained_lr(own)) == \
+        ("", "paper-exponential", 5e-5)
+    assert RunId("large", "paper", "0", "1", lr=2e-05).lr == "2e-05"
 
 
 def test_no_seed_variance_and_large_split_variance_gives_icc_one():

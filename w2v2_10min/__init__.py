@@ -5,7 +5,7 @@
 `finetune`, `decode`, `tune_lm`, `hf_export`, `lexicon`, `score`, `compare`.
 What the stages share:
   `common`    one-line errors, atomic writes, checksums, provenance, stage lines
-  `layout`    a run's identity and where every run, decode and cache lives
+  `layout`    a run's identity (RunId) and where every run, decode and cache lives
   `stage`     the preamble of each stage after fine-tuning: the run and its identity (from
               RUN/run.json), input checks, device, fairseq's log and failures
   `emissions` a model's emissions (computed, cached) and the reference words
@@ -13,5 +13,6 @@ What the stages share:
   `decoders/` one module per decoder (viterbi, fourgram: DECODER=4gram)
   `formats` (fairseq's files), `paper` (Table 9), `knobs` (what each Make knob accepts),
   `loading` (released checkpoint layouts), `lm` (KenLM lexicon beam search), `fast` (FAST=1),
-  `stats` and `replication` (the report's statistics, for `compare`)
+  `stats` (the statistics), `analysis` (the one analysis of `compare`'s report), `tables`
+  (its text), `plots` (its figures)
 """

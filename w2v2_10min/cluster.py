@@ -109,19 +109,18 @@ def job_states() -> dict[str, str]:
 
 def read_record(run: Path) -> dict:
     """RUN/slurm.json, or {} for a run never submitted."""
-    path = run / "slurm.json"
+    path = layout.slurm_json(run)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def update_record(run: Path, **fields) -> None:
-    write_json_atomic(run / "slurm.json", {**read_record(run), **fields})
+    write_json_atomic(layout.slurm_json(run), {**read_record(run), **fields})
 
 
 def finished(run: Path, decoder: str, eval_sets: list[str]) -> bool:
     """Trained (RUN/done) and decoded on every EVAL_SET with `decoder`."""
-    out = layout.decode_dir(run, decoder)
-    return (run / "done").exists() and all(
-        (out / name.replace("-", "_") / "wer.json").is_file() for name in eval_sets)
+    return layout.done_file(run).exists() and all(
+        layout.wer_json(run, decoder, name.replace("-", "_")).is_file() for name in eval_sets)
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -182,7 +181,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def stage_log(self, target: str) -> Path:
         """The log that says why `target` failed: fine-tuning's own, else the job's."""
-        logs = sorted((self.run / "logs").glob("finetune-*.log"))
+        logs = sorted(layout.logs_dir(self.run).glob("finetune-*.log"))
         return logs[-1] if target == "finetune" and logs else self.job_log()
 
     def fail(self, why: str, log: Path) -> None:
@@ -216,7 +215,7 @@ def submit(run: Path, make_args: list[str], args) -> str:
         lines = [line.strip() for line in (str(err) + "\n" + said.getvalue()).splitlines()
                  if line.strip()]
         raise UserError(f"sbatch refused {run}: {lines[-1] if lines else err}") from None
-    write_json_atomic(run / "slurm.json", {
+    write_json_atomic(layout.slurm_json(run), {
         "job_id": job.job_id, "log": str(run / "slurm" / f"{job.job_id}_0_log.out"),
         "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "partition": args.partition, "time_min": int(args.time_min),
@@ -244,8 +243,10 @@ def sweep_runs(args) -> list[tuple[Path, list[str]]]:
     runs = []
     for split, seed, lr in itertools.product(args.splits.split(), args.seeds.split(),
                                              args.lrs.split() or [""]):
-        ident = layout.identity(k["MODEL"], k["PROTOCOL"], split, seed, lr, k["LR_DECAY"])
-        runs.append((layout.run_dir(Path(k["RUN_ROOT"]), ident),
+        given = {**k, "SPLIT": split, "SEED": seed, "LR": lr}
+        ident = layout.RunId(**{name: given[knob] for name, knob in
+                                layout.RunId.knobs().items() if given.get(knob)})
+        runs.append((ident.folder(Path(k["RUN_ROOT"])),
                      [*common, f"SPLIT={split}", f"SEED={seed}", f"LR={lr}"]))
     return runs
 

@@ -155,7 +155,7 @@ def plan(args) -> tuple[list[str], dict]:
         print(f"the split holds {batch['split_seconds']:,.0f} s, less than that: fairseq "
               "ends an update at the end of an epoch, so each update sees the whole split "
               "once", file=sys.stderr)
-    record = {**run_identity(args),
+    record = {**run_identity(args).record(),
               "trained_lr_decay": LR_DECAYS.get(recipe.lr_scheduler._name,
                                                 recipe.lr_scheduler._name),
               "trained_lr": str(args.lr or recipe.optimization.lr[0]),
@@ -202,17 +202,16 @@ def launcher_overrides(args, run: Path) -> list[str]:
             *([f"hydra.launcher.partition={args.partition}"] if args.partition else [])]
 
 
-def run_identity(args) -> dict:
-    """The run's identity (w2v2_10min.layout.IDENTITY) from the command line's knobs."""
-    return layout.identity(args.model, args.protocol, args.split, args.seed, args.lr,
-                           args.lr_decay)
+def run_identity(args) -> layout.RunId:
+    """The run's identity from the command line's knobs (an option per key)."""
+    return layout.RunId(**{name: getattr(args, name) for name in layout.IDENTITY})
 
 
 def environment(args, run: Path, training: bool = False) -> dict:
     """fairseq's environment; for training, also the run's own wandb id (WANDB_RUN_ID, kept in
     RUN/wandb-id), so that a resumed run logs on in the same wandb run (WANDB_RESUME=allow)."""
     ident = run_identity(args)
-    name = f"{layout.run_name(ident)}-10min-{ident['split']}-seed-{ident['seed']}"
+    name = f"{ident.name}-10min-{ident.split}-seed-{ident.seed}"
     env = {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
            "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
     if training and args.wandb_project:
@@ -312,6 +311,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--lr-decay", default="", type=knob("LR_DECAY", optional=True),
                         help="linear or exponential instead of the protocol's "
                         "(recipes/finetune/lr_decay/)")
+    parser.add_argument("--trainer", default=layout.FAIRSEQ, type=knob("TRAINER"),
+                        help="who trains the run")
     parser.add_argument("--fp16", default="", type=knob("FP16", optional=True),
                         help="true or false instead of the recipe's")
     parser.add_argument("--launcher", default="local", type=knob("LAUNCHER"),
@@ -375,7 +376,7 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    run = layout.run_dir(args.run_root, run_identity(args))
+    run = run_identity(args).folder(args.run_root)
     config, overrides, fast, record = configure(args, run)
     if args.print_config:
         print(config, end="")

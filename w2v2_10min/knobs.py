@@ -49,6 +49,7 @@ def _each(check: Callable[[str], bool]) -> Callable[[str], bool]:
 
 NO_SPACE = r"\S+"
 LAUNCHERS = ("local", "slurm", "submitit_local")
+TRAINERS = ("fairseq",)  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
 
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
 # themselves (finetune.compose), DECODER against decode.DECODERS.
@@ -69,6 +70,7 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
             _each(_positive_number)),
     "LR_DECAY": ("linear or exponential (empty: the protocol's own)",
                  _matches("linear|exponential")),
+    "TRAINER": (" or ".join(TRAINERS), lambda v: v in TRAINERS),
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
              _matches("[01]")),

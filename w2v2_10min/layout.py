@@ -1,64 +1,226 @@
-"""Where each stage's outputs live: one function per folder, so no stage spells a path twice.
+"""A run's identity, and where each stage's outputs live: the one home of both, so no stage
+spells a run's folder or a file in it, nor interprets an identity key, itself.
 
-  runs/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<seed>/   one run
-      checkpoints/ config.yaml run.json done logs/ tensorboard/
+Usage:
+    ident = RunId("large", "paper", split="0", seed="1", lr="3e-5")
+    run = ident.folder(Path("runs"))        # runs/large-paper-lr3e-5/10min-0/seed-1
+    RunId.of(json.loads(run_json(run).read_text()))     # parsed back, checked
+    decode_dir(run, "4gram") / "dev_other" / WER_JSON
+
+  runs/<model>-<protocol>[-<lr_decay>][-<trainer>][-lr<lr>]/10min-<split>/seed-<seed>/  one run
+      checkpoints/ config.yaml run.json done logs/ tensorboard/ slurm.json hf/
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
       emissions/<subset>.npz      the model's outputs kept for LM decoding (float16)
-      tune-4gram/                 `make tune-lm`: optuna.db, trials.json, weights.json
+      tune-<decoder>/             `make tune-lm`: optuna.db, trials.json, weights.json
   runs/<model>-released/decode*/<subset>/   a released fine-tuned checkpoint (the control row)
+
+A key of the identity is a field of RunId, with the Make knob that sets it: everything else
+(the stages' --options, run.json and wer.json, the folder's name, the report's grouping, a
+SLURM sweep's runs, `make status`) is derived from the fields, so adding one is one change
+here and its knob in the Makefile (tests/test_layout.py shows it).
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 VITERBI = "viterbi"
 RELEASED = "released"
-
-
-# A run's identity: the knobs that name its folder, written once by `finetune` into
-# RUN/run.json (these keys of it) and copied from there into every record a later stage writes
-# (wer.json, the export's record). `lr` and `lr_decay` are the values the user gave
-# (LR, LR_DECAY), '' for the recipe's own; the values trained with are run.json's
-# `trained_lr` and `trained_lr_decay`, which records carry too.
-IDENTITY = ("model", "protocol", "lr", "lr_decay", "split", "seed")
 NO_SPLIT = "-"  # split and seed of a released checkpoint's record
+FAIRSEQ = "fairseq"
 
 
-def identity(model: str, protocol: str, split: str | int, seed: str | int, lr: str = "",
-             lr_decay: str = "") -> dict:
-    """A run's identity as every stage records it (all values strings)."""
-    return {"model": str(model), "protocol": str(protocol), "lr": str(lr or ""),
-            "lr_decay": str(lr_decay or ""), "split": str(split), "seed": str(seed)}
+def key(knob: str, default: str | None = None, absent: str | None = None):
+    """An identity field set by Make's KNOB; `absent` is its value in records written before
+    the key existed (None: such a record is refused)."""
+    return field(default=default, metadata={"knob": knob, "absent": absent}) \
+        if default is not None else field(metadata={"knob": knob, "absent": absent})
 
 
-def released_identity(model: str) -> dict:
-    """The identity of MODEL's released 10-minute checkpoint (the control row)."""
-    return identity(model, RELEASED, NO_SPLIT, NO_SPLIT)
+@dataclass(frozen=True)
+class RunId:
+    """What names a run, written once by `finetune` into RUN/run.json (these keys of it) and
+    copied from there into every record a later stage writes (wer.json, the tuning's
+    weights.json, the export's record). All values are strings. `lr` and `lr_decay` are what
+    the user gave (LR, LR_DECAY), '' for the recipe's own; the values trained with are
+    run.json's `trained_lr` and `trained_lr_decay`, which records carry too."""
+    model: str = key("MODEL")
+    protocol: str = key("PROTOCOL")
+    split: str = key("SPLIT")
+    seed: str = key("SEED")
+    lr: str = key("LR", "")
+    lr_decay: str = key("LR_DECAY", "")
+    trainer: str = key("TRAINER", FAIRSEQ, absent=FAIRSEQ)
+
+    def __post_init__(self):
+        for name in self.keys():
+            value = getattr(self, name)
+            object.__setattr__(self, name, "" if value is None else str(value))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """The keys without a default: naming a run takes these at least."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING)
+
+    @classmethod
+    def knobs(cls) -> dict[str, str]:
+        """{key: the Make knob that sets it}."""
+        return {f.name: f.metadata["knob"] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def of(cls, record) -> "RunId":
+        """The identity a record (run.json, wer.json, ...) holds; KeyError naming a key it
+        lacks (one that existed when it was written), TypeError naming a key whose value is
+        neither a string nor a whole number."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = record.get(f.name, f.metadata["absent"])
+            if value is None:
+                raise KeyError(f.name)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise TypeError(f.name)
+            values[f.name] = str(value)
+        return cls(**values)
+
+    @classmethod
+    def released(cls, model: str) -> "RunId":
+        """The identity of MODEL's released 10-minute checkpoint (the control row)."""
+        return cls(model, RELEASED, NO_SPLIT, NO_SPLIT)
+
+    @property
+    def is_released(self) -> bool:
+        return self.protocol == RELEASED
+
+    def record(self) -> dict[str, str]:
+        """The identity as run.json and every record hold it."""
+        return dataclasses.asdict(self)
+
+    @property
+    def label(self) -> str:
+        """The protocol as the report groups runs: `paper`, `paper-exponential` when LR_DECAY
+        named the run, `paper-transformers` for another trainer (runs of every learning rate
+        compete within one label; trainers are never pooled)."""
+        parts = [self.protocol, self.lr_decay, "" if self.trainer == FAIRSEQ else self.trainer]
+        return "-".join(p for p in parts if p)
+
+    @property
+    def setting(self) -> str:
+        """The label with the learning rate the user named: `fairseq`, `paper-lr3e-5`."""
+        return self.label + (f"-lr{self.lr}" if self.lr else "")
+
+    @property
+    def name(self) -> str:
+        """The top folder of a run: `<model>-<setting>`, e.g. `base-fairseq`,
+        `base-paper-exponential-lr3e-5`; `<model>-released` for a released one."""
+        return f"{self.model}-{self.setting}"
+
+    def folder(self, root: Path) -> Path:
+        """RUN: `<root>/<name>/10min-<split>/seed-<seed>`, or `<root>/<model>-released`."""
+        if self.is_released:
+            return Path(root) / self.name
+        return Path(root) / self.name / f"10min-{self.split}" / f"seed-{self.seed}"
+
+    @property
+    def lr_value(self) -> float | None:
+        """The learning rate the user named, as a number (None: the recipe's own)."""
+        return learning_rate(self.lr)
+
+    def describe(self) -> str:
+        """`model large, protocol paper, lr 3e-5, split 0, seed 1` for messages."""
+        return (f"model {self.model}, protocol {self.label}, lr {self.lr or 'the recipe’s'}, "
+                f"split {self.split}, seed {self.seed}")
 
 
-def protocol_label(ident: dict) -> str:
-    """The protocol as the report groups runs: `paper`, or `paper-exponential` when LR_DECAY
-    named the run (runs of every learning rate compete within one label)."""
-    return ident["protocol"] + (f"-{ident['lr_decay']}" if ident.get("lr_decay") else "")
+IDENTITY = RunId.keys()
 
 
-def run_name(ident: dict) -> str:
-    """The top folder of a run: `<model>-<protocol>[-<lr_decay>][-lr<lr>]`, e.g.
-    `base-fairseq`, `base-paper-exponential-lr3e-5`; `<model>-released` for a released one."""
-    return f"{ident['model']}-{protocol_label(ident)}" + (f"-lr{ident['lr']}" if ident.get("lr")
-                                                            else "")
+def learning_rate(text) -> float | None:
+    """A recorded learning rate as a number, None unless it is a finite number > 0."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
-def run_dir(root: Path, ident: dict) -> Path:
-    """RUN: `<root>/<run_name>/10min-<split>/seed-<seed>`, or `<root>/<model>-released`."""
-    if ident["protocol"] == RELEASED:
-        return released_dir(root, ident["model"])
-    return Path(root) / run_name(ident) / f"10min-{ident['split']}" / f"seed-{ident['seed']}"
+def trained_lr(record: dict) -> float | None:
+    """The learning rate a run was trained with, as a number: `trained_lr`, else `lr`; None
+    when the record names neither (the recipe's own, not recorded)."""
+    for name in ("trained_lr", "lr"):
+        if record.get(name) not in (None, ""):
+            return learning_rate(record[name])
+    return None
 
 
-def released_dir(root: Path, model: str) -> Path:
-    return Path(root) / f"{model}-{RELEASED}"
+def split_kind(split: str) -> str:
+    """'official' for Libri-light's folds 0..5, 'seeded' for sampled splits sN."""
+    return "official" if str(split).isdigit() else "seeded"
+
+
+def split_order(split: str) -> tuple:
+    """Sort key of splits everywhere: official folds 0..5 first, then seeded samples s1, s2,
+    ..., s10, ... (numbers in numeric order)."""
+    split = str(split)
+    return (split_kind(split) != "official", len(split), split)
+
+
+def seed_order(seed: str) -> tuple:
+    """Sort key of seeds: 1, 2, ..., 10."""
+    return (len(str(seed)), str(seed))
+
+
+# ---- every path inside a run folder (RUN) -------------------------------------------------
+
+RUN_JSON = "run.json"
+WER_JSON = "wer.json"
+
+
+def run_json(run: Path) -> Path:
+    """The run's identity and settings, written by `finetune` (or `decode-original`)."""
+    return Path(run) / RUN_JSON
+
+
+def config_file(run: Path) -> Path:
+    """fairseq's composed config the run trains with."""
+    return Path(run) / "config.yaml"
+
+
+def done_file(run: Path) -> Path:
+    """Present once fine-tuning finished."""
+    return Path(run) / "done"
+
+
+def checkpoint_dir(run: Path) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def best_checkpoint(run: Path) -> Path:
+    return checkpoint_dir(run) / "checkpoint_best.pt"
+
+
+def logs_dir(run: Path) -> Path:
+    return Path(run) / "logs"
+
+
+def tensorboard_dir(run: Path) -> Path:
+    return Path(run) / "tensorboard"
+
+
+def slurm_json(run: Path) -> Path:
+    """The run's SLURM job: id, state, last error (w2v2_10min.cluster)."""
+    return Path(run) / "slurm.json"
+
+
+def hf_dir(run: Path) -> Path:
+    """`make export-hf`'s transformers model."""
+    return Path(run) / "hf"
 
 
 def decode_dir(run: Path, decoder: str = VITERBI) -> Path:
@@ -71,11 +233,31 @@ def decoder_of(folder_name: str) -> str:
     return VITERBI if folder_name == "decode" else folder_name.removeprefix("decode-")
 
 
+def wer_json(run: Path, decoder: str, subset: str) -> Path:
+    return decode_dir(run, decoder) / subset / WER_JSON
+
+
+def decoded_files(run: Path) -> list[Path]:
+    """Every wer.json of one run (all decoders), in sorted order."""
+    return sorted(Path(run).glob(f"decode*/*/{WER_JSON}"))
+
+
+def record_run(path: Path) -> Path:
+    """The run folder a wer.json lies in (RUN/decode*/<subset>/wer.json)."""
+    return Path(path).parents[2]
+
+
+def run_folders(root: Path) -> list[Path]:
+    """Every trained run's folder under `root` (one with run.json or slurm.json)."""
+    return sorted(p for p in Path(root).glob("*/10min-*/seed-*")
+                  if run_json(p).is_file() or slurm_json(p).is_file())
+
+
 def wer_json_files(root: Path) -> list[Path]:
     """Every decoded subset under a runs folder, trained runs first, in sorted order."""
     root = Path(root)
-    return sorted(root.glob("*/10min-*/seed-*/decode*/*/wer.json")) + \
-        sorted(root.glob(f"*-{RELEASED}/decode*/*/wer.json"))
+    return sorted(root.glob(f"*/10min-*/seed-*/decode*/*/{WER_JSON}")) + \
+        sorted(root.glob(f"*-{RELEASED}/decode*/*/{WER_JSON}"))
 
 
 def emissions_dir(run: Path) -> Path:

@@ -10,7 +10,7 @@ Usage:
     records.load_records(Path("runs"))          # what `make compare` reads
 
 wer.json holds the scores (w2v2_10min.score), per-utterance errors, the run's identity (copied
-from RUN/run.json, w2v2_10min.layout.IDENTITY), the checkpoint with its SHA-256, the decoder and
+from RUN/run.json, w2v2_10min.layout.RunId), the checkpoint with its SHA-256, the decoder and
 its settings, the commit and versions: `make compare` needs nothing else.
 
 `load_records` takes a record only if it is what `make decode` (or `decode-original`) writes
@@ -58,13 +58,13 @@ def write_subset(folder: Path, hyps: list[str], refs: list[str], record: dict) -
         tmp.mkdir()
         (tmp / "hyp.wrd").write_text("".join(h + "\n" for h in hyps))
         (tmp / "ref.wrd").write_text("".join(r + "\n" for r in refs))
-        (tmp / "wer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        (tmp / layout.WER_JSON).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def read(folder: Path) -> dict | None:
     """The subset's wer.json, or None when it is missing or unreadable."""
     try:
-        return json.loads((folder / "wer.json").read_text())
+        return json.loads((folder / layout.WER_JSON).read_text())
     except (OSError, ValueError):
         return None
 
@@ -73,7 +73,7 @@ def up_to_date(folder: Path, checkpoint: Path, decoder: str, settings: dict | No
                identity: dict | None, needs: tuple = ()) -> bool:
     """A decoded subset newer than the checkpoint, made by the same decoder and settings for
     the same run identity, holding every key in `needs`."""
-    path = folder / "wer.json"
+    path = folder / layout.WER_JSON
     if not path.is_file() or path.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
         return False
     record = read(folder)
@@ -88,7 +88,7 @@ def decoded(run: Path | None) -> list[dict]:
     """Every wer.json of a run (all decoders), sorted by decoder then subset."""
     if run is None:
         return []
-    found = [read(p.parent) for p in sorted(Path(run).glob("decode*/*/wer.json"))]
+    found = [read(p.parent) for p in layout.decoded_files(run)]
     return sorted((r for r in found if r), key=lambda r: (r.get("decoder", ""), r["subset"]))
 
 
@@ -133,7 +133,7 @@ def redo(path: Path) -> str:
 
 def released_folder(path: Path) -> bool:
     """Whether a wer.json lies in a released checkpoint's folder, `<model>-released/`."""
-    return path.parent.parent.parent.name.endswith(f"-{layout.RELEASED}")
+    return layout.record_run(path).name.endswith(f"-{layout.RELEASED}")
 
 
 def _count(value) -> bool:
@@ -168,31 +168,36 @@ def check_counts(path: Path, record: dict) -> None:
 
 def check_identity(root: Path, path: Path, record: dict) -> None:
     """The run's identity is recorded in full and names the folder the record lies in."""
-    trained = record.get("protocol") != layout.RELEASED
-    for key in (*layout.IDENTITY, *(["trained_lr"] if trained else [])):
-        value = record.get(key)
+    try:
+        ident = layout.RunId.of(record)
+    except KeyError as err:
+        raise UserError(f"{path}: no '{err.args[0]}': made before records carried the run's "
+                        f"identity; delete {path.parent} and {redo(path)}") from None
+    except TypeError as err:
+        raise UserError(f"{path}: its '{err.args[0]}' is {json.dumps(record[err.args[0]])}, "
+                        f"not a string; {redo(path)}") from None
+    record.update(ident.record())
+    if not ident.is_released:
+        value = record.get("trained_lr")
         if value is None:
-            raise UserError(f"{path}: no '{key}': made before records carried the run's "
+            raise UserError(f"{path}: no 'trained_lr': made before records carried the run's "
                             f"identity; delete {path.parent} and {redo(path)}")
-        number = (int, float) if key == "trained_lr" else int  # a rate may be written as one
-        if not isinstance(value, (str, number)) or isinstance(value, bool):
-            raise UserError(f"{path}: its '{key}' is {json.dumps(value)}, not a string; "
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UserError(f"{path}: its 'trained_lr' is {json.dumps(value)}, not a string; "
                             f"{redo(path)}")
-        record[key] = str(value)
-    for key in ("model", "protocol", "split", "seed"):
+        record["trained_lr"] = str(value)
+    for key in layout.RunId.required():
         if not record[key]:
             raise UserError(f"{path}: its '{key}' is empty; {redo(path)}")
-    if trained:
+    if not ident.is_released:
         check_learning_rate(path, record)
-    elif {k: record[k] for k in layout.IDENTITY} != layout.released_identity(record["model"]):
+    elif ident != layout.RunId.released(ident.model):
         raise UserError(f"{path}: a released checkpoint's record must have split and seed "
                         f"'{layout.NO_SPLIT}' and no lr or lr_decay; {redo(path)}")
-    expected = layout.run_dir(root, record).relative_to(root)
-    actual = path.parent.parent.parent.relative_to(root)
+    expected = ident.folder(root).relative_to(root)
+    actual = layout.record_run(path).relative_to(root)
     if expected != actual:
-        raise UserError(f"{path}: its identity (model {record['model']}, protocol "
-                        f"{layout.protocol_label(record)}, lr {record['lr'] or 'the recipe’s'}, "
-                        f"split {record['split']}, seed {record['seed']}) belongs in {expected}/, "
+        raise UserError(f"{path}: its identity ({ident.describe()}) belongs in {expected}/, "
                         f"not {actual}/; move the folder back, or delete it and {redo(path)}")
     folder_decoder = layout.decoder_of(path.parent.parent.name)
     if record["subset"] != path.parent.name or \
@@ -201,36 +206,28 @@ def check_identity(root: Path, path: Path, record: dict) -> None:
                         f"{record.get('decoder')!r} do not match its folder; {redo(path)}")
 
 
-def learning_rate(text: str) -> float | None:
-    """A recorded learning rate as a number, None unless it is a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value > 0 else None
-
-
 def check_learning_rate(path: Path, record: dict) -> None:
     """`trained_lr` is a learning rate, and the one `lr` asked for when it asked."""
-    trained = learning_rate(record["trained_lr"])
-    if trained is None or (record["lr"] and learning_rate(record["lr"]) != trained):
+    trained = layout.learning_rate(record["trained_lr"])
+    if trained is None or (record["lr"] and layout.learning_rate(record["lr"]) != trained):
         raise UserError(f"{path}: 'lr' {record['lr']!r} and 'trained_lr' "
                         f"{record['trained_lr']!r} are not one learning rate (a number > 0); "
                         f"{redo(path)}")
 
 
 def run_key(record: dict) -> tuple:
-    """What makes two records decodes of the same run: model, protocol (with its lr decay),
-    split, seed and the learning rate trained with (numerically)."""
-    lr = learning_rate(str(record.get("trained_lr", "")))
-    return (record["model"], layout.protocol_label(record), record["split"], record["seed"], lr)
+    """What makes two records decodes of the same run: every key of its identity but the
+    learning rate's label, and the learning rate trained with (numerically)."""
+    ident = layout.RunId.of(record)
+    return (*(getattr(ident, key) for key in layout.IDENTITY if key != "lr"),
+            layout.trained_lr(record))
 
 
 def check_unique(records: list[dict]) -> None:
     """No run in two folders, e.g. under `LR=5e-5` and as the recipe's own 5e-5."""
     folders: dict[tuple, Path] = {}
     for record in records:
-        folder = Path(record["path"]).parents[2]
+        folder = layout.record_run(Path(record["path"]))
         other = folders.setdefault(run_key(record), folder)
         if other != folder:
             raise UserError(f"{folder}: the same run as {other} (model, protocol, split, seed and "

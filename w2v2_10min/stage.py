@@ -8,9 +8,9 @@ Usage (in a stage's main):
     stage.check_manifests(args.manifests, subsets)
     with stage.fairseq_stage("decode", detail, run.folder, "decode") as log: ...
 
-A run is named either by its folder (`--run RUN`) or by its identity's knobs (`--run-root`,
-`--model`, `--protocol`, `--split`, `--seed`, `--lr`, `--lr-decay`: the Makefile's), whose
-folder w2v2_10min.layout makes. Its identity is read from RUN/run.json, which `finetune` wrote;
+A run is named either by its folder (`--run RUN`) or by its identity's knobs (`--run-root` and
+an option per key of w2v2_10min.layout.RunId: `--model`, `--protocol`, `--split`, `--seed`,
+`--lr`, `--lr-decay`, `--trainer`, the Makefile's), whose folder RunId makes. Its identity is read from RUN/run.json, which `finetune` wrote;
 `--released MODEL` names MODEL's released checkpoint instead, whose run.json is written here.
 """
 from __future__ import annotations
@@ -26,8 +26,6 @@ from pathlib import Path
 from w2v2_10min import layout
 from w2v2_10min.common import UserError, stage, write_json_atomic
 
-BEST = Path("checkpoints") / "checkpoint_best.pt"
-
 
 @dataclass
 class Run:
@@ -36,12 +34,17 @@ class Run:
     checkpoint: Path
 
 
+def option(name: str) -> str:
+    """The --option of an identity key: `lr_decay` -> `--lr-decay`."""
+    return "--" + name.replace("_", "-")
+
+
 def add_run_arguments(parser) -> None:
     group = parser.add_argument_group("the run (its folder, or the knobs that name it)")
     group.add_argument("--run", type=Path, help="the run folder (RUN)")
     group.add_argument("--run-root", type=Path, default=Path("runs"))
-    for knob in ("model", "protocol", "split", "seed", "lr", "lr-decay"):
-        group.add_argument(f"--{knob}", default="")
+    for name, knob in layout.RunId.knobs().items():
+        group.add_argument(option(name), default="", help=f"{knob}=")
     group.add_argument("--released", metavar="MODEL",
                        help="MODEL's released 10-minute checkpoint (RUN_ROOT/<model>-released)")
     group.add_argument("--checkpoint", type=Path,
@@ -53,22 +56,31 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
 
 
+def identity_of(args) -> layout.RunId | None:
+    """The identity the knobs name (empty knobs take the key's default); None when a key
+    without a default is not given."""
+    values = {name: getattr(args, name) for name in layout.IDENTITY}
+    if not all(values[name] for name in layout.RunId.required()):
+        return None
+    return layout.RunId(**{name: value for name, value in values.items() if value})
+
+
 def resolve_run(args) -> Run:
-    """The run the arguments name, its identity (checked against its folder) and checkpoint;
-    `args.run` is set to its folder for what reads the run later (a decoder's tuned weights)."""
+    """The run the arguments name, its identity (checked against its folder) and checkpoint."""
     if args.released:
-        ident = layout.released_identity(args.released)
-        folder = layout.run_dir(args.run_root, ident)
+        ident = layout.RunId.released(args.released)
+        folder = ident.folder(args.run_root)
     elif args.run is not None:
         folder, ident = args.run, None
-    elif args.model and args.protocol and args.split and args.seed:
-        ident = layout.identity(args.model, args.protocol, args.split, args.seed, args.lr,
-                                args.lr_decay)
-        folder = layout.run_dir(args.run_root, ident)
+    elif (ident := identity_of(args)) is not None:
+        folder = ident.folder(args.run_root)
     else:
-        raise UserError("name the run: --run RUN, or --model, --protocol, --split and --seed "
-                        "(MODEL=, PROTOCOL=, SPLIT=, SEED=)")
-    checkpoint = args.checkpoint or folder / BEST
+        required = layout.RunId.required()
+        knobs = layout.RunId.knobs()
+        raise UserError(f"name the run: --run RUN, or {', '.join(map(option, required[:-1]))} "
+                        f"and {option(required[-1])} "
+                        f"({', '.join(knobs[name] + '=' for name in required)})")
+    checkpoint = args.checkpoint or layout.best_checkpoint(folder)
     if not checkpoint.is_file():
         fix = "give its path" if args.checkpoint else "run `make finetune` first"
         raise UserError(f"{checkpoint}: checkpoint not found; {fix}")
@@ -78,36 +90,36 @@ def resolve_run(args) -> Run:
     return Run(folder, read_identity(folder, ident), checkpoint)
 
 
-def read_identity(folder: Path, expected: dict | None = None) -> dict | None:
-    """The identity in RUN/run.json; it must be the one the knobs name (`expected`)."""
-    path = folder / "run.json"
+def read_identity(folder: Path, expected: layout.RunId | None = None) -> dict | None:
+    """The identity in RUN/run.json, as records copy it (with the learning rate and decay
+    trained with); it must be the one the knobs name (`expected`)."""
+    path = layout.run_json(folder)
     if not path.is_file():
         if expected is not None:
             raise UserError(f"{path}: not found; fine-tune the run first (make finetune)")
         return None
     try:
         record = json.loads(path.read_text())
-        ident = {key: str(record[key]) for key in layout.IDENTITY}
-    except (ValueError, KeyError) as err:
-        raise UserError(f"{path}: no run identity in it ({err}); fine-tune the run again "
-                        "(make finetune) or restore the file") from None
+        ident = layout.RunId.of(record)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UserError(f"{path}: no run identity in it ({type(err).__name__}: {err}); "
+                        "fine-tune the run again (make finetune) or restore the file") from None
     if expected is not None and ident != expected:
-        raise UserError(f"{path} names another run ({layout.run_name(ident)}, split "
-                        f"{ident['split']}, seed {ident['seed']}) than its folder; restore it")
-    ident.update({key: str(record[key]) for key in ("trained_lr", "trained_lr_decay")
-                  if key in record})
-    return ident
+        raise UserError(f"{path} names another run ({ident.name}, split {ident.split}, seed "
+                        f"{ident.seed}) than its folder; restore it")
+    return {**ident.record(), **{key: str(record[key]) for key in
+                                 ("trained_lr", "trained_lr_decay") if key in record}}
 
 
-def write_released_record(folder: Path, ident: dict, checkpoint: Path) -> None:
+def write_released_record(folder: Path, ident: layout.RunId, checkpoint: Path) -> None:
     """RUN_ROOT/<model>-released/run.json: the released checkpoint's identity (the control
     row), so every later stage reads it as for a trained run; with the SHA-256 recorded at
     download (`<checkpoint>.sha256`), which each stage checks before it unpickles the file."""
     recorded = checkpoint.with_name(checkpoint.name + ".sha256")
-    record = {**ident, "checkpoint": str(checkpoint.resolve()),
+    record = {**ident.record(), "checkpoint": str(checkpoint.resolve()),
               "checkpoint_sha256": recorded.read_text().split()[0] if recorded.is_file()
               else None}
-    path = folder / "run.json"
+    path = layout.run_json(folder)
     if not path.is_file() or json.loads(path.read_text()) != record:
         write_json_atomic(path, record)
 
@@ -149,7 +161,7 @@ def log_to(path: Path) -> None:
 def fairseq_stage(name: str, detail: str, folder: Path, log_name: str):
     """Timestamped start and end lines; fairseq's log in FOLDER/logs/<log_name>-<time>.log
     (yielded); any failure that is not a UserError becomes one line naming that log."""
-    log = folder / "logs" / f"{log_name}-{datetime.now():%Y%m%d-%H%M%S}.log"
+    log = layout.logs_dir(folder) / f"{log_name}-{datetime.now():%Y%m%d-%H%M%S}.log"
     log_to(log)
     with stage(name, detail, log):
         try:

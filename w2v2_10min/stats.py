@@ -32,41 +32,22 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from w2v2_10min import layout
+from w2v2_10min.layout import split_order, trained_lr
 
 LEVEL = 0.95
 SELECTION_SUBSET = "dev_other"
 BOOTSTRAP_SAMPLES = 2000
 
 
-def split_kind(split: str) -> str:
-    """'official' for Libri-light's folds 0..5, 'seeded' for sampled splits sN."""
-    return "official" if str(split).isdigit() else "seeded"
-
-
 def lr_label(record: dict) -> str:
-    """The learning rate as the run's folder names it: the record's `lr` ('' for the recipe's)."""
-    return str(record.get("lr") or "")
-
-
-def lr_value(record: dict) -> float | None:
-    """The learning rate a run was trained with, as a number: `trained_lr`, else `lr`; None
-    when the record names neither (the recipe's own, not recorded)."""
-    for key in ("trained_lr", "lr"):
-        if record.get(key) not in (None, ""):
-            return float(record[key])
-    return None
-
-
-def split_order(split: str) -> tuple:
-    """Sort key: official folds 0..5 first, then seeded samples s1, s2, ..., s10, ..."""
-    split = str(split)
-    return (split_kind(split) != "official", len(split), split)
+    """The learning rate as the run's folder names it ('' for the recipe's)."""
+    return layout.RunId.of(record).lr
 
 
 def _run_order(key: tuple) -> tuple:
     """Numeric learning rate (unknown last), then seed 1, 2, ..., 10."""
     lr, seed = key
-    return (lr is None, lr or 0.0, len(str(seed)), str(seed))
+    return (lr is None, lr or 0.0, *layout.seed_order(seed))
 
 
 def finite(*numbers) -> bool:
@@ -94,7 +75,7 @@ def select_runs(records: list[dict]) -> list[dict]:
     criterion is dev_other under the 4-gram decoder when every candidate has it, else Viterbi
     (mixing decoders would compare unlike numbers). Ties go to the lower lr (numerically),
     then seed; a WER that is not a finite number is never chosen. Returns one dict per split
-    that has runs: model, protocol (layout.protocol_label), split, lr (its label, '' for the
+    that has runs: model, protocol (its label, layout.RunId.label), split, lr (its label, '' for the
     recipe's), lr_value, seed, criterion_decoder, criterion_wer, candidates, path (the wer.json
     that decided) and note (every run left out, and why); lr, seed and criterion_wer are None
     when no run could be kept. A run (lr, seed) recorded twice is a ValueError.
@@ -112,10 +93,11 @@ def _selection_candidates(records: list[dict]) -> tuple[dict, dict]:
     runs: dict[tuple, dict] = defaultdict(dict)
     seen: dict[tuple, dict] = defaultdict(dict)
     for r in records:
-        if r.get("protocol") == layout.RELEASED:
+        ident = layout.RunId.of(r)
+        if ident.is_released:
             continue
-        key = (r["model"], layout.protocol_label(r), str(r["split"]))
-        run = (lr_value(r), str(r["seed"]))
+        key = (ident.model, ident.label, ident.split)
+        run = (trained_lr(r), ident.seed)
         if seen[key].setdefault(run, lr_label(r)) != lr_label(r):
             raise ValueError(f"{r.get('path', r)}: the same run as lr {seen[key][run]!r}, seed "
                              f"{run[1]} (learning rate {run[0]}) recorded twice")
@@ -393,7 +375,7 @@ def summarise_runs(records: list[dict], bootstrap: bool = True) -> dict:
     (None with fewer than two splits or when not asked for)."""
     by_split: dict[str, list[dict]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (split_order(str(r.get("split"))),
-                                            len(str(r.get("seed"))), str(r.get("seed")))):
+                                            *layout.seed_order(r.get("seed")))):
         by_split[str(r.get("split"))].append(r)
     wers = {s: [r["wer"] for r in rs] for s, rs in by_split.items()}
     components = variance_components(wers)

@@ -30,14 +30,8 @@ UPDATE = re.compile(r"num_updates[= ](\d+)")
 SAVED = re.compile(r"Saved checkpoint .* @ (\d+) updates")
 
 
-def run_folders(root: Path) -> list[Path]:
-    """Every trained run's folder under `root` (one with run.json or slurm.json)."""
-    return sorted(p for p in Path(root).glob("*/10min-*/seed-*")
-                  if (p / "run.json").is_file() or (p / "slurm.json").is_file())
-
-
 def max_update(run: Path) -> str:
-    path = run / "config.yaml"
+    path = layout.config_file(run)
     if not path.is_file():
         return "?"
     return str((yaml.safe_load(path.read_text()).get("optimization") or {})
@@ -46,7 +40,7 @@ def max_update(run: Path) -> str:
 
 def last_match(run: Path, pattern: re.Pattern) -> int | None:
     """The last number `pattern` finds in the run's fine-tuning logs, newest log first."""
-    for log in sorted((run / "logs").glob("finetune-*.log"), reverse=True):
+    for log in sorted(layout.logs_dir(run).glob("finetune-*.log"), reverse=True):
         found = pattern.findall(log.read_text(errors="replace"))
         if found:
             return int(found[-1])
@@ -56,11 +50,10 @@ def last_match(run: Path, pattern: re.Pattern) -> int | None:
 def decoded(run: Path) -> str | None:
     """`WER 12.34 on dev-other (viterbi), 9.87 (4gram)`, or None when not decoded."""
     scores = []
-    for folder in sorted(run.glob("decode*")):
-        path = folder / "dev_other" / "wer.json"
-        if path.is_file():
+    for path in layout.decoded_files(run):
+        if path.parent.name == "dev_other":
             wer = json.loads(path.read_text())["wer"]
-            scores.append(f"{wer:.2f} ({layout.decoder_of(folder.name)})")
+            scores.append(f"{wer:.2f} ({layout.decoder_of(path.parent.parent.name)})")
     return f"WER on dev-other {', '.join(scores)}" if scores else None
 
 
@@ -75,14 +68,14 @@ def describe(run: Path, states: dict[str, str] | None) -> str:
             return f"queued (job {job}, {state.lower()})"
         return f"running (job {job}): update {last_match(run, UPDATE) or 0} {of}"
     wer = decoded(run)
-    if wer and (run / "done").exists():
+    if wer and layout.done_file(run).exists():
         return f"decoded: {wer}"
     if record.get("state") == "failed":
         return f"failed (job {job}): {record.get('error', '')}; log: {record.get('log', '?')}"
     if job and states is None:
         return f"job {job} submitted; no squeue on PATH here to ask SLURM about it"
     how = f"job {job} {state.lower() or 'gone'}" if job else "no job"
-    if (run / "done").exists():
+    if layout.done_file(run).exists():
         return f"interrupted ({how}): trained, not decoded; resumable: run the sweep again"
     saved = last_match(run, SAVED)
     where = f"from update {saved} {of}" if saved else "from the start (no checkpoint yet)"
@@ -93,9 +86,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-root", type=Path, default=Path("runs"))
     args = parser.parse_args(argv)
-    runs = run_folders(args.run_root)
+    runs = layout.run_folders(args.run_root)
     states = job_states() if shutil.which("squeue") and any(
-        (run / "slurm.json").is_file() for run in runs) else None
+        layout.slurm_json(run).is_file() for run in runs) else None
     for run in runs:
         print(f"{run.relative_to(args.run_root)}: {describe(run, states)}")
     if not runs:

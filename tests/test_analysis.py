@@ -1,10 +1,14 @@
-"""w2v2_10min.replication: the numbers of results/README.md and statistics.json on synthetic
-records whose answer is known, traceable to the wer.json paths they came from."""
+"""w2v2_10min.analysis (with the README text of w2v2_10min.tables and the plots of
+w2v2_10min.plots drawn from it): the numbers of results/README.md and statistics.json on
+synthetic records whose answer is known, traceable to the wer.json paths they came from."""
 import json
 
 import pytest
 
-from w2v2_10min.replication import analyse, paragraph, plot_subset, readme
+from conftest import squeeze
+from w2v2_10min.analysis import analyse
+from w2v2_10min.plots import plot_subset
+from w2v2_10min.tables import paragraph, readme
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,7 +84,7 @@ def test_readme_statistics_json_and_plot(tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
     assert not plot_subset(analysis, records, "test_other", "4gram", tmp_path / "q.png")
     assert not (tmp_path / "q.png").exists()
-    text = readme(analysis, ["p.png"])
+    text = squeeze(readme(analysis, ["p.png"]))
     assert text.startswith("# 10-minute fine-tuning: how consistently does it replicate?")
     assert "**LARGE (LS-960), protocol fairseq, Viterbi, no LM.** 9 splits, 3 seeds each " \
         "(27 runs)." in text
@@ -117,7 +121,7 @@ def test_every_run_and_split_left_out_is_said_and_n_is_the_number_used():
         "split s3: no run kept (seed 1 left out: no dev_other decode; seed 2 left out: no "
         "dev_other decode; seed 3 left out: no dev_other decode); left out of the best-of-n "
         "interval"]
-    text = readme([setting], [])
+    text = squeeze(readme([setting], []))
     assert "- test_other: split 2: its kept run (seed 1) has no test_other decode" in text
     assert "| s3 | seeded | none | dev_other, viterbi | — | 0 |" in text
     assert "(n=1–3) |" in text and "best of 1–3 runs" in text
@@ -130,7 +134,7 @@ def test_no_interval_is_said_with_its_reason_never_as_nan():
     [setting] = analyse(records)
     level = setting["subsets"]["test_other"]["seed_level"][""]["all"]
     assert level["ci"] is None and level["verdict_seed_mean"] is None
-    text = readme([setting], [])
+    text = squeeze(readme([setting], []))
     assert "On test_other the mean over splits is 42.0% (no interval: one split: an interval " \
         "needs two or more)." in text
     assert "- test_other: no best-of-n interval: one split: an interval needs two or more" in text
