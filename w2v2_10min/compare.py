@@ -62,7 +62,7 @@ def write_report(runs: Path, out: Path) -> str:
     settings = analysis.analyse(held_out)
     text = tables.table9(records, settings)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=tables.CSV_KEYS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=tables.csv_keys(), lineterminator="\n")
     writer.writeheader()
     writer.writerows(tables.csv_rows(records))
     write_text_atomic(out / "table9.md", text)

@@ -53,6 +53,7 @@ from w2v2_10min.fast import fast_overrides
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import LAUNCHERS, knob
 from w2v2_10min.loading import pretrained_normalize
+from w2v2_10min.stage import add_identity_arguments, identity_of
 
 RECIPES = REPO / "recipes" / "finetune"
 # recipes/finetune/lr_decay/: fairseq scheduler name -> LR_DECAY choice
@@ -204,7 +205,7 @@ def launcher_overrides(args, run: Path) -> list[str]:
 
 def run_identity(args) -> layout.RunId:
     """The run's identity from the command line's knobs (an option per key)."""
-    return layout.RunId(**{name: getattr(args, name) for name in layout.IDENTITY})
+    return identity_of(args)
 
 
 def environment(args, run: Path, training: bool = False) -> dict:
@@ -296,23 +297,13 @@ def summary(log: Path) -> str | None:
 
 def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--protocol", required=True)
-    parser.add_argument("--split", required=True, type=knob("SPLIT"))
-    parser.add_argument("--seed", default="1", type=knob("SEED"))
+    add_identity_arguments(parser, required=True)  # --model, --protocol, --split, --seed, ...
     parser.add_argument("--manifests", type=Path, required=True, help="the split's manifests")
     parser.add_argument("--pretrained", type=Path, required=True)
     parser.add_argument("--run-root", type=Path, default=Path("runs"))
     parser.add_argument("--gpus", default="1", type=knob("GPUS"))
     parser.add_argument("--max-tokens", default="", type=knob("MAX_TOKENS", optional=True),
                         help="samples per device batch (fit memory)")
-    parser.add_argument("--lr", default="", type=knob("LR", optional=True),
-                        help="learning rate instead of the recipe's")
-    parser.add_argument("--lr-decay", default="", type=knob("LR_DECAY", optional=True),
-                        help="linear or exponential instead of the protocol's "
-                        "(recipes/finetune/lr_decay/)")
-    parser.add_argument("--trainer", default=layout.FAIRSEQ, type=knob("TRAINER"),
-                        help="who trains the run")
     parser.add_argument("--fp16", default="", type=knob("FP16", optional=True),
                         help="true or false instead of the recipe's")
     parser.add_argument("--launcher", default="local", type=knob("LAUNCHER"),

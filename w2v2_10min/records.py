@@ -219,7 +219,7 @@ def run_key(record: dict) -> tuple:
     """What makes two records decodes of the same run: every key of its identity but the
     learning rate's label, and the learning rate trained with (numerically)."""
     ident = layout.RunId.of(record)
-    return (*(getattr(ident, key) for key in layout.IDENTITY if key != "lr"),
+    return (*(getattr(ident, key) for key in ident.keys() if key != "lr"),
             layout.trained_lr(record))
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from w2v2_10min import layout
 from w2v2_10min.common import UserError, stage, write_json_atomic
+from w2v2_10min.knobs import KNOBS, knob
 
 
 @dataclass
@@ -39,12 +40,21 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def add_identity_arguments(group, required: bool = False) -> None:
+    """An option per key of the run's identity (layout.RunId), each checked as its Make knob
+    (w2v2_10min.knobs) where that knob has a check; `required`: the keys without a default."""
+    for name, knob_name in layout.RunId.knobs().items():
+        needed = required and name in layout.RunId.required()
+        group.add_argument(option(name), default="", required=needed, help=f"{knob_name}=",
+                           type=knob(knob_name, optional=not needed) if knob_name in KNOBS
+                           else str)
+
+
 def add_run_arguments(parser) -> None:
     group = parser.add_argument_group("the run (its folder, or the knobs that name it)")
     group.add_argument("--run", type=Path, help="the run folder (RUN)")
     group.add_argument("--run-root", type=Path, default=Path("runs"))
-    for name, knob in layout.RunId.knobs().items():
-        group.add_argument(option(name), default="", help=f"{knob}=")
+    add_identity_arguments(group)
     group.add_argument("--released", metavar="MODEL",
                        help="MODEL's released 10-minute checkpoint (RUN_ROOT/<model>-released)")
     group.add_argument("--checkpoint", type=Path,
@@ -59,7 +69,7 @@ def add_run_arguments(parser) -> None:
 def identity_of(args) -> layout.RunId | None:
     """The identity the knobs name (empty knobs take the key's default); None when a key
     without a default is not given."""
-    values = {name: getattr(args, name) for name in layout.IDENTITY}
+    values = {name: getattr(args, name) for name in layout.RunId.keys()}
     if not all(values[name] for name in layout.RunId.required()):
         return None
     return layout.RunId(**{name: value for name, value in values.items() if value})

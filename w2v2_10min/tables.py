@@ -31,8 +31,8 @@ HELD_OUT_NOTES = {
             "librivox_real is real read speech, foreign to the tiny model: WER near 100% there "
             "is expected.",
 }
-CSV_KEYS = [*layout.IDENTITY, "trained_lr", "decoder", "subset", "wer", "ci_low", "ci_high",
-            "errors", "words", "cer", "utterances", "checkpoint_sha256", "commit", "path"]
+RESULT_KEYS = ["trained_lr", "decoder", "subset", "wer", "ci_low", "ci_high", "errors", "words",
+               "cer", "utterances", "checkpoint_sha256", "commit", "path"]
 # what each verdict (stats.verdict) says of the paper's number against the splits' range
 PLACES = {"below": "lies below", "within": "lies within", "above": "lies above"}
 
@@ -176,9 +176,14 @@ def table9(records: list[dict], settings: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def csv_keys() -> list[str]:
+    """table9.csv's columns: the run's identity (every key of layout.RunId), then the result."""
+    return [*layout.RunId.keys(), *RESULT_KEYS]
+
+
 def csv_rows(records: list[dict]) -> list[dict]:
     """table9.csv: one row per run, decoder and subset, with the run's identity."""
-    return [{k: r.get(k, "") for k in CSV_KEYS} for r in records]
+    return [{k: r.get(k, "") for k in csv_keys()} for r in records]
 
 
 # ---- README.md -------------------------------------------------------------------------------
@@ -350,7 +355,7 @@ def selection_table(setting: dict) -> str:
              c["note"] or "—", f"`{c['path']}`" if c["path"] else "—"]
             for c in setting["selection"]]
     return markdown(["split", "kind", "kept: lr, seed", "chosen on", "dev_other WER",
-                     "runs compared", "note", "wer.json"], rows)
+                     "runs compared", "note", layout.WER_JSON], rows)
 
 
 def readme(analysis: list[dict], plots: list[str]) -> str:
