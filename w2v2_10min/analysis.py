@@ -20,7 +20,7 @@ from w2v2_10min import layout, stats
 from w2v2_10min.layout import split_kind, split_order, trained_lr
 from w2v2_10min.paper import MAIN_SUBSETS, paper_row
 
-KINDS = {"all": "all splits", "official": "official folds", "seeded": "seeded samples"}
+KINDS = {"all": "all splits", **layout.SPLIT_KINDS}  # the split kinds: layout.split_kind
 
 
 def decoder(record: dict) -> str:

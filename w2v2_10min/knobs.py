@@ -16,6 +16,7 @@ import sys
 from typing import Callable
 
 from w2v2_10min.common import UserError, run_main
+from w2v2_10min.layout import POOLS, parse_pool_split
 
 
 def _whole(minimum: int) -> Callable[[str], bool]:
@@ -54,11 +55,17 @@ TRAINERS = ("fairseq",)  # who trains a run (a key of its identity, w2v2_10min.l
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
 # themselves (finetune.compose), DECODER against decode.DECODERS.
 KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "SPLIT": ("a fold 0..5 or sSEED for a drawn sample (e.g. s1)", _matches(r"[0-5]|s[0-9]+")),
+    "SPLIT": ("a fold 0..5 or sSEED for a drawn sample of the 9h pool (e.g. s1), or c100sSEED "
+              "for 48 utterances of train-clean-100 drawn with sample seed SEED (c100sSEEDnN for "
+              "N utterances, N not 48; e.g. c100s42)",
+              lambda v: _matches(r"[0-5]|s[0-9]+")(v) or parse_pool_split(v) is not None),
     "SPLITS": ("folds 0..5, space-separated, e.g. SPLITS=\"0 1 2\"", _each(_matches("[0-5]"))),
     "SAMPLE": ("sample seeds, whole numbers >= 0, space-separated, e.g. SAMPLE=\"1 2 3\"",
                _each(_whole(0))),
     "MINUTES": ("minutes of audio > 0, e.g. MINUTES=10", _positive_number),
+    "POOL": (f"{' or '.join(sorted(POOLS.values()))} (empty: Libri-light's 9h pool)",
+             lambda v: v in POOLS.values()),
+    "UTTERANCES": ("a whole number of utterances >= 1, e.g. UTTERANCES=48", _whole(1)),
     "EVAL_SETS": ("LibriSpeech set names, space-separated, e.g. EVAL_SETS=\"dev-clean dev-other\"",
                   lambda v: bool(v.split()) and _each(_matches(r"[a-z0-9]+(-[a-z0-9]+)*"))(v)),
     "SEED": ("a whole number >= 0", _whole(0)),

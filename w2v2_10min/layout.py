@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,16 +160,65 @@ def trained_lr(record: dict) -> float | None:
     return None
 
 
+# ---- splits: what a run trains on (its `split`, the SPLIT knob; manifests/10min-<split>/) ----
+#   0 .. 5          Libri-light's official 10-minute folds (librispeech_finetuning/1h/K)
+#   s<SEED>         a sample drawn from Libri-light's 9h pool with SEED (MINUTES of audio)
+#   c100s<SEED>     48 utterances drawn from LibriSpeech train-clean-100 with sample seed SEED
+#   c100s<SEED>n<N> the same with N utterances (N other than 48)
+
+# The pools a sample of N utterances can be drawn from: the split name's prefix -> its folder
+# under DATA/LibriSpeech/ (and the name `make data POOL=` and `make manifests POOL=` take).
+POOLS = {"c100": "train-clean-100"}
+POOL_UTTERANCES = 48  # the seed's `.take(48)`: a pool sample's default size
+POOL_SAMPLE_SEED = 42  # the seed's default `data.sample_seed`
+
+# Each kind of split, in the report's order, with what the report calls it. Samples of a pool
+# are a kind of their own: clean speech of other speakers, not Libri-light's half clean and
+# half other with two speakers each, so they are never averaged with the folds or 9h samples.
+SPLIT_KINDS = {"official": "official folds", "seeded": "seeded samples",
+               **{pool: f"{pool} samples" for pool in POOLS.values()}}
+_POOL_SPLIT = re.compile(r"(?P<prefix>[a-z]+[0-9]*)s(?P<seed>0|[1-9][0-9]*)"
+                         r"(?:n(?P<n>[1-9][0-9]*))?")
+
+
+def pool_split(pool: str, seed, utterances=POOL_UTTERANCES) -> str:
+    """The split name of N utterances drawn from POOL with sample seed SEED: `c100s42`, or
+    `c100s42n96` for a size other than the seed's 48."""
+    prefix = {name: prefix for prefix, name in POOLS.items()}[pool]
+    n = int(utterances)
+    return f"{prefix}s{int(seed)}" + ("" if n == POOL_UTTERANCES else f"n{n}")
+
+
+def parse_pool_split(split: str) -> tuple[str, int, int] | None:
+    """(pool, sample seed, utterances) of a pool sample's split name as pool_split writes it,
+    else None (a fold, a 9h sample, or a name no pool sample has)."""
+    match = _POOL_SPLIT.fullmatch(str(split))
+    if match is None or match["prefix"] not in POOLS:
+        return None
+    pool, seed = POOLS[match["prefix"]], int(match["seed"])
+    n = int(match["n"]) if match["n"] else POOL_UTTERANCES
+    return (pool, seed, n) if pool_split(pool, seed, n) == split else None
+
+
 def split_kind(split: str) -> str:
-    """'official' for Libri-light's folds 0..5, 'seeded' for sampled splits sN."""
-    return "official" if str(split).isdigit() else "seeded"
+    """A key of SPLIT_KINDS: 'official' for Libri-light's folds 0..5, the pool's name (e.g.
+    'train-clean-100') for a pool sample, 'seeded' for the 9h samples sN (and anything else)."""
+    split = str(split)
+    if split.isdigit():
+        return "official"
+    pool = parse_pool_split(split)
+    return pool[0] if pool else "seeded"
 
 
 def split_order(split: str) -> tuple:
     """Sort key of splits everywhere: official folds 0..5 first, then seeded samples s1, s2,
-    ..., s10, ... (numbers in numeric order)."""
+    ..., s10, ..., then each pool's samples c100s1, c100s2, c100s2n96, ... (numbers in numeric
+    order)."""
     split = str(split)
-    return (split_kind(split) != "official", len(split), split)
+    kinds = list(SPLIT_KINDS)
+    parts = tuple((len(p), p) if p.isdigit() else (0, p) for p in re.findall(r"[0-9]+|[^0-9]+",
+                                                                               split))
+    return (kinds.index(split_kind(split)), parts)
 
 
 def seed_order(seed: str) -> tuple:

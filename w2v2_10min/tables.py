@@ -20,7 +20,7 @@ from w2v2_10min.analysis import decoder as decoder_of, subsets_of
 from w2v2_10min.layout import RunId, split_kind, split_order
 from w2v2_10min.paper import DECODER_LM, DECODER_TITLES, LM_TITLES, MODEL_TITLES, paper_row
 
-KINDS = {"all": "all splits", "official": "official folds", "seeded": "seeded samples"}
+KINDS = {"all": "all splits", **layout.SPLIT_KINDS}  # the split kinds: layout.split_kind
 # The split's own training utterances (`make decode DECODE_TRAIN=1`): shown apart, as a check
 # that fine-tuning learned; never a held-out result, never compared with the paper.
 TRAIN = "train"
