@@ -353,3 +353,64 @@ def test_the_lm_files_are_fetched_only_when_asked():
     assert not {item.name for item in fetch.TABLE} & {"4-gram", "lexicon"}
     line = one_error(run_script("download.py", "--lm", "--only", "nothing", check=False))
     assert "4-gram lexicon" in line
+
+
+# ---- `make data POOL=train-clean-100`: a pool for drawn samples ------------------------------
+
+POOL_ARCHIVE = "train-clean-100.tar.gz"
+POOL_FILES = {"LibriSpeech/SPEAKERS.TXT": b"; ID | SEX | ...\n",
+              "LibriSpeech/train-clean-100/19/198/19-198.trans.txt": b"19-198-0000 A\n",
+              "LibriSpeech/train-clean-100/19/198/19-198-0000.flac": NOISE}
+
+
+def test_the_pool_is_fetched_only_when_asked_with_its_published_sha256():
+    assert "train-clean-100" not in {item.name for item in fetch.TABLE + fetch.LM_TABLE}
+    item = fetch.POOL_TABLE["train-clean-100"]
+    assert item.url == "http://www.openslr.org/resources/12/train-clean-100.tar.gz"
+    assert item.unpack_to == "LibriSpeech/train-clean-100"
+    # torchaudio's _CHECKSUMS entry for this URL
+    assert item.sha256 == "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2"
+    from w2v2_10min.layout import POOLS
+    assert set(fetch.POOL_TABLE) == set(POOLS.values())  # one name per pool, everywhere
+
+
+def test_pool_archive_not_matching_the_recorded_sha256_is_refused(tmp_path, server):
+    server.files[POOL_ARCHIVE] = targz(POOL_FILES)
+    data = tmp_path / "data"
+    line = one_error(run_script("download.py", "--data", data, "--pool", "train-clean-100",
+                                "--only", "train-clean-100", "--base-url", server.url,
+                                check=False))
+    assert line.startswith(f"error: {data}/downloads/{POOL_ARCHIVE}.bad: sha256 is ")
+    assert "expected d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2" in line
+    assert not (data / "LibriSpeech").exists()
+    assert [path for path, _ in server.requests] == [f"/mirror/{POOL_ARCHIVE}"]
+
+
+def test_pool_archive_resumes_is_checked_unpacked_and_skipped_on_rerun(tmp_path, server):
+    body = server.files[POOL_ARCHIVE] = targz(POOL_FILES)
+    table = tmp_path / "table.json"  # the recorded checksum of the test's archive
+    table.write_text(json.dumps([{
+        "name": "train-clean-100", "url": f"{server.url}/{POOL_ARCHIVE}",
+        "sha256": hashlib.sha256(body).hexdigest(), "unpack_to": "LibriSpeech/train-clean-100"}]))
+    args = ["download.py", "--data", tmp_path / "data", "--table", table, "--pool",
+            "train-clean-100"]
+    server.drop[POOL_ARCHIVE] = len(body) // 3
+    assert "run the same command again to resume" in one_error(run_script(*args, check=False))
+    proc = run_script(*args)
+    assert server.requests[-1] == (f"/mirror/{POOL_ARCHIVE}", f"bytes={len(body) // 3}-")
+    assert "resuming" in proc.stderr and "train-clean-100: verified" in proc.stdout
+    pool = tmp_path / "data/LibriSpeech/train-clean-100"
+    assert (pool / "19/198/19-198-0000.flac").read_bytes() == NOISE
+    assert (tmp_path / "data/downloads/train-clean-100.ok").read_text() == \
+        f"sha256 {hashlib.sha256(body).hexdigest()}\n"
+    server.requests.clear()
+    assert "skipped, already verified" in run_script(*args).stdout and server.requests == []
+
+
+def test_make_data_checks_pool_before_anything_runs(tmp_path):
+    from conftest import make
+    proc = make("data", "POOL=train-clean-99", f"DATA={tmp_path / 'data'}", check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and errors == [
+        "error: POOL=train-clean-99: POOL accepts train-clean-100 (empty: Libri-light's 9h pool)"]
+    assert list(tmp_path.iterdir()) == []

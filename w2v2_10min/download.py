@@ -2,6 +2,7 @@
 
 Usage:
   python scripts/download.py [--data DATA] [--only NAME ...] [--base-url URL] [--table JSON] [--lm]
+                             [--pool train-clean-100]
 
 Each file of TABLE is downloaded to DATA/downloads/<file>.part (a rerun resumes it with an
 HTTP Range request), checked against its published sha256 or md5 (dict.ltr.txt, which has no
@@ -14,6 +15,8 @@ unpacking; a file that fails its check is moved aside to DATA/downloads/<file>.b
 from a mirror; --table JSON replaces TABLE with a JSON list of its entries (as in Item).
 --lm adds LM_TABLE: OpenSLR 11's 4-gram.arpa.gz and librispeech-lexicon.txt, kept as they
 come (DATA/4-gram.arpa.gz, DATA/librispeech-lexicon.txt) for `make lm`.
+--pool NAME adds POOL_TABLE's NAME: LibriSpeech train-clean-100 (6.3 GB, unpacked to
+DATA/LibriSpeech/train-clean-100/), the pool `make manifests POOL=` draws samples from.
 Needs the standard library, and tqdm for the progress bar shown on a terminal.
 """
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path, PurePosixPath
 
 from w2v2_10min.common import UserError, file_digest, progress, stage, write_text_atomic
 from w2v2_10min.formats import DICT_LTR
+from w2v2_10min.knobs import knob
 
 CHUNK = 1 << 20
 TIMEOUT = 60  # seconds without data before a download counts as dropped
@@ -107,6 +111,18 @@ LM_TABLE = [
     Item("lexicon", "http://www.openslr.org/resources/11/librispeech-lexicon.txt",
          md5="28f72663f6bfed7cd346283c064c315b"),
 ]
+
+
+# `make data POOL=NAME` (--pool NAME): a pool that `make manifests POOL=NAME` draws samples of N
+# utterances from (w2v2_10min.layout.POOLS names them). The SHA-256 is torchaudio's
+# (torchaudio/datasets/librispeech.py, _CHECKSUMS); OpenSLR 12's md5sum.txt, as pydrobert-pytorch
+# copies it, gives md5 2a93770f6d5c6c964bc36631d331a522 for the same archive.
+POOL_TABLE = {
+    "train-clean-100": Item(
+        "train-clean-100", "http://www.openslr.org/resources/12/train-clean-100.tar.gz",
+        sha256="d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2",
+        unpack_to="LibriSpeech/train-clean-100"),
+}
 
 
 def url_name(url: str) -> str:
@@ -325,8 +341,12 @@ def main(argv=None) -> int:
     parser.add_argument("--table", type=Path, help="a JSON table to use instead of the built-in")
     parser.add_argument("--lm", action="store_true",
                         help="also the 4-gram LM and lexicon of OpenSLR 11 (1.3 GB; make lm)")
+    parser.add_argument("--pool", type=knob("POOL"),
+                        help="also this pool for drawn samples: train-clean-100 (6.3 GB)")
     args = parser.parse_args(argv)
     table = load_table(args.table) if args.table else TABLE + (LM_TABLE if args.lm else [])
+    if args.pool and args.pool not in {item.name for item in table}:
+        table.append(POOL_TABLE[args.pool])
     names = [item.name for item in table]
     unknown = sorted(set(args.only or []) - set(names))
     if unknown:
