@@ -73,16 +73,18 @@ test-unit: setup ## the unit tests alone (no fairseq training or decoding): the 
 ##@ Data: download, verify, manifests
 DATA ?= data## folder holding librispeech_finetuning/ and LibriSpeech/
 SPLITS ?= 0 1 2 3 4 5## folds that `make manifests` writes
-SAMPLE ?=## seeds of new 10-minute samples drawn from the 9h pool, e.g. SAMPLE="1 2 3" (then SPLIT=s1)
-MINUTES ?= 10## audio per drawn sample, in minutes
+SAMPLE ?=## seeds of new 10-minute samples drawn from the 9h pool, e.g. SAMPLE="1 2 3" (then SPLIT=s1); with POOL: sample seeds (default 42)
+MINUTES ?= 10## audio per sample drawn from the 9h pool, in minutes
+POOL ?=## train-clean-100: `make data` also fetches LibriSpeech train-clean-100 (6.3 GB); `make manifests` draws SAMPLE's samples of UTTERANCES from it (then SPLIT=c100s42)
+UTTERANCES ?= 48## utterances per sample drawn from POOL (the seed's 48; another N names the split c100sSEEDnN)
 EVAL_SETS ?= dev-clean dev-other test-clean test-other## LibriSpeech sets to write and decode
 MANIFEST_ROOT ?= manifests## where manifests/10min-K/ are written
 PRETRAINED_DIR ?= pretrained## pre-trained checkpoints (wav2vec_small.pt, ..., tiny.pt)
 RELEASED_DIR ?= released## released 10-minute fine-tuned checkpoints (make decode-original)
 LM ?=## LM=1: `make data` also runs `make lm`; LM=transformer: `make lm` fetches the word Transformer LM too
 
-data: setup ## download, verify and unpack Libri-light's 10-min set, LibriSpeech dev/test, dict.ltr.txt into DATA
-	$(PY) scripts/download.py --data $(DATA)
+data: setup ## download, verify and unpack Libri-light's 10-min set, LibriSpeech dev/test, dict.ltr.txt (and POOL) into DATA
+	$(PY) scripts/download.py --data $(DATA) $(if $(POOL),--pool '$(POOL)')
 	$(if $(LM),@$(MAKE) --no-print-directory lm)
 
 lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and write LEXICON; LM=transformer: also the word Transformer LM (TRANSFORMER_LM, its dict.txt and lexicon)
@@ -95,14 +97,15 @@ pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR
 	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
 	$(PY) scripts/checkpoints.py $(notdir $(PRETRAINED)) --dest $(PRETRAINED_DIR)
 
-manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10min-sS/ for each seed in SAMPLE
+manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10min-sS/ for each seed in SAMPLE (10min-c100sS/ with POOL=train-clean-100)
 	@$(PY) scripts/manifests.py --data $(DATA) --out-root $(MANIFEST_ROOT) --eval-sets $(EVAL_SETS) \
-		$(if $(strip $(SPLITS)),--split $(SPLITS)) $(if $(strip $(SAMPLE)),--sample $(SAMPLE) --minutes $(MINUTES))
+		$(if $(strip $(SPLITS)),--split $(SPLITS)) $(if $(strip $(SAMPLE)),--sample $(SAMPLE) --minutes $(MINUTES)) \
+		$(if $(POOL),--pool '$(POOL)' --utterances '$(UTTERANCES)')
 
 ##@ Fine-tuning: one run is MODEL x PROTOCOL x SPLIT x SEED
 MODEL ?= base## pre-trained checkpoint: base, large, vox (or tiny)
 PROTOCOL ?= fairseq## fine-tuning protocol: fairseq or paper (or tiny)
-SPLIT ?= 0## Libri-light 10-minute fold 0..5, or sSEED for a drawn sample
+SPLIT ?= 0## Libri-light 10-minute fold 0..5, sSEED for a drawn sample, c100sSEED for a train-clean-100 sample
 SEED ?= 1## training seed
 RUN_ROOT ?= runs## where runs/<model>-<protocol>/10min-K/seed-S/ are written
 GPUS ?= 1## GPUs on this machine (or per SLURM job; 0: CPU); update_freq keeps the recipe's batch

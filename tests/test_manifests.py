@@ -431,3 +431,141 @@ def test_a_big_tree_uses_the_process_pool(tmp_path, monkeypatch):
         manifests.shutdown_pool()
     root = TINY / "LibriSpeech/dev-clean"
     assert [u.samples for u in utts] == [soundfile.info(str(root / u.rel)).frames for u in utts]
+
+
+# ---- samples of N utterances from a pool (LibriSpeech train-clean-100) -------------------------
+# The tiny corpus's stand-in pool: LibriSpeech/train-clean-100/SPK, links to 10 clean speakers
+# of its Libri-light part (76 utterances), made by tiny/make_tiny_corpus.py.
+
+import hashlib  # noqa: E402
+
+from conftest import make  # noqa: E402
+from w2v2_10min import layout, tables  # noqa: E402
+from w2v2_10min.knobs import check as check_knob  # noqa: E402
+from w2v2_10min.common import UserError  # noqa: E402
+
+C100 = TINY / "LibriSpeech/train-clean-100"
+
+
+def make_manifests(root, *knobs, data=TINY, check=True):
+    return make("manifests", f"DATA={data}", f"MANIFEST_ROOT={root}", "SPLITS=",
+                f"EVAL_SETS={' '.join(EVAL)}", *knobs, check=check)
+
+
+def one_error(proc) -> str:
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and len(errors) == 1, \
+        proc.stderr
+    return errors[0]
+
+
+def test_make_manifests_pool_draws_the_seeds_48_utterances_by_default(tmp_path):
+    proc = make_manifests(tmp_path, "POOL=train-clean-100", "SAMPLE=42")
+    folder = tmp_path / "10min-c100s42"
+    assert f"wrote {folder}" in proc.stdout and list(table_rows(proc.stdout)) == ["c100s42"]
+    info = json.loads((folder / "summary.json").read_text())
+    sample, rows = info["sample"], tsv_rows(folder)
+    assert info["split"] == "c100s42" and len(rows) == 48 == info["train"]["utterances"]
+    assert (sample["pool"], sample["pool_folder"], sample["seed"], sample["utterances"],
+            sample["pool_utterances"]) == ("train-clean-100", "LibriSpeech/train-clean-100",
+                                           42, 48, 76)
+    assert "SHA-256" in sample["draw"]
+    assert (folder / "train.tsv").read_text().splitlines()[0] == str(C100.resolve())
+    assert [r for r, _ in rows] == sorted(r for r, _ in rows)
+    assert sample["utterance_ids"] == [Path(r).stem for r, _ in rows]
+    assert sorted(sample["speakers"]) == sorted({r.split("/")[0] for r, _ in rows})
+    assert (info["train"]["clean_share"], info["train"]["other_share"]) == (1.0, 0.0)
+    for (rel, _), wrd in zip(rows, (folder / "train.wrd").read_text().splitlines()):
+        assert f"{Path(rel).stem} {wrd}\n" in next((C100 / rel).parent.glob("*.trans.txt")
+                                                   ).read_text()
+    # SAMPLE left out: the seed's own sample seed, 42; the same folder, byte for byte
+    make_manifests(tmp_path / "default", "POOL=train-clean-100")
+    for p in folder.iterdir():
+        assert p.read_bytes() == (tmp_path / "default/10min-c100s42" / p.name).read_bytes()
+
+
+def test_the_draw_is_documented_deterministic_and_sorted():
+    pool = manifests.scan(C100)
+    drawn, record = manifests.draw_utterances(pool, 42, 48, C100, "train-clean-100")
+    # the draw as docs/data.md states it, computed here without the module
+    ranked = sorted(pool, key=lambda u: hashlib.sha256(f"42 {u.utt}".encode()).hexdigest())
+    assert sorted(u.utt for u in ranked[:48]) == sorted(u.utt for u in drawn)
+    assert [u.rel for u in drawn] == sorted(u.rel for u in drawn)
+    # the same seed gives the same utterances whatever order the pool was read in
+    again, _ = manifests.draw_utterances(list(reversed(pool)), 42, 48, C100, "train-clean-100")
+    assert again == drawn
+    others = {tuple(u.utt for u in manifests.draw_utterances(pool, s, 48, C100, "p")[0])
+              for s in range(5)}
+    assert len(others) == 5  # the seed matters
+    # N is respected; a smaller N of the same seed keeps the head of the same ranking
+    for n in (1, 20, 76):
+        few, rec = manifests.draw_utterances(pool, 42, n, C100, "train-clean-100")
+        assert len(few) == rec["utterances"] == len(rec["utterance_ids"]) == n
+        assert {u.utt for u in few} <= {u.utt for u in drawn} or n > 48
+
+
+def test_utterances_sets_n_and_names_the_split(tmp_path):
+    proc = make_manifests(tmp_path, "POOL=train-clean-100", "SAMPLE=42 7", "UTTERANCES=20")
+    assert list(table_rows(proc.stdout)) == ["c100s42n20", "c100s7n20"]
+    for split in ("c100s42n20", "c100s7n20"):
+        info = json.loads((tmp_path / f"10min-{split}/summary.json").read_text())
+        assert info["split"] == split and info["train"]["utterances"] == 20
+        assert layout.parse_pool_split(split) == ("train-clean-100", info["sample"]["seed"], 20)
+
+
+def test_a_pool_not_downloaded_is_one_line(corpus, tmp_path):
+    shutil.rmtree(corpus / "LibriSpeech/train-clean-100")
+    line = one_error(make_manifests(tmp_path / "m", "POOL=train-clean-100", data=corpus,
+                                    check=False))
+    assert line == (f"error: {corpus}/LibriSpeech/train-clean-100: pool train-clean-100 not "
+                    f"downloaded; run `make data POOL=train-clean-100 DATA={corpus}` (or point "
+                    "DATA= at the folder that holds LibriSpeech/)")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_sample_larger_than_the_pool_is_one_line(tmp_path):
+    line = one_error(make_manifests(tmp_path, "POOL=train-clean-100", "UTTERANCES=77",
+                                    check=False))
+    assert line == (f"error: {C100}: the pool holds 76 utterances, fewer than the 77 asked for; "
+                    "lower UTTERANCES= (--utterances) to 76 or less")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("knob,value", [("POOL", "train-clean-360"), ("UTTERANCES", "0"),
+                                        ("SAMPLE", "x")])
+def test_pool_knobs_are_checked_before_anything_runs(tmp_path, knob, value):
+    line = one_error(make_manifests(tmp_path, "POOL=train-clean-100", f"{knob}={value}",
+                                    check=False))
+    assert line.startswith(f"error: {knob}={value}: {knob} accepts ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_split_name_is_one_identity_through_knobs_layout_and_report():
+    for split in ("c100s42", "c100s0", "c100s42n96"):
+        assert check_knob("SPLIT", split) == split
+        assert layout.split_kind(split) == "train-clean-100"
+        ident = layout.RunId("large", "paper", split, "1")
+        assert ident.folder(Path("runs")) == Path(f"runs/large-paper/10min-{split}/seed-1")
+        assert layout.RunId.of(json.loads(json.dumps(ident.record()))) == ident
+    for bad in ("c100s42n48", "c100s042", "c100s", "c100", "c360s42", "x100s42", "c100s4 2"):
+        with pytest.raises(UserError, match=f"SPLIT={bad}: SPLIT accepts a fold 0..5 or sSEED"):
+            check_knob("SPLIT", bad)
+    assert layout.pool_split("train-clean-100", 42, 48) == "c100s42"
+    assert sorted(["c100s42", "s10", "c100s7n96", "3", "c100s7", "s2", "0"],
+                  key=layout.split_order) == ["0", "3", "s2", "s10", "c100s7", "c100s7n96",
+                                              "c100s42"]
+    # the report knows the kind: its tables list every kind layout has
+    assert set(layout.SPLIT_KINDS) | {"all"} == set(tables.KINDS)
+    assert [layout.split_kind(s) for s in ("0", "s1", "c100s1")] == \
+        ["official", "seeded", "train-clean-100"]
+
+
+def test_finetune_reads_the_pool_samples_manifests(tmp_path):
+    """`make finetune SPLIT=c100s42` names the run by the split and trains on its folder."""
+    make_manifests(tmp_path / "m", "POOL=train-clean-100")
+    proc = make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "SPLIT=c100s42",
+                f"MANIFEST_ROOT={tmp_path / 'm'}", f"RUN_ROOT={tmp_path / 'runs'}",
+                "PRETRAINED_DIR=tiny/pretrained", "CFG=1")
+    assert f"data: {tmp_path / 'm/10min-c100s42'}\n" in proc.stdout
+    assert f"save_dir: {tmp_path / 'runs/tiny-tiny/10min-c100s42/seed-1/checkpoints'}" in \
+        proc.stdout

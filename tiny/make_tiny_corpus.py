@@ -9,6 +9,11 @@ espeak voice per speaker, seeded so that every run writes the same files:
   librispeech_finetuning/9h/{clean,other}/SPK/CHAP/          the pool for new samples
   LibriSpeech/{dev,test}-{clean,other}/SPK/CHAP/             evaluation sets
   LibriSpeech/librivox-real/SPK/CHAP/                        five real LibriVox clips
+  LibriSpeech/train-clean-100/SPK -> the clean speakers of 9h and folds 0 and 1 (links)
+
+The last is the stand-in for LibriSpeech's train-clean-100, the pool `make manifests
+POOL=train-clean-100` draws samples of N utterances from: relative links to speaker folders
+above (76 utterances of 10 speakers, no bytes of their own), so the whole of it runs in tests.
 
 "other" speakers are made harder with reverberation and a telephone-band filter.
 The five real clips are public-domain LibriVox recordings ("Sense and Sensibility",
@@ -151,6 +156,23 @@ def build(out: Path) -> None:
                  EVAL_UTTERANCES)
     write_chapter(out / "LibriSpeech" / "librivox-real", 9999, 1, librivox_items(),
                   voice="", speed=0, pitch=0, other=False)
+    link_stand_in_pool(out)
+
+
+STAND_IN_POOL = "train-clean-100"
+STAND_IN_SOURCES = ("9h", "1h/0", "1h/1")  # their clean speakers: 12 + 32 + 32 utterances
+
+
+def link_stand_in_pool(out: Path) -> None:
+    """LibriSpeech/train-clean-100/SPK: a relative link to each clean speaker folder of the
+    STAND_IN_SOURCES (SPK/CHAP/SPK-CHAP-NNNN.flac, as in LibriSpeech)."""
+    pool = out / "LibriSpeech" / STAND_IN_POOL
+    pool.mkdir(parents=True)
+    for source in STAND_IN_SOURCES:
+        clean = out / "librispeech_finetuning" / source / "clean"
+        for speaker in sorted(clean.iterdir()):
+            up = "../" * (len(pool.relative_to(out).parts))
+            (pool / speaker.name).symlink_to(f"{up}{speaker.relative_to(out).as_posix()}")
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ Usage:
   python scripts/manifests.py --data DATA --split K [--out manifests/10min-K]
   python scripts/manifests.py --data DATA --split 0 1 2 3 4 5 [--out-root manifests]
   python scripts/manifests.py --data DATA --sample SEED [SEED ...] [--minutes 10] [--out-root DIR]
+  python scripts/manifests.py --data DATA --pool train-clean-100 [--sample 42 ...] [--utterances 48]
   python scripts/manifests.py --data DATA --pretrain --out DIR   # audio-only, for pre-training
 
 A fold K is DATA/librispeech_finetuning/1h/K/{clean,other}/SPK/CHAP/ and is written to
@@ -14,6 +15,14 @@ quarter of the audio each (one female and one male when DATA/LibriSpeech/SPEAKER
 genders; otherwise speakers only, and summary.json says "gender_balanced": false). Each speaker's
 utterances are drawn until its quarter is reached, so a sample overshoots the target by less than
 one utterance per speaker; summary.json records the seed, target and drawn utterance ids.
+
+With --pool NAME (w2v2_10min.layout.POOLS: train-clean-100), each seed draws N utterances
+(--utterances, default 48, as the seed's `.shuffle(seed).take(48)`) from DATA/LibriSpeech/NAME/
+(`make data POOL=NAME`), written to OUT_ROOT/10min-c100sSEED/ (layout.pool_split names it;
+`c100sSEEDnN` when N is not 48); --sample defaults to the seed's sample seed 42. The draw ranks
+every utterance of the pool by the SHA-256 of `<seed> <utterance id>` and keeps the N lowest:
+the same seed gives the same utterances on any machine and Python, whatever order the files are
+read in (it is not the `datasets` shuffle the seed used, whose order cannot be rebuilt here).
 
 Each output folder is written in one atomic step and holds what fairseq's audio_finetuning task
 reads as `task.data`:
@@ -31,6 +40,7 @@ the splits (utterances, minutes, speakers, clean and other share of the audio) i
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +51,7 @@ from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, atomic_path, cpu_co
                                write_json_atomic)
 from w2v2_10min.formats import LETTERS, dict_text, letters, read_transcripts, subset_name
 from w2v2_10min.knobs import knob
+from w2v2_10min.layout import POOL_SAMPLE_SEED, POOL_UTTERANCES, pool_split
 from w2v2_10min.paper import EVAL_SETS
 
 CONDITIONS = ("clean", "other")
@@ -319,6 +330,46 @@ def first_utterances(rng: random.Random, utts: list[Utterance], quarter: float) 
     return out
 
 
+# ---- samples of N utterances from a pool (train-clean-100) ------------------------------------
+
+DRAW = "the N utterances with the lowest SHA-256 of '<seed> <utterance id>'"
+
+
+def draw_key(seed: int, utt: str) -> str:
+    """An utterance's rank in seed's draw: the hex SHA-256 of `<seed> <utterance id>`."""
+    return hashlib.sha256(f"{seed} {utt}".encode("ascii")).hexdigest()
+
+
+def draw_utterances(pool: list[Utterance], seed: int, n: int, pool_root: Path,
+                    pool_name: str) -> tuple[list[Utterance], dict]:
+    """N utterances of the pool drawn with `seed` (DRAW), sorted by path, and their record."""
+    if n > len(pool):
+        raise UserError(f"{pool_root}: the pool holds {len(pool)} utterances, fewer than the "
+                        f"{n} asked for; lower UTTERANCES= (--utterances) to {len(pool)} or less")
+    drawn = sorted(sorted(pool, key=lambda u: (draw_key(seed, u.utt), u.utt))[:n],
+                   key=lambda u: u.rel)
+    record = {
+        "pool": pool_name,
+        "pool_folder": pool_root.relative_to(pool_root.parent.parent).as_posix(),
+        "pool_utterances": len(pool),
+        "seed": seed,
+        "utterances": n,
+        "draw": DRAW,
+        "speakers": sorted({u.speaker for u in drawn}, key=lambda s: (len(s), s)),
+        "utterance_ids": [u.utt for u in drawn],
+    }
+    return drawn, record
+
+
+def scan_pool(data: Path, pool: str) -> tuple[Path, list[Utterance]]:
+    """Every utterance of DATA/LibriSpeech/<pool>/, or one line saying how to download it."""
+    root = data / "LibriSpeech" / pool
+    if not root.is_dir():
+        raise UserError(f"{root}: pool {pool} not downloaded; run `make data POOL={pool} "
+                        f"DATA={data}` (or point DATA= at the folder that holds LibriSpeech/)")
+    return root, scan(root)
+
+
 # ---- writing -----------------------------------------------------------------------------------
 
 def write_subset(out: Path, name: str, root: Path, utts: list[Utterance], with_text=True):
@@ -329,10 +380,12 @@ def write_subset(out: Path, name: str, root: Path, utts: list[Utterance], with_t
         (out / f"{name}.ltr").write_text("".join(letters(u.words) + "\n" for u in utts))
 
 
-def summary(utts: list[Utterance]) -> dict:
+def summary(utts: list[Utterance], condition: str | None = None) -> dict:
+    """Size and make-up of a training set; `condition`: that of all of it (a pool's), else each
+    utterance's own (the Libri-light folder it lies in)."""
     total = sum(u.samples for u in utts)
-    other = sum(u.samples for u in utts if u.condition == "other")
-    clean = sum(u.samples for u in utts if u.condition == "clean")
+    other = sum(u.samples for u in utts if (condition or u.condition) == "other")
+    clean = sum(u.samples for u in utts if (condition or u.condition) == "clean")
     return {
         "utterances": len(utts),
         "minutes": round(total / SAMPLE_RATE / 60, 3),
@@ -343,8 +396,9 @@ def summary(utts: list[Utterance]) -> dict:
 
 
 def write_split(out: Path, label: str, train_root: Path, train: list[Utterance],
-                evals: dict[str, tuple[Path, list[Utterance]]], extra: dict | None = None) -> dict:
-    info = {"split": label, "train": summary(train), **(extra or {}),
+                evals: dict[str, tuple[Path, list[Utterance]]], extra: dict | None = None,
+                condition: str | None = None) -> dict:
+    info = {"split": label, "train": summary(train, condition), **(extra or {}),
             **{subset_name(n): {"utterances": len(u), "minutes": round(
                 sum(x.samples for x in u) / SAMPLE_RATE / 60, 3)} for n, (_, u) in evals.items()}}
     with atomic_path(out) as tmp:
@@ -370,10 +424,17 @@ def scan_evals(data: Path, eval_sets: list[str]) -> dict[str, tuple[Path, list[U
 
 
 def build(data: Path, eval_sets: list[str], folds: dict[str, Path],
-          samples: dict[int, Path], minutes: float) -> list[dict]:
+          samples: dict[int, Path], minutes: float, pool: str | None = None,
+          utterances: int = POOL_UTTERANCES) -> list[dict]:
     """Read every input first (each eval set once), then write each split's folder."""
     todo = [(split, *scan_fold(data, split), None, out) for split, out in folds.items()]
-    if samples:
+    if samples and pool:
+        pool_root, utts = scan_pool(data, pool)
+        for seed, out in samples.items():
+            train, record = draw_utterances(utts, seed, utterances, pool_root, pool)
+            todo.append((pool_split(pool, seed, utterances), pool_root, train,
+                         {"sample": record}, out))
+    elif samples:
         pool_root = data / "librispeech_finetuning" / "9h"
         pool = [u for c in CONDITIONS for u in scan(pool_root / c, prefix=c + "/")]
         speakers_file = data / "LibriSpeech" / "SPEAKERS.TXT"
@@ -382,17 +443,25 @@ def build(data: Path, eval_sets: list[str], folds: dict[str, Path],
             train, record = draw_sample(pool, seed, minutes, genders, pool_root, speakers_file)
             todo.append((f"s{seed}", pool_root, train, {"sample": record}, out))
     evals = scan_evals(data, eval_sets)
-    return [write_split(out, label, root, train, evals, extra)
+    return [write_split(out, label, root, train, evals, extra,
+                        pool_condition(extra["sample"]["pool"]) if pool and extra else None)
             for label, root, train, extra, out in todo]
+
+
+def pool_condition(pool: str) -> str | None:
+    """`clean` or `other` as LibriSpeech names its training sets (train-clean-100), else None."""
+    parts = pool.split("-")
+    return parts[1] if len(parts) == 3 and parts[1] in CONDITIONS else None
 
 
 def table(infos: list[dict]) -> str:
     """The per-split summary table printed after writing."""
-    lines = [f"{'split':<8} {'utterances':>10} {'minutes':>8} {'speakers':>8} "
+    width = max([8, *(len(info["split"]) for info in infos)])
+    lines = [f"{'split':<{width}} {'utterances':>10} {'minutes':>8} {'speakers':>8} "
              f"{'clean':>6} {'other':>6}"]
     for info in infos:
         t = info["train"]
-        lines.append(f"{info['split']:<8} {t['utterances']:>10} {t['minutes']:>8.2f} "
+        lines.append(f"{info['split']:<{width}} {t['utterances']:>10} {t['minutes']:>8.2f} "
                      f"{t['speakers']:>8} {t['clean_share']:>6.1%} {t['other_share']:>6.1%}")
     return "\n".join(lines)
 
@@ -417,9 +486,16 @@ def main(argv=None) -> int:
                         help="Libri-light folds 0..5 (1h/K is one 10-minute split)")
     parser.add_argument("--sample", nargs="+", default=[], metavar="SEED",
                         type=lambda v: int(knob("SAMPLE")(v)),
-                        help="draw a new 10-minute split from the 9h pool with this seed")
+                        help="draw a new 10-minute split from the 9h pool (or --pool) with "
+                        f"this seed (with --pool: default {POOL_SAMPLE_SEED})")
     parser.add_argument("--minutes", type=lambda v: float(knob("MINUTES")(v)), default=10.0,
                         help="target audio of a drawn sample, in minutes (default 10)")
+    parser.add_argument("--pool", type=knob("POOL", optional=True), default="",
+                        help="draw --utterances utterances per seed from DATA/LibriSpeech/POOL "
+                        "(train-clean-100) instead of minutes from the 9h pool")
+    parser.add_argument("--utterances", type=lambda v: int(knob("UTTERANCES")(v)),
+                        default=POOL_UTTERANCES, help="utterances per sample drawn from --pool "
+                        f"(default {POOL_UTTERANCES}, the seed's)")
     parser.add_argument("--pretrain", action="store_true", help="audio-only pre-training manifests")
     parser.add_argument("--eval-sets", nargs="+", default=list(EVAL_SETS), type=knob("EVAL_SETS"))
     parser.add_argument("--out", type=Path, help="output folder (one split only)")
@@ -434,14 +510,17 @@ def main(argv=None) -> int:
             print(f"wrote {args.out}")
             return 0
         splits = list(dict.fromkeys(args.split))
-        seeds = list(dict.fromkeys(args.sample))
+        seeds = list(dict.fromkeys(args.sample)) or ([POOL_SAMPLE_SEED] if args.pool else [])
         if not splits and not seeds:
             parser.error("give --split K [K ...] (0..5), --sample SEED [SEED ...] or --pretrain")
         if args.out is not None and len(splits) + len(seeds) != 1:
             parser.error("--out takes one split; use --out-root for several")
         folds = {k: args.out or args.out_root / f"10min-{k}" for k in splits}
-        samples = {s: args.out or args.out_root / f"10min-s{s}" for s in seeds}
-        infos = build(args.data, args.eval_sets, folds, samples, args.minutes)
+        name = (lambda s: pool_split(args.pool, s, args.utterances)) if args.pool else \
+            (lambda s: f"s{s}")
+        samples = {s: args.out or args.out_root / f"10min-{name(s)}" for s in seeds}
+        infos = build(args.data, args.eval_sets, folds, samples, args.minutes, args.pool,
+                      args.utterances)
     finally:
         shutdown_pool()
     for out in [*folds.values(), *samples.values()]:
