@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -569,3 +570,17 @@ def test_finetune_reads_the_pool_samples_manifests(tmp_path):
     assert f"data: {tmp_path / 'm/10min-c100s42'}\n" in proc.stdout
     assert f"save_dir: {tmp_path / 'runs/tiny-tiny/10min-c100s42/seed-1/checkpoints'}" in \
         proc.stdout
+
+
+def test_the_stand_in_pool_is_what_the_generator_links(tmp_path):
+    """tiny/make_tiny_corpus.py links the committed stand-in pool: the same relative links."""
+    sys.path.insert(0, str(TINY.parent))
+    import make_tiny_corpus
+    for source in make_tiny_corpus.STAND_IN_SOURCES:  # the speaker folders it links to
+        shutil.copytree(TINY / "librispeech_finetuning" / source / "clean",
+                        tmp_path / "librispeech_finetuning" / source / "clean")
+    make_tiny_corpus.link_stand_in_pool(tmp_path)
+    made = tmp_path / "LibriSpeech/train-clean-100"
+    assert {p.name: os.readlink(p) for p in made.iterdir()} == \
+        {p.name: os.readlink(p) for p in C100.iterdir()}
+    assert len(manifests.scan(made)) == len(manifests.scan(C100)) == 76
