@@ -337,7 +337,7 @@ DRAW = "the N utterances with the lowest SHA-256 of '<seed> <utterance id>'"
 
 def draw_key(seed: int, utt: str) -> str:
     """An utterance's rank in seed's draw: the hex SHA-256 of `<seed> <utterance id>`."""
-    return hashlib.sha256(f"{seed} {utt}".encode("ascii")).hexdigest()
+    return hashlib.sha256(f"{seed} {utt}".encode("utf-8")).hexdigest()
 
 
 def draw_utterances(pool: list[Utterance], seed: int, n: int, pool_root: Path,
