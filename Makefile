@@ -27,7 +27,6 @@ RUN_KNOBS = --run-root $(RUN_ROOT) --model $(MODEL) --protocol $(PROTOCOL) --spl
 	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --trainer '$(TRAINER)'
 RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) \
 	--checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256
-FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
 TINY_CORPUS := tiny/corpus
 DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
