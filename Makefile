@@ -134,9 +134,11 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 # what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
-JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
+# (tests/test_status.py: every knob of those two stages but the run's own and the sweep's)
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST SEEDED \
 	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
-	LEXICON BEAM LM_WEIGHT WORD_SCORE LM_JOBS
+	LEXICON TRANSFORMER_LM TRANSFORMER_LEXICON LM_PARALLEL LM_BATCH LM_CACHE LM_FP16 BEAM \
+	LM_WEIGHT WORD_SCORE LM_JOBS
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once, or one SLURM job each
 	@$(PY) -m w2v2_10min.knobs SPLITS='$(SPLITS)' SEEDS='$(SEEDS)' LRS='$(LRS)' JOBS='$(JOBS)'
 ifeq ($(LAUNCHER),slurm)
