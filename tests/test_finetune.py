@@ -222,7 +222,7 @@ def test_a_finished_run_is_not_made_to_read_its_pretrained_file_again(tmp_path, 
     manifests.mkdir()
     (manifests / "train.tsv").write_text("/audio\na.flac\t160000\n")
     argv = ["--model", "tiny", "--protocol", "tiny", "--split", "0", "--seed", "1", "--manifests",
-            str(manifests), "--pretrained", str(pretrained / "tiny.pt"), "--run-root",
+            str(manifests), "--pretrained-dir", str(pretrained), "--run-root",
             str(tmp_path / "runs"), "--wandb-project", "", "--fast", "0"]
     monkeypatch.setattr(finetune, "train", lambda args, run, *_: (run / "done").touch())
     assert finetune.main(argv) == 0

@@ -2,7 +2,7 @@
 
 Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
-      --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
+      --manifests manifests/10min-0 [--pretrained-dir pretrained | --pretrained CKPT] [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
       [--launcher local|slurm|...] [--fast 1|0] [--seeded 1|0] [--checkpoint-minutes 10] \
       [--print-config] [--args 'model.mask_prob=0.5 ...']
@@ -48,7 +48,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from w2v2_10min import layout
-from w2v2_10min.checkpoints import verify_checkpoint
+from w2v2_10min.checkpoints import PRETRAINED_FILES, verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
                                write_json_atomic, write_text_atomic)
 from w2v2_10min.fast import fast_overrides
@@ -306,7 +306,10 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_identity_arguments(parser, required=True)  # --model, --protocol, --split, --seed, ...
     parser.add_argument("--manifests", type=Path, required=True, help="the split's manifests")
-    parser.add_argument("--pretrained", type=Path, required=True)
+    parser.add_argument("--pretrained", type=Path,
+                        help="the pre-trained checkpoint (default: MODEL's in --pretrained-dir)")
+    parser.add_argument("--pretrained-dir", type=Path, default=Path("pretrained"),
+                        help="PRETRAINED_DIR, where MODEL's file is (checkpoints.PRETRAINED_FILES)")
     parser.add_argument("--run-root", type=Path, default=Path("runs"))
     parser.add_argument("--gpus", default="1", type=knob("GPUS"))
     parser.add_argument("--max-tokens", default="", type=knob("MAX_TOKENS", optional=True),
@@ -334,6 +337,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
+    if args.pretrained is None:  # a MODEL with no file has no recipe either (plan says so)
+        args.pretrained = args.pretrained_dir / PRETRAINED_FILES.get(args.model, "")
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
     return args
