@@ -52,7 +52,7 @@ LAUNCHERS = ("local", "slurm", "submitit_local")
 TRAINERS = ("fairseq",)  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
 
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
-# themselves (finetune.compose), DECODER against decode.DECODERS.
+# themselves (finetune.compose), DECODER against decoders.DECODERS (decoders.knob).
 KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "SPLIT": ("a fold 0..5 or sSEED for a drawn sample (e.g. s1)", _matches(r"[0-5]|s[0-9]+")),
     "SPLITS": ("folds 0..5, space-separated, e.g. SPLITS=\"0 1 2\"", _each(_matches("[0-5]"))),
