@@ -14,20 +14,13 @@ export PYTHONPATH := $(CURDIR)
 
 MANIFESTS = $(MANIFEST_ROOT)/10min-$(SPLIT)
 SUBSETS = $(subst -,_,$(EVAL_SETS))
-PRETRAINED_tiny = $(PRETRAINED_DIR)/tiny.pt
-PRETRAINED_base = $(PRETRAINED_DIR)/wav2vec_small.pt
-PRETRAINED_large = $(PRETRAINED_DIR)/libri960_big.pt
-PRETRAINED_vox = $(PRETRAINED_DIR)/wav2vec_vox_new.pt
-PRETRAINED = $(PRETRAINED_$(MODEL))
-RELEASED_base := wav2vec_small_10m.pt
-RELEASED_large := wav2vec_big_10m.pt
-RELEASED_vox := wav2vec_vox_10m_new.pt
 # the knobs that name a run (a --option per key of w2v2_10min.layout.RunId, which alone makes its folder)
 RUN_KNOBS = --run-root $(RUN_ROOT) --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
 	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --trainer '$(TRAINER)'
-RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) \
-	--checkpoint $(RELEASED_DIR)/$(RELEASED_$(MODEL)) --verify-sha256
-FAIRSEQ_ENV := TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 HYDRA_FULL_ERROR=1
+# MODEL's checkpoint files: w2v2_10min.checkpoints (PRETRAINED_FILES, RELEASED_FILES) names them
+RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) --released-dir $(RELEASED_DIR) --verify-sha256
+# download MODEL's released 10-minute checkpoint (refused, in one line, for a MODEL without one)
+FETCH_RELEASED = $(PY) scripts/checkpoints.py --released $(MODEL) --dest $(RELEASED_DIR)
 TINY_CORPUS := tiny/corpus
 DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 	EVAL_SETS="dev-clean dev-other test-clean test-other librivox-real" \
@@ -94,8 +87,7 @@ lm: setup ## download OpenSLR 11's 4-gram LM and lexicon into DATA (checked) and
 		--words $(DATA)/librispeech-lexicon.txt)
 
 pretrained: setup ## download MODEL's pre-trained checkpoint into PRETRAINED_DIR (SHA-256 recorded, then verified)
-	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	$(PY) scripts/checkpoints.py $(notdir $(PRETRAINED)) --dest $(PRETRAINED_DIR)
+	$(PY) scripts/checkpoints.py --pretrained $(MODEL) --dest $(PRETRAINED_DIR)
 
 manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10min-sS/ for each seed in SAMPLE (10min-c100sS/ with POOL=train-clean-100)
 	@$(PY) scripts/manifests.py --data $(DATA) --out-root $(MANIFEST_ROOT) --eval-sets $(EVAL_SETS) \
@@ -130,7 +122,7 @@ SEEDED ?= 1## 1: masks and LayerDrop drawn from (SEED, update, utterance), so a 
 CHECKPOINT_MINUTES ?= 10## FAST=1: write checkpoints at most every N minutes, at the end and at each best validation (0: as fairseq)
 
 finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print the config only)
-	@$(PY) scripts/finetune.py $(RUN_KNOBS) --manifests $(MANIFESTS) --pretrained '$(PRETRAINED)' \
+	@$(PY) scripts/finetune.py $(RUN_KNOBS) --manifests $(MANIFESTS) --pretrained-dir '$(PRETRAINED_DIR)' \
 		--gpus '$(GPUS)' --max-tokens '$(MAX_TOKENS)' --fp16 '$(FP16)' \
 		--launcher '$(LAUNCHER)' --partition '$(PARTITION)' --time-min '$(TIME_MIN)' \
 		--wandb-project '$(WANDB_PROJECT)' --fast '$(FAST)' --seeded '$(SEEDED)' \
@@ -138,9 +130,11 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 # what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
-JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST \
+# (tests/test_status.py: every knob of those two stages but the run's own and the sweep's)
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST SEEDED \
 	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
-	LEXICON BEAM LM_WEIGHT WORD_SCORE LM_JOBS
+	LEXICON TRANSFORMER_LM TRANSFORMER_LEXICON LM_PARALLEL LM_BATCH LM_CACHE LM_FP16 BEAM \
+	LM_WEIGHT WORD_SCORE LM_JOBS
 sweep: setup ## fine-tune and decode every split in SPLITS x seed in SEEDS (x LRS); JOBS at once, or one SLURM job each
 	@$(PY) -m w2v2_10min.knobs SPLITS='$(SPLITS)' SEEDS='$(SEEDS)' LRS='$(LRS)' JOBS='$(JOBS)'
 ifeq ($(LAUNCHER),slurm)
@@ -185,10 +179,9 @@ decode: setup ## decode the run's best checkpoint on EVAL_SETS with DECODER (ski
 		--subsets $(if $(DECODE_TRAIN),train) $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
 decode-original: setup ## download MODEL's released 10-minute checkpoint and decode it the same way (the control row)
-	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
 	@$(PY) -m w2v2_10min.knobs SPLIT='$(SPLIT)' EVAL_SETS='$(EVAL_SETS)'
-	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
-	@$(PY) scripts/decode.py $(RELEASED_KNOBS) $(if $(wildcard $(PRETRAINED)),--pretrained $(PRETRAINED)) \
+	@$(FETCH_RELEASED)
+	@$(PY) scripts/decode.py $(RELEASED_KNOBS) --pretrained-dir $(PRETRAINED_DIR) \
 		--manifests $(MANIFESTS) --subsets $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
 LM_FILES = $(if $(filter transformer,$(DECODER)),--lm $(TRANSFORMER_LM) --lexicon $(TRANSFORMER_LEXICON),--lm $(LM_ARPA) --lexicon $(LEXICON)) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
@@ -205,8 +198,7 @@ tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gr
 	@$(TUNE) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
-	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(FETCH_RELEASED)
 	@$(TUNE) $(RELEASED_KNOBS)
 
 HF_VERIFY ?= 10## utterances of each EVAL_SET that `make export-hf` checks against fairseq
@@ -216,8 +208,7 @@ export-hf: setup ## write the run's best checkpoint as a transformers model, pro
 		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY)
 
 export-hf-original: setup ## the same for MODEL's released 10-minute checkpoint, into RUN_ROOT/<model>-released/hf
-	@test -n "$(RELEASED_$(MODEL))" || { echo "error: MODEL=$(MODEL) has no released checkpoint; choose base, large or vox" >&2; exit 1; }
-	@$(PY) scripts/checkpoints.py $(RELEASED_$(MODEL)) --dest $(RELEASED_DIR)
+	@$(FETCH_RELEASED)
 	@$(PY) scripts/hf_export.py $(RELEASED_KNOBS) --manifests $(MANIFESTS) \
 		--verify-subsets $(SUBSETS) --verify-utterances $(HF_VERIFY)
 

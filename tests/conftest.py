@@ -41,7 +41,7 @@ CHAIN_FIXTURES = {"tiny_env", "demo"}  # tiny_run uses tiny_env
 # (2 Dec 2026: 220 s down to 28 s each); the files not named take seconds and come last.
 STARTED_FIRST = {name: order for order, name in enumerate([
     "test_end_to_end.py", "test_slurm.py", "test_end_to_end_paths.py", "test_finetune.py",
-    "test_transformer_lm.py", "test_fast.py", "test_export_hf.py", "test_seeded_runs.py",
+    "test_transformer_lm.py", "test_fast.py", "test_hf_export.py", "test_seeded_runs.py",
     "test_decode_original.py", "test_loading.py", "test_identity.py", "test_compare.py"])}
 
 
@@ -94,6 +94,15 @@ def run_script(name: str, *args, check=True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def one_error(proc) -> str:
+    """The one `error: ` line of a failed command (status 1, no traceback)."""
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
 
 
 def on_terminal(*command, env=None) -> tuple[int, str]:

@@ -10,8 +10,8 @@ import pytest
 
 from w2v2_10min import checkpoints
 from w2v2_10min.common import UserError
-from conftest import make, run_script
-from test_fetch import Server, local_only, one_error  # noqa: F401  (local_only is autouse)
+from conftest import make, one_error, run_script
+from local_server import Server, local_only  # noqa: F401  (local_only is autouse)
 
 NAME = "wav2vec_small_10m.pt"  # BASE's released 10-minute checkpoint
 SUBSETS = ["dev_clean", "dev_other"]

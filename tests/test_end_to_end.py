@@ -13,23 +13,16 @@ import pytest
 import yaml
 
 from conftest import PYTHON, REPO, make, on_terminal, run_script
+from demo_bounds import HELD_OUT, HELD_OUT_BOUND, RUN, held_out_wer
 from w2v2_10min.common import file_digest
 from w2v2_10min import emissions
 from w2v2_10min.decoders import viterbi
 from w2v2_10min.loading import load_finetuned
 from w2v2_10min.score import summarise, utterance_errors
 
-RUN = "tiny-tiny/10min-0/seed-1"
 RUNS = [f"tiny-tiny/10min-{k}/seed-{s}" for k in (0, 1, 2) for s in (1, 2)]
-HELD_OUT = ["dev_clean", "dev_other", "test_clean", "test_other"]
-HELD_OUT_BOUND = 40  # Viterbi WER (%) on each synthetic held-out set, over the grid
 EVAL_UTTERANCES = {"librivox_real": 5, **{s: 10 for s in HELD_OUT}}
 TRAIN_UTTERANCES = 64
-
-
-def held_out_wer(run) -> dict[str, float]:
-    """The run's Viterbi WER on each synthetic held-out set."""
-    return {s: json.loads((run / "decode" / s / "wer.json").read_text())["wer"] for s in HELD_OUT}
 
 
 def pooled(runs, subsets) -> float:

@@ -7,7 +7,7 @@ they fine-tune from the same committed tiny model on the same split-0 manifests 
 import pytest
 
 from conftest import make
-from test_end_to_end import HELD_OUT, HELD_OUT_BOUND, RUN, held_out_wer
+from demo_bounds import HELD_OUT, HELD_OUT_BOUND, RUN, held_out_wer
 
 
 @pytest.fixture(scope="module")

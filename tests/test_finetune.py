@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from conftest import REPO, make, run_script
+from w2v2_10min.common import UserError
 from w2v2_10min.finetune import fit_batch
 
 SEC = 16000
@@ -205,6 +206,42 @@ def test_checkpoint_without_recorded_sha256_is_not_unpickled(tiny_env, fake_rele
     (tmp_path / "wav2vec_small.pt.sha256").write_text("0" * 64 + "  wav2vec_small.pt\n")
     proc = make("finetune", *knobs(tiny_env, PRETRAINED_DIR=tmp_path, CFG=1), check=False)
     assert proc.returncode != 0 and "differs from the recorded" in proc.stderr
+
+
+def test_a_finished_run_is_not_made_to_read_its_pretrained_file_again(tmp_path, monkeypatch):
+    """Rerunning a finished sweep reads no pre-trained file (1.2 GB a run for LARGE): RUN/done
+    and run.json say all there is to say. Training itself is left out (train() only marks the
+    run done), so this composes configs and nothing more."""
+    from w2v2_10min import finetune
+
+    pretrained = tmp_path / "pretrained"
+    pretrained.mkdir()
+    for name in ("tiny.pt", "tiny.pt.sha256"):
+        (pretrained / name).write_bytes((REPO / "tiny/pretrained" / name).read_bytes())
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "train.tsv").write_text("/audio\na.flac\t160000\n")
+    argv = ["--model", "tiny", "--protocol", "tiny", "--split", "0", "--seed", "1", "--manifests",
+            str(manifests), "--pretrained-dir", str(pretrained), "--run-root",
+            str(tmp_path / "runs"), "--wandb-project", "", "--fast", "0"]
+    monkeypatch.setattr(finetune, "train", lambda args, run, *_: (run / "done").touch())
+    assert finetune.main(argv) == 0
+    run = run_dir(tmp_path)
+    assert (run / "done").exists()
+    assert json.loads((run / "run.json").read_text())["pretrained_sha256"]
+
+    (pretrained / "tiny.pt").unlink()
+    def no_reading(path, *_):
+        raise AssertionError(f"{path} read for a finished run")
+    monkeypatch.setattr(finetune, "verify_checkpoint", no_reading)
+    monkeypatch.setattr(finetune, "pretrained_normalize", no_reading)
+    monkeypatch.setattr(finetune, "train", no_reading)
+    config = (run / "config.yaml").read_text()
+    assert finetune.main(argv) == 0
+    assert (run / "config.yaml").read_text() == config
+    # other settings are still refused, still without the file
+    with pytest.raises(UserError, match="was made with other settings"):
+        finetune.main([*argv, "--args", "optimization.max_update=7"])
 
 
 def test_unknown_combination_lists_the_recipes(tiny_env, fake_released):

@@ -1,9 +1,10 @@
 """make status on hand-built run folders: queued, running, decoded, failed, interrupted."""
 import json
+import re
 
 import pytest
 
-from conftest import make
+from conftest import REPO, make
 from w2v2_10min.status import describe
 
 # fairseq's own lines (log_format simple), as RUN/logs/finetune-*.log holds them
@@ -83,3 +84,28 @@ def test_make_status_prints_one_line_per_run(tmp_path):
     assert lines == ["tiny-tiny/10min-0/seed-1: decoded: WER on dev-other 12.25 (viterbi)",
                      "tiny-tiny/10min-0/seed-2: interrupted (no job), resumable from update "
                      "100 of 600: run the same make sweep again"]
+
+
+# knobs of the fine-tuning and decoding stages that a sweep's SLURM job does not take from the
+# sweep's JOB_KNOBS: each run's own (SPLIT, SEED, LR), the sweep's and SLURM's, those of stages a
+# job does not run (tune-lm, compare, export-hf), CFG (print only) and wandb's own WANDB_MODE
+# (an environment variable, exported to the job as it is)
+NOT_A_JOB_KNOB = {"SPLIT", "SEED", "LR", "LAUNCHER", "PARTITION", "TIME_MIN", "REQUEUES", "SEEDS",
+                  "LRS", "JOBS", "TRIALS", "TUNE_SET", "RESULTS", "HF_VERIFY", "CFG", "WANDB_MODE"}
+
+
+def test_a_slurm_sweep_passes_every_knob_of_its_runs_stages_to_the_job():
+    """SEEDED, the Transformer LM's and the LM_* knobs reach the job's `make finetune` and
+    `make decode` as make arguments, not only through the environment sbatch exports."""
+    makefile = (REPO / "Makefile").read_text()
+    sections = re.split(r"^##@ ", makefile, flags=re.M)
+    stages = [s for s in sections if s.startswith(("Fine-tuning", "Decoding"))]
+    knobs = {name for section in stages for name in re.findall(r"^([A-Z0-9_]+) \?=", section, re.M)}
+    assert {"SEEDED", "TRANSFORMER_LM", "LM_PARALLEL", "LM_FP16"} <= knobs
+    planned = make("-n", "sweep", "LAUNCHER=slurm", "SEEDED=0", "LM_FP16=1", "LM_BATCH=8",
+                   "TRANSFORMER_LM=/lm/t.pt").stdout
+    passed = dict(re.findall(r'--knob "([A-Z0-9_]+)=([^"]*)"', planned))
+    assert knobs - NOT_A_JOB_KNOB <= passed.keys(), knobs - NOT_A_JOB_KNOB - passed.keys()
+    assert passed["SEEDED"] == "0" and passed["LM_FP16"] == "1" and passed["LM_BATCH"] == "8"
+    assert passed["TRANSFORMER_LM"] == "/lm/t.pt"
+    assert passed["TRANSFORMER_LEXICON"] == "/lm/lexicon.ltr.lst"

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from bench.bench_transformer_lm import noisy_letters
-from conftest import make, run_script
-from test_fetch import Server, local_only, one_error  # noqa: F401  (local_only is autouse)
+from conftest import make, one_error, run_script
+from local_server import Server, local_only  # noqa: F401  (local_only is autouse)
 from w2v2_10min.common import file_digest
 from w2v2_10min.decoders import transformer
 from w2v2_10min.decoders.transformer import TransformerSearch

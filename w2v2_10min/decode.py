@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from w2v2_10min import decoders, emissions, layout, records, stage
-from w2v2_10min.checkpoints import checkpoint_sha256
+from w2v2_10min.checkpoints import checkpoint_sha256, pretrained_file
 from w2v2_10min.common import UserError
 
 
@@ -40,8 +40,15 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--pretrained", type=Path,
                         help="the pre-trained checkpoint, read (SHA-256 verified) only for a "
                         "fine-tuned file that does not embed its pre-training settings")
+    parser.add_argument("--pretrained-dir", type=Path,
+                        help="with --released MODEL: MODEL's pre-trained file there, if it is "
+                        "there, is --pretrained")
     decoders.add_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.pretrained is None and args.pretrained_dir and args.released:
+        here = args.pretrained_dir / pretrained_file(args.released)
+        args.pretrained = here if here.is_file() else None
+    return args
 
 
 def subset_emissions(args, run: stage.Run, decoder, todo: list[str], device: str, sha: str):

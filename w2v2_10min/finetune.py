@@ -2,7 +2,7 @@
 
 Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
-      --manifests manifests/10min-0 --pretrained pretrained/wav2vec_small.pt [--run-root runs] \
+      --manifests manifests/10min-0 [--pretrained-dir pretrained | --pretrained CKPT] [--run-root runs] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
       [--launcher local|slurm|...] [--fast 1|0] [--seeded 1|0] [--checkpoint-minutes 10] \
       [--print-config] [--args 'model.mask_prob=0.5 ...']
@@ -19,7 +19,8 @@ Usage:
    --print-config prints it and stops. A run folder whose config.yaml differs is refused
    (delete it or pick another SEED/RUN_ROOT), except in task.checkpoint_minutes and
    common.wandb_project, which change when checkpoints are written and where the run is logged,
-   and nothing else; a finished one (RUN/done) is left alone.
+   and nothing else; a finished one (RUN/done) is left alone, without reading the pre-trained
+   file again (its run.json has the file's SHA-256 and normalize).
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
@@ -29,6 +30,7 @@ RUN is RUN_ROOT/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<see
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -46,7 +48,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from w2v2_10min import layout
-from w2v2_10min.checkpoints import verify_checkpoint
+from w2v2_10min.checkpoints import PRETRAINED_FILES, verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
                                write_json_atomic, write_text_atomic)
 from w2v2_10min.fast import fast_overrides
@@ -116,16 +118,21 @@ def fit_batch(world_size: int, update_freq: int, max_tokens: int, gpus: int,
             "effective_batch_seconds": gpus * new_update_freq * new_max_tokens / SAMPLE_RATE}
 
 
-def plan(args) -> tuple[list[str], dict]:
-    """fairseq overrides that fit the recipe to GPUS devices, and what run.json records."""
+def plan(args, finished: dict | None = None) -> tuple[list[str], dict]:
+    """fairseq overrides that fit the recipe to GPUS devices, and what run.json records. For a
+    finished run, its run.json (`finished`) gives the pre-trained file's SHA-256 and normalize:
+    the file (1.2 GB for LARGE) is not read again only to say that the run is finished."""
     recipe = compose(args.model, args.protocol, args.lr_decay)
-    if not args.pretrained.is_file():
-        fix = "run: make pretrain-tiny" if args.model == "tiny" else \
-            f"download it: make pretrained MODEL={args.model}"
-        raise UserError(f"pre-trained checkpoint '{args.pretrained}' for MODEL={args.model} "
-                        f"not found; {fix}")
-    pretrained_sha256 = verify_checkpoint(args.pretrained)  # before unpickling it
-    normalize = pretrained_normalize(args.pretrained)  # hydra cfg or argparse args
+    if finished:
+        pretrained_sha256, normalize = finished["pretrained_sha256"], finished["normalize"]
+    else:
+        if not args.pretrained.is_file():
+            fix = "run: make pretrain-tiny" if args.model == "tiny" else \
+                f"download it: make pretrained MODEL={args.model}"
+            raise UserError(f"pre-trained checkpoint '{args.pretrained}' for MODEL={args.model} "
+                            f"not found; {fix}")
+        pretrained_sha256 = verify_checkpoint(args.pretrained)  # before unpickling it
+        normalize = pretrained_normalize(args.pretrained)  # hydra cfg or argparse args
     if not OmegaConf.is_missing(recipe.task, "normalize") and recipe.task.normalize != normalize:
         raise UserError(f"{args.pretrained} was pre-trained with normalize={normalize} but "
                         f"recipes/finetune/pretrained/{args.model}.yaml says "
@@ -299,7 +306,10 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_identity_arguments(parser, required=True)  # --model, --protocol, --split, --seed, ...
     parser.add_argument("--manifests", type=Path, required=True, help="the split's manifests")
-    parser.add_argument("--pretrained", type=Path, required=True)
+    parser.add_argument("--pretrained", type=Path,
+                        help="the pre-trained checkpoint (default: MODEL's in --pretrained-dir)")
+    parser.add_argument("--pretrained-dir", type=Path, default=Path("pretrained"),
+                        help="PRETRAINED_DIR, where MODEL's file is (checkpoints.PRETRAINED_FILES)")
     parser.add_argument("--run-root", type=Path, default=Path("runs"))
     parser.add_argument("--gpus", default="1", type=knob("GPUS"))
     parser.add_argument("--max-tokens", default="", type=knob("MAX_TOKENS", optional=True),
@@ -327,14 +337,28 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--print-config", action="store_true",
                         help="print the composed fairseq config and stop")
     args = parser.parse_args(argv)  # checks each knob's value (w2v2_10min.knobs)
+    if args.pretrained is None:  # a MODEL with no file has no recipe either (plan says so)
+        args.pretrained = args.pretrained_dir / PRETRAINED_FILES.get(args.model, "")
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
     return args
 
 
+def finished_record(run: Path) -> dict | None:
+    """RUN/run.json of a finished run (RUN/done) that recorded its pre-trained file's SHA-256 and
+    normalize, else None."""
+    if not layout.done_file(run).exists():
+        return None
+    try:
+        record = json.loads(layout.run_json(run).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("pretrained_sha256") and "normalize" in record else None
+
+
 def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
     """fairseq's composed config, the overrides, the fast path's overrides (last), run.json."""
-    overrides, record = plan(args)
+    overrides, record = plan(args, finished_record(run))
     config = compose_config(args, run, overrides)
     fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them
     if fast:

@@ -53,7 +53,7 @@ LAUNCHERS = ("local", "slurm", "submitit_local")
 TRAINERS = ("fairseq",)  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
 
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
-# themselves (finetune.compose), DECODER against decode.DECODERS.
+# themselves (finetune.compose), DECODER against decoders.DECODERS (decoders.knob).
 KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "SPLIT": ("a fold 0..5 or sSEED for a drawn sample of the 9h pool (e.g. s1), or c100sSEED "
               "for 48 utterances of train-clean-100 drawn with sample seed SEED (c100sSEEDnN for "

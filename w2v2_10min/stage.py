@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from w2v2_10min import layout
+from w2v2_10min.checkpoints import released_file
 from w2v2_10min.common import UserError, stage, write_json_atomic
 from w2v2_10min.knobs import KNOBS, knob
 
@@ -57,6 +58,8 @@ def add_run_arguments(parser) -> None:
     add_identity_arguments(group)
     group.add_argument("--released", metavar="MODEL",
                        help="MODEL's released 10-minute checkpoint (RUN_ROOT/<model>-released)")
+    group.add_argument("--released-dir", type=Path, default=Path("released"),
+                       help="where --released MODEL's file is (RELEASED_DIR)")
     group.add_argument("--checkpoint", type=Path,
                        help="default: RUN/checkpoints/checkpoint_best.pt")
     group.add_argument("--verify-sha256", action="store_true",
@@ -90,7 +93,8 @@ def resolve_run(args) -> Run:
         raise UserError(f"name the run: --run RUN, or {', '.join(map(option, required[:-1]))} "
                         f"and {option(required[-1])} "
                         f"({', '.join(knobs[name] + '=' for name in required)})")
-    checkpoint = args.checkpoint or layout.best_checkpoint(folder)
+    checkpoint = args.checkpoint or (args.released_dir / released_file(args.released)
+                                      if args.released else layout.best_checkpoint(folder))
     if not checkpoint.is_file():
         fix = "give its path" if args.checkpoint else "run `make finetune` first"
         raise UserError(f"{checkpoint}: checkpoint not found; {fix}")
