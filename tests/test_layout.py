@@ -61,13 +61,13 @@ def test_every_path_inside_a_run_comes_from_layout(tmp_path):
 
 def spelled_run_files(path: Path) -> list[str]:
     """Lines of a module that spell a run's file or folder name themselves."""
-    pattern = re.compile(r'"(run\.json|wer\.json|done|config\.yaml|slurm\.json|checkpoints)"'
-                         r'|/ "logs"|glob\("decode')
+    pattern = re.compile(r'"(run\.json|wer\.json|done|config\.yaml|slurm\.json|checkpoints|'
+                         r'wandb-id)"|/ "logs"|glob\("decode|\}/(hydra|checkpoints|tensorboard)')
     return [line for line in path.read_text().splitlines() if pattern.search(line)]
 
 
 @pytest.mark.parametrize("module", ["stage", "records", "stats", "compare", "analysis",
-                                    "tables", "plots", "status", "cluster"])
+                                    "tables", "plots", "status", "cluster", "finetune"])
 def test_stages_spell_no_run_file_themselves(module):
     assert spelled_run_files(REPO / "w2v2_10min" / f"{module}.py") == []
 

@@ -190,8 +190,9 @@ def fairseq_command(args, run: Path, overrides: list[str], multirun: bool = Fals
                 f"common.seed={args.seed}",
                 f"task.data={args.manifests.resolve()}",
                 f"model.w2v_path={args.pretrained.resolve()}",
-                f"checkpoint.save_dir={run}/checkpoints", f"hydra.run.dir={run}/hydra",
-                f"common.tensorboard_logdir={run}/tensorboard"]
+                f"checkpoint.save_dir={layout.checkpoint_dir(run)}",
+                f"hydra.run.dir={layout.hydra_dir(run)}",
+                f"common.tensorboard_logdir={layout.tensorboard_dir(run)}"]
     if args.wandb_project:
         command.append(f"common.wandb_project={args.wandb_project}")
     return command + overrides + shlex.split(args.args) + list(last)
@@ -201,7 +202,7 @@ def launcher_overrides(args, run: Path) -> list[str]:
     """Hydra's submitit launcher settings (SLURM or local processes); none for `local`."""
     if args.launcher == "local":
         return []
-    common = [f"hydra.sweep.dir={run.resolve()}/hydra",
+    common = [f"hydra.sweep.dir={layout.hydra_dir(run.resolve())}",
               f"hydra.launcher.timeout_min={args.time_min}"]
     if args.launcher == "submitit_local":
         return ["hydra/launcher=submitit_local", *common]
@@ -223,9 +224,10 @@ def environment(args, run: Path, training: bool = False) -> dict:
     env = {**os.environ, **FAIRSEQ_ENV, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
            "WANDB_DIR": str(run.resolve()), "WANDB_NAME": name}
     if training and args.wandb_project:
-        if not (run / "wandb-id").is_file():
-            write_text_atomic(run / "wandb-id", secrets.token_hex(4) + "\n")
-        env.update(WANDB_RUN_ID=(run / "wandb-id").read_text().strip(), WANDB_RESUME="allow")
+        if not layout.wandb_id_file(run).is_file():
+            write_text_atomic(layout.wandb_id_file(run), secrets.token_hex(4) + "\n")
+        env.update(WANDB_RUN_ID=layout.wandb_id_file(run).read_text().strip(),
+                   WANDB_RESUME="allow")
     return env
 
 
@@ -370,7 +372,7 @@ def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
 
 def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
     """fairseq-hydra-train on the run; its log in RUN/logs/; a failure is one line."""
-    log = run / "logs" / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
+    log = layout.logs_dir(run) / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
     command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
                               last=fast) + launcher_overrides(args, run)
     print(f"training {run} (log: {log})")
@@ -383,7 +385,7 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
                   file=sys.stderr)
             raise UserError(f"fine-tuning failed; full log: {log}; "
                             "rerun the same command to resume")
-    (run / "done").touch()
+    layout.done_file(run).touch()
     said = summary(log)
     if said:
         print(f"finished: {said}")
@@ -396,15 +398,15 @@ def main(argv=None) -> int:
     if args.print_config:
         print(config, end="")
         return 0
-    if (run / "config.yaml").is_file() and \
-            same_training((run / "config.yaml").read_text()) != same_training(config):
+    if layout.config_file(run).is_file() and \
+            same_training(layout.config_file(run).read_text()) != same_training(config):
         raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "
                         "or pick another SEED or RUN_ROOT")
-    write_text_atomic(run / "config.yaml", config)
-    if (run / "done").exists():
+    write_text_atomic(layout.config_file(run), config)
+    if layout.done_file(run).exists():
         print(f"{run} is finished; delete it to train again")
         return 0
-    write_json_atomic(run / "run.json", {
+    write_json_atomic(layout.run_json(run), {
         **record, "commit": git_commit(), "host": platform.node(), "versions": versions(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -1,5 +1,6 @@
 """A run's identity, and where each stage's outputs live: the one home of both, so no stage
-spells a run's folder or a file in it, nor interprets an identity key, itself.
+spells a run's folder or a file in it, nor interprets an identity key, itself (tests/test_layout.py
+checks the stage modules for it).
 
 Usage:
     ident = RunId("large", "paper", split="0", seed="1", lr="3e-5")
@@ -8,12 +9,15 @@ Usage:
     decode_dir(run, "4gram") / "dev_other" / WER_JSON
 
   runs/<model>-<protocol>[-<lr_decay>][-<trainer>][-lr<lr>]/10min-<split>/seed-<seed>/  one run
-      checkpoints/ config.yaml run.json done logs/ tensorboard/ slurm.json hf/
+      checkpoints/ config.yaml run.json done logs/ tensorboard/ hydra/ wandb/ wandb-id
+      slurm.json slurm/           its SLURM job's record and submitit's files (LAUNCHER=slurm)
+      hf/                         `make export-hf`
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
       emissions/<subset>.npz      the model's outputs kept for LM decoding (float16)
       tune-<decoder>/             `make tune-lm`: optuna.db, trials.json, weights.json
-  runs/<model>-released/decode*/<subset>/   a released fine-tuned checkpoint (the control row)
+  runs/<model>-released/      a released fine-tuned checkpoint (the control row): run.json,
+      decode*/<subset>/, emissions/, tune-<decoder>/, hf/ as a run has them
 
 A key of the identity is a field of RunId, with the Make knob that sets it: everything else
 (the stages' --options, run.json and wer.json, the folder's name, the report's grouping, a
@@ -257,6 +261,16 @@ def best_checkpoint(run: Path) -> Path:
 
 def logs_dir(run: Path) -> Path:
     return Path(run) / "logs"
+
+
+def hydra_dir(run: Path) -> Path:
+    """Hydra's own output of the training command (and of its launchers)."""
+    return Path(run) / "hydra"
+
+
+def wandb_id_file(run: Path) -> Path:
+    """The run's wandb id, so that a resumed run logs on in the same wandb run."""
+    return Path(run) / "wandb-id"
 
 
 def tensorboard_dir(run: Path) -> Path:
