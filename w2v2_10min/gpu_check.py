@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from w2v2_10min.common import REPO, SAMPLE_RATE, UserError
@@ -237,7 +238,9 @@ def whole_run(phase: dict, schedule: dict, price: float) -> dict:
 def recipe_schedule(model: str) -> dict:
     from w2v2_10min.finetune import compose
 
-    recipe = compose(model, PROTOCOL[model])
+    with warnings.catch_warnings():  # Hydra's on version_base, as finetune.py composes
+        warnings.simplefilter("ignore")
+        recipe = compose(model, PROTOCOL[model])
     return {"max_update": int(recipe.optimization.max_update),
             "freeze": int(recipe.model.get("freeze_finetune_updates", 0) or 0),
             "max_tokens": int(recipe.dataset.max_tokens)}
@@ -257,8 +260,9 @@ def build(run: Path, device: str):
     if "seeded_draws" in cfg.task:  # seeded masks need the task's train_step: the same
         cfg.task.seeded_draws = False  # arithmetic from fairseq's own draws here
     logging.disable(logging.INFO)
-    try:  # the plugin prints the model it built: not here
-        with contextlib.redirect_stdout(io.StringIO()):
+    try:  # the plugin prints the model it built, torch and fairseq warn: not here
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             utils.import_user_module(cfg.common)
             task = tasks.setup_task(cfg.task)
             model = task.build_model(cfg.model)
