@@ -4,7 +4,8 @@ bench/bench_finetune.py and `make gpu-check` (w2v2_10min/gpu_check.py).
 Imported by a `sitecustomize` that those put on PYTHONPATH, inside the fairseq-hydra-train
 process of a real `make finetune`; fairseq itself is not changed. Each wrapped function charges
 its time, less that of wrapped functions it calls, to one part of an update (forward inside
-validation counts as validation). Each Trainer.train_step call is also recorded on its own
+validation counts as validation), in each thread apart (data loading that fairseq's
+BufferedIterator does in a thread of its own overlaps the update and is charged as such). Each Trainer.train_step call is also recorded on its own
 (STEPS: when it started, its forward and backward seconds, fairseq's update count after it; an
 fp16 step whose gradients overflowed leaves the count unchanged). At exit the totals and the
 steps go to the JSON file named by $BENCH_PROFILE.
@@ -15,14 +16,24 @@ import atexit
 import functools
 import json
 import os
+import threading
 import time
 from collections import defaultdict
 
 TOTALS: dict[str, float] = defaultdict(float)
 CALLS: dict[str, int] = defaultdict(int)
 STEPS: list[dict] = []  # one per Trainer.train_step call
-_STACK: list[list] = []  # [part, seconds spent in wrapped callees]
+# Each thread's own stack of [part, seconds spent in wrapped callees]: fairseq's BufferedIterator
+# reads batches (FileAudioDataset.__getitem__ with num_workers 0) in a thread of its own, beside
+# the update; one shared stack charged the update's forward to whatever that thread was in.
+_LOCAL = threading.local()
 _SYNC = None
+
+
+def _stack() -> list[list]:
+    if not hasattr(_LOCAL, "stack"):
+        _LOCAL.stack = []
+    return _LOCAL.stack
 
 
 def _now() -> float:
@@ -32,19 +43,20 @@ def _now() -> float:
 
 
 def _enter(part: str) -> float:
-    if any(frame[0] == "validation" for frame in _STACK):
+    if any(frame[0] == "validation" for frame in _stack()):
         part = "validation"
-    _STACK.append([part, 0.0])
+    _stack().append([part, 0.0])
     return _now()
 
 
 def _leave(start: float) -> None:
     elapsed = _now() - start
-    part, inner = _STACK.pop()
+    stack = _stack()
+    part, inner = stack.pop()
     TOTALS[part] += elapsed - inner
     CALLS[part] += 1
-    if _STACK:
-        _STACK[-1][1] += elapsed
+    if stack:
+        stack[-1][1] += elapsed
 
 
 def timed(part: str, function):
