@@ -3,7 +3,8 @@
 Usage: python scripts/gpu_check.py --model tiny|base|large|vox [--device cuda|cpu]
            [--price 2.00] [--updates 4] [--seconds 600] [--work .bench/gpu-check]
 
-In about two minutes (BASE on a recent GPU), before a day of training:
+Before a day of training, in minutes (meant to take about two for BASE; not yet timed on a
+GPU, see docs/speed.md):
 1. MODEL's architecture with random weights (w2v2_10min/synthetic.py: fairseq's pre-training
    for one update; tiny: the committed tiny model) on a synthetic split of SECONDS of noise
    (600: a 10-minute fold), fine-tuned by the real `make finetune` with MODEL's recipe (PROTOCOL
@@ -21,10 +22,11 @@ In about two minutes (BASE on a recent GPU), before a day of training:
    (6 splits x 3 seeds x 2 protocols); hours = (frozen updates x frozen s/update + trained
    updates x trained s/update) / 3600, validations and checkpoint writes not included.
 4. In this process, the same architecture built from the FAST=0 run's config: the largest
-   MAX_TOKENS whose forward and backward fit (transformer trained, LayerDrop off, utterances of
-   35 s, fp32 master weights, gradients and Adam's moments held as fairseq's fp16 optimizer
+   MAX_TOKENS whose forward and backward fit (transformer trained, LayerDrop off, masks from
+   fairseq's own draws, utterances of 35 s, fp32 master weights, gradients and Adam's moments held as fairseq's fp16 optimizer
    holds them), by a bounded bisection (at most MAX_PROBES passes, in steps of 10 s of audio, up
-   to twice the recipe's MAX_TOKENS) catching torch.cuda.OutOfMemoryError, on this card and on
+   to twice the recipe's MAX_TOKENS) catching torch.cuda.OutOfMemoryError (and cuBLAS's and
+   cuDNN's out-of-memory errors), on this card and on
    a 16 GB card (PyTorch's allocator capped at CARD_GIB with
    torch.cuda.set_per_process_memory_fraction); on the CPU the search is skipped (one line).
    And decoding speed: the real-time factor of the model's forward and argmax (Viterbi without
@@ -63,6 +65,8 @@ LONGEST = 35 * SAMPLE_RATE  # Libri-light's longest utterances
 MAX_PROBES = 8
 CARD_GIB = 15.0  # a 16 GB card: 16 GiB less the CUDA context's and driver's share
 DECODE_SECONDS = 15.0
+OUT_OF_MEMORY = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+                 "CUDNN_STATUS_ALLOC_FAILED")
 SITECUSTOMIZE = """
 import os, sys
 from w2v2_10min import startup  # what the repository's sitecustomize.py, shadowed, does
@@ -319,6 +323,10 @@ def _probe(model, criterion, vocab, max_tokens, device) -> bool:
         return True
     except torch.cuda.OutOfMemoryError:
         return False
+    except RuntimeError as err:  # cuBLAS and cuDNN say it in their own words
+        if any(words in str(err) for words in OUT_OF_MEMORY):
+            return False
+        raise
 
 
 def largest(fit, high: int, step: int = STEP, probes: int = MAX_PROBES) -> dict:
