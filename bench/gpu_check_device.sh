@@ -53,6 +53,7 @@ print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_
          "(bash bench/gpu_check_device.sh wheels) and carry .whl" | tee -a "$OUT/environment.txt"
     exit 2
 }
+command -v make >/dev/null || { echo "error: no make on this machine" | tee -a "$OUT/environment.txt"; exit 2; }
 VENV=$("$PY" -c 'import sys; print(sys.prefix)')
 test -x "$VENV/bin/python" || { echo "error: no $VENV/bin/python" | tee -a "$OUT/environment.txt"; exit 2; }
 touch "$VENV/.installed"  # `make setup`: already done, by the image and the wheels above

@@ -161,3 +161,18 @@ def test_the_search_probe_runs_a_real_forward_and_backward(checked):
     model.w2v_encoder.proj.weight.register_hook(lambda grad: seen.append(grad.abs().sum()))
     assert gpu_check.fits(model, criterion, vocab, gpu_check.STEP, "cpu")
     assert seen and seen[0] > 0 and all(p.grad is None for p in model.parameters())  # zeroed after the probe
+
+
+def test_the_search_is_reported_for_this_card_and_a_16_gb_card():
+    """What a GPU prints of the search (here from its results, as no GPU is at hand)."""
+    found = {"total_gib": 79.2,
+             "card": {"fits": 2_560_000, "below": None, "probes": 1, "capped": True},
+             "16gb": {"fits": 960_000, "below": 1_120_000, "probes": 5, "capped": False}}
+    lines = gpu_check.search_lines(found, {"max_tokens": 1_280_000})
+    assert lines == [
+        "largest MAX_TOKENS, this card (79 GiB): 2560000 (1 forward+backward passes; 2560000 "
+        "fits, the recipe's x2 cap); the recipe's MAX_TOKENS=1280000 fits",
+        "largest MAX_TOKENS, a 16 GB card (allocator capped at 15 GiB): 960000 (5 forward+"
+        "backward passes; 1120000 out of memory); the recipe's MAX_TOKENS=1280000 does NOT fit"]
+    assert gpu_check.search_lines(None, {"max_tokens": 1})[0].startswith(
+        "largest MAX_TOKENS: not searched on the CPU")

@@ -23,12 +23,13 @@ GPU, see docs/speed.md):
    updates x trained s/update) / 3600, validations and checkpoint writes not included.
 4. In this process, the same architecture built from the FAST=0 run's config: the largest
    MAX_TOKENS whose forward and backward fit (transformer trained, LayerDrop off, masks from
-   fairseq's own draws, utterances of 35 s, fp32 master weights, gradients and Adam's moments held as fairseq's fp16 optimizer
-   holds them), by a bounded bisection (at most MAX_PROBES passes, in steps of 10 s of audio, up
-   to twice the recipe's MAX_TOKENS) catching torch.cuda.OutOfMemoryError (and cuBLAS's and
-   cuDNN's out-of-memory errors), on this card and on
-   a 16 GB card (PyTorch's allocator capped at CARD_GIB with
-   torch.cuda.set_per_process_memory_fraction); on the CPU the search is skipped (one line).
+   fairseq's own draws, as few utterances of up to 35 s as make up MAX_TOKENS, and fp32 master
+   weights, gradients and Adam's moments held as fairseq's fp16 optimizer holds them), by a
+   bounded bisection (at most MAX_PROBES passes, in steps of 10 s of audio, up to twice the
+   recipe's MAX_TOKENS) catching torch.cuda.OutOfMemoryError (and cuBLAS's and cuDNN's
+   out-of-memory errors), on this card and on a 16 GB card (PyTorch's allocator capped at
+   CARD_GIB with torch.cuda.set_per_process_memory_fraction); whether the recipe's MAX_TOKENS
+   fits each; on the CPU the search is skipped (one line).
    And decoding speed: the real-time factor of the model's forward and argmax (Viterbi without
    LM) on 15 s utterances one at a time.
 No GPU and no --device: one line naming DEVICE=cpu, exit status 1.
@@ -283,8 +284,9 @@ def build(run: Path, device: str):
 
 
 def fits(model, criterion, vocab: int, max_tokens: int, device: str) -> bool:
-    """One forward and backward of a batch of MAX_TOKENS samples (utterances of up to 35 s),
-    with the optimizer's state beside it; False on torch.cuda.OutOfMemoryError."""
+    """One forward and backward of a batch of MAX_TOKENS samples (as few utterances of equal
+    length, at most 35 s, as make up MAX_TOKENS), with the optimizer's state beside it; False
+    on torch.cuda.OutOfMemoryError."""
     import torch
 
     ok = _probe(model, criterion, vocab, max_tokens, device)
@@ -298,8 +300,8 @@ def fits(model, criterion, vocab: int, max_tokens: int, device: str) -> bool:
 def _probe(model, criterion, vocab, max_tokens, device) -> bool:
     import torch
 
-    length = min(LONGEST, max_tokens)
-    batch = max(1, max_tokens // length)
+    batch = -(-max_tokens // LONGEST)  # utterances of up to 35 s making MAX_TOKENS in all
+    length = max_tokens // batch
     dtype = torch.float16 if device == "cuda" else torch.float32
     params = sum(p.numel() for p in model.parameters())
     letters = max(1, int(length / SAMPLE_RATE * 15))
@@ -396,6 +398,25 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def search_lines(memory_search: dict | None, schedule: dict) -> list[str]:
+    """What the MAX_TOKENS search found (None: on the CPU, not searched)."""
+    lines = []
+    if memory_search is None:
+        lines.append("largest MAX_TOKENS: not searched on the CPU (memory is the GPU's question; "
+                     "run on a GPU)")
+    else:
+        for key, title in (("card", f"this card ({memory_search['total_gib']:.0f} GiB)"),
+                           ("16gb", f"a 16 GB card (allocator capped at {CARD_GIB:g} GiB)")):
+            found = memory_search[key]
+            how = (f"{found['probes']} forward+backward passes; "
+                   + (f"{found['fits']} fits, the recipe's x2 cap" if found["capped"] else
+                      f"{found['below']} out of memory"))
+            lines.append(f"largest MAX_TOKENS, {title}: {found['fits']} ({how}); the recipe's "
+                         f"MAX_TOKENS={schedule['max_tokens']} "
+                         f"{'fits' if found['fits'] >= schedule['max_tokens'] else 'does NOT fit'}")
+    return lines
+
+
 def report(args, device: str, name: str, runs: dict, schedule: dict, agreement: dict,
            memory_search: dict | None, rtf: float) -> tuple[list[str], dict]:
     lines = []
@@ -443,18 +464,7 @@ def report(args, device: str, name: str, runs: dict, schedule: dict, agreement: 
     lines.append(f"losses: {'agree' if agreement['agree'] else 'DIFFER'} over "
                  f"{agreement['updates']} updates, largest relative difference "
                  f"{agreement['max_relative']:.2g} (tolerance {agreement['tolerance']:g}, {precision})")
-    if memory_search is None:
-        lines.append("largest MAX_TOKENS: not searched on the CPU (memory is the GPU's question; "
-                     "run on a GPU)")
-    else:
-        for key, title in (("card", f"this card ({memory_search['total_gib']:.0f} GiB)"),
-                           ("16gb", f"a 16 GB card (allocator capped at {CARD_GIB:g} GiB)")):
-            found = memory_search[key]
-            how = (f"{found['probes']} forward+backward passes; "
-                   + (f"{found['fits']} fits, the recipe's x2 cap" if found["capped"] else
-                      f"{found['below']} out of memory"))
-            lines.append(f"largest MAX_TOKENS, {title}: {found['fits']} ({how}; the recipe's "
-                         f"{schedule['max_tokens']})")
+    lines += search_lines(memory_search, schedule)
     lines.append(f"decoding real-time factor: {rtf:.4g} (forward and argmax, {DECODE_SECONDS:g} s "
                  f"utterances one at a time; {1 / rtf:.0f}x faster than real time)")
     return lines, {"timing": timing, "estimate": estimate, "losses": agreement,
