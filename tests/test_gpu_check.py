@@ -44,6 +44,7 @@ def close(a: float, b: float, rel: float = 5e-3) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
+@pytest.mark.chain  # trains with fairseq: not in `make test-unit`
 def test_both_paths_run_and_agree_on_the_cpu_in_fp32(checked):
     out, work = checked
     assert "on the CPU (cpu; fp32, as fp16 is only on CUDA)" in out
@@ -54,6 +55,7 @@ def test_both_paths_run_and_agree_on_the_cpu_in_fp32(checked):
     assert saved["losses"]["agree"] and len(saved["losses_by_update"]["0"]) == 5
 
 
+@pytest.mark.chain  # trains with fairseq: not in `make test-unit`
 def test_the_table_has_each_figure_for_both_paths(checked):
     rows = table(checked[0])
     for phase in ("frozen", "trained"):
@@ -70,6 +72,7 @@ def test_the_table_has_each_figure_for_both_paths(checked):
     assert rtf and float(rtf.group(1)) > 0
 
 
+@pytest.mark.chain  # trains with fairseq: not in `make test-unit`
 def test_estimates_are_arithmetic_of_the_measured_figures(checked):
     """hours = s/update x updates / 3600 from the printed numbers; the tiny recipe's 600
     updates are all trained (freeze_finetune_updates 0); cost = hours x PRICE; study = 36 runs."""
@@ -151,6 +154,7 @@ def test_phases_leave_out_warm_up_and_fp16_overflow_steps():
     assert timed["trained"]["forward"] == 1.0 and timed["trained"]["ratio"] == 2 / 3
 
 
+@pytest.mark.chain  # trains with fairseq: not in `make test-unit`
 def test_the_search_probe_runs_a_real_forward_and_backward(checked):
     """The probe the GPU's MAX_TOKENS search makes, here once on the CPU (no OOM to catch):
     the architecture built from the FAST=0 run's config, a batch of 10 s, gradients made."""
