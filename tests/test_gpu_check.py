@@ -159,7 +159,8 @@ def test_the_search_probe_runs_a_real_forward_and_backward(checked):
     """The probe the GPU's MAX_TOKENS search makes, here once on the CPU (no OOM to catch):
     the architecture built from the FAST=0 run's config, a batch of 10 s, gradients made."""
     work = checked[1]
-    run = next((work / "runs" / "tiny-cpu-fast0").rglob("config.yaml")).parent
+    run = gpu_check.run_folder(work / "runs" / "tiny-cpu-fast0")
+    assert (run / "run.json").is_file()
     model, criterion, vocab = gpu_check.build(run, "cpu")
     seen = []
     model.w2v_encoder.proj.weight.register_hook(lambda grad: seen.append(grad.abs().sum()))

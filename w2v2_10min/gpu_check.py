@@ -181,7 +181,12 @@ def finetune(args, work: Path, device: str, make_vars: list[str], fast: str) -> 
                         f"{logs[-1] if logs else 'none'}):\n{tail}")
     return {"profile": json.loads(profile.read_text()),
             "memory": json.loads(memory.read_text()) if memory.is_file() else {},
-            "losses": losses(log), "run": next(runs.rglob("config.yaml")).parent}
+            "losses": losses(log), "run": run_folder(runs)}
+
+
+def run_folder(runs: Path) -> Path:
+    """The run under RUN_ROOT: the folder of its config.yaml (not Hydra's, deeper)."""
+    return min(runs.rglob("config.yaml"), key=lambda path: len(path.parts)).parent
 
 
 def losses(log: str) -> dict[int, float]:
