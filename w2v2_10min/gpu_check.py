@@ -399,6 +399,11 @@ def decoding_rtf(run: Path, device: str, repeats: int = 5) -> float:
     return statistics.median(times[1:]) / DECODE_SECONDS
 
 
+def say(line: str) -> None:
+    """Progress, on stderr: the check takes minutes."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def fmt(value: float) -> str:
     return f"{value:.4g}"
 
@@ -482,13 +487,22 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     import torch
 
-    name = torch.cuda.get_device_name(0) if device == "cuda" else "the CPU"
     work = args.work.resolve()
     schedule = recipe_schedule(args.model)
+    say(f"gpu-check: the synthetic split and MODEL={args.model}'s random weights, in {work}")
     make_vars = prepare(args, work, device)
-    runs = {fast: finetune(args, work, device, make_vars, fast) for fast in ("0", "1")}
+    runs = {}
+    for fast in ("0", "1"):
+        say(f"gpu-check: make finetune FAST={fast}, {2 * args.updates + 1} updates")
+        runs[fast] = finetune(args, work, device, make_vars, fast)
+    # only now: naming the GPU starts CUDA here, whose context the runs would have lost
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "the CPU"
     agreement = compare_losses(runs["0"]["losses"], runs["1"]["losses"], device)
-    memory_search = search(runs["0"]["run"], device, schedule) if device == "cuda" else None
+    memory_search = None
+    if device == "cuda":
+        say("gpu-check: the largest MAX_TOKENS, this card and a 16 GB card")
+        memory_search = search(runs["0"]["run"], device, schedule)
+    say("gpu-check: decoding speed")
     rtf = decoding_rtf(runs["0"]["run"], device)
     lines, results = report(args, device, name, runs, schedule, agreement, memory_search, rtf)
     print("\n".join(lines))
