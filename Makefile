@@ -280,6 +280,17 @@ tiny-corpus: ## regenerate tiny/corpus (needs espeak-ng, sox, pocketsphinx-testd
 clean-demo: ## delete what `make demo` made (runs/demo, pretrained/tiny.pt)
 	rm -rf $(DEMO_ROOT) $(PRETRAINED_DIR)/tiny.pt $(PRETRAINED_DIR)/tiny.pt.sha256
 
+##@ Before a long run: does the recipe run and fit on this GPU (about 2 minutes)
+DEVICE ?=## gpu-check: empty for the machine's CUDA GPU (fp16); cpu: the same check on the CPU in fp32 (how the tests run it, MODEL=tiny)
+PRICE ?= 2.00## gpu-check: price of one GPU-hour, for the cost of one run and of the 36-run study
+CHECK_UPDATES ?= 4## gpu-check: updates per path with the transformer frozen (as many again, and one, after unfreezing)
+GPU_CHECK_ROOT ?= .bench/gpu-check## gpu-check: where its synthetic split, random models and short runs are kept
+
+.PHONY: gpu-check
+gpu-check: setup ## MODEL's architecture (random weights, synthetic 600 s split) at the recipe's batch on this GPU, FAST=0 and FAST=1: do they run and agree; s/update, forward and backward, peak memory, the largest MAX_TOKENS (this card, a 16 GB card), decoding speed, hours and cost of a run and of the study
+	@$(FAIRSEQ_ENV) $(PY) scripts/gpu_check.py --model '$(MODEL)' --device '$(DEVICE)' --price '$(PRICE)' \
+		--updates '$(CHECK_UPDATES)' --work $(GPU_CHECK_ROOT)
+
 ##@ Benchmarks (figures side by side with the reference they beat)
 bench-manifests: setup ## time manifests.py against fairseq's manifest scripts on a cached 20k-file tree
 	$(PY) bench/bench_manifests.py --tree .bench/tree

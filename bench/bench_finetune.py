@@ -12,7 +12,7 @@ as in those 10k updates), in fp16, with
 the process capped at CAP_GB of GPU memory, on fairseq's own path (FAST=0) and the fast path
 (FAST=1), each with a checkpoint write every UPDATES/2 updates and a validation at the end.
 Prints, per run: fits or out of memory, peak memory reserved by PyTorch, seconds per update,
-the model's own seconds per update (forward, backward, optimizer; bench/profile_hooks.py) and
+the model's own seconds per update (forward, backward, optimizer; w2v2_10min/profile_hooks.py) and
 seconds per checkpoint write (CHECKPOINT_MINUTES=0: every write the run asks for is made and
 timed); then the time a whole 13,000-update run would take (updates, checkpoint writes: fairseq's
 70, or FAST=1's on its 10-minute budget, 4 validations on dev-other at the frozen forward's speed), and
@@ -24,35 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
-from w2v2_10min.common import REPO, SAMPLE_RATE, UserError, run_main  # noqa: E402
+from w2v2_10min.common import REPO, UserError, run_main  # noqa: E402
+# the synthetic split and the random pre-trained models, shared with `make gpu-check`
+from w2v2_10min.synthetic import random_pretrained, synthetic_split  # noqa: E402,F401
 
-ARCH = {
-    # fairseq's wav2vec2_base_librispeech.yaml and wav2vec2_large_librivox.yaml
-    "base": ["model.conv_feature_layers='[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2'",
-             "model.encoder_layers=12", "model.encoder_embed_dim=768",
-             "model.encoder_ffn_embed_dim=3072", "model.encoder_attention_heads=12",
-             "model.final_dim=256"],
-    "large": ["model.conv_feature_layers='[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2'",
-              "model.extractor_mode=layer_norm", "+model.layer_norm_first=true",
-              "+model.conv_bias=true", "model.encoder_layers=24", "model.encoder_embed_dim=1024",
-              "model.encoder_ffn_embed_dim=4096", "model.encoder_attention_heads=16",
-              "model.final_dim=768"],
-}
-COMMON_ARCH = ["model.conv_pos=128", "model.conv_pos_groups=16", "model.latent_vars=320",
-               "model.num_negatives=100", "model.mask_length=10"]
-PRETRAINED_NAME = {"base": "wav2vec_small.pt", "large": "libri960_big.pt"}
 # Injected into the fine-tuning process (never into the project's own runs): caps GPU memory
 # and reports the peak that PyTorch reserved.
 SITECUSTOMIZE = """
@@ -71,65 +56,14 @@ if cap:
     atexit.register(_report)
 import sys
 if os.environ.get("BENCH_PROFILE") and sys.argv and sys.argv[0].endswith("fairseq-hydra-train"):
-    sys.path.insert(0, os.environ["BENCH_HOOKS"])
-    import profile_hooks
+    from w2v2_10min import profile_hooks
     profile_hooks.install()
 """
-
-
-def synthetic_split(root: Path, count: int = 48, seed: int = 0, total: float = 600.0) -> None:
-    """Noise 'speech' in Libri-light layout with letter transcripts about 15 characters/s."""
-    rng = random.Random(seed)
-    durations = [min(35.0, max(2.0, rng.lognormvariate(2.4, 0.45))) for _ in range(count)]
-    scale = total / sum(durations)
-    words = ["THE", "AND", "OF", "TO", "A", "IN", "WAS", "HE", "THAT", "IT", "HIS", "HER"]
-    for index, seconds in enumerate(durations):
-        condition = "clean" if index % 2 == 0 else "other"
-        speaker = 100 + index % 4
-        folder = root / "librispeech_finetuning/1h/0" / condition / str(speaker) / "1"
-        folder.mkdir(parents=True, exist_ok=True)
-        samples = int(min(35.0, seconds * scale) * SAMPLE_RATE)
-        audio = np.random.default_rng(index).normal(0, 0.1, samples).astype("float32")
-        utt = f"{speaker}-1-{index:04d}"
-        soundfile.write(folder / f"{utt}.flac", audio, SAMPLE_RATE)
-        text = " ".join(rng.choice(words) for _ in range(max(1, int(samples / SAMPLE_RATE * 3))))
-        with open(folder / f"{speaker}-1.trans.txt", "a") as f:
-            f.write(f"{utt} {text}\n")
-    for subset in ("dev-clean", "dev-other", "test-clean", "test-other"):
-        folder = root / "LibriSpeech" / subset / "1" / "1"
-        folder.mkdir(parents=True, exist_ok=True)
-        soundfile.write(folder / "1-1-0000.flac", np.zeros(SAMPLE_RATE, "float32"), SAMPLE_RATE)
-        (folder / "1-1.trans.txt").write_text("1-1-0000 A\n")
 
 
 def make(work: Path, *args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env,
                           capture_output=True, text=True)
-
-
-def random_pretrained(model: str, work: Path, python: str, data: Path | None = None,
-                      cpu: bool = False) -> Path:
-    """A wav2vec 2.0 of the real architecture after one pre-training update (fairseq's own)."""
-    out = work / "pretrained" / PRETRAINED_NAME[model]
-    if out.is_file():
-        return out
-    subprocess.run([python, str(REPO / "scripts/manifests.py"), "--data", str(data or work / "data"),
-                    "--pretrain", "--out", str(work / "pretrain-manifests")], check=True)
-    run = work / f"pretrain-{model}"
-    cmd = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir",
-           str(REPO / "recipes/pretrain"), "--config-name", "tiny",
-           f"task.data={work / 'pretrain-manifests'}", f"checkpoint.save_dir={run}",
-           f"hydra.run.dir={run}/hydra", f"common.cpu={str(cpu).lower()}", "optimization.max_update=1",
-           "task.min_sample_size=32000", *ARCH[model], *COMMON_ARCH]
-    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise UserError(f"pre-training {model} failed: {proc.stderr[-2000:]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(run / "checkpoint_last.pt", out)
-    subprocess.run([python, str(REPO / "scripts/checkpoints.py"), "--record", str(out)],
-                   check=True)
-    return out
 
 
 def seconds_per_update(log: str) -> float | None:
@@ -163,7 +97,7 @@ def peak_tflops(name: str, given: float | None) -> float | None:
 
 
 def part(profile: dict, *names: str) -> float:
-    """Seconds per update of the named parts (bench/profile_hooks.py)."""
+    """Seconds per update of the named parts (w2v2_10min/profile_hooks.py)."""
     return sum(profile["seconds"].get(n, 0.0) for n in names) / max(profile["updates"], 1)
 
 
@@ -221,7 +155,7 @@ def main() -> int:
                 report.unlink(missing_ok=True)
                 profile_json.unlink(missing_ok=True)
                 env = {**os.environ, "BENCH_CAP_GB": str(args.cap_gb), "BENCH_REPORT": str(report),
-                       "BENCH_PROFILE": str(profile_json), "BENCH_HOOKS": str(REPO / "bench")}
+                       "BENCH_PROFILE": str(profile_json)}
                 overrides = [f"optimization.max_update={args.updates}", "common.log_interval=1",
                              f"checkpoint.save_interval_updates={max(1, args.updates // 2)}",
                              "dataset.validate_after_updates=0",

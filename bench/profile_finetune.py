@@ -4,7 +4,7 @@ Usage: python bench/profile_finetune.py --model tiny|base [--updates N] [--secon
            [--save-every K] [--work .bench/profile]
 
 Runs the real `make finetune` twice, on fairseq's own path (FAST=0) and on the fast path
-(FAST=1), with bench/profile_hooks.py timing fairseq's loop from inside (a sitecustomize on
+(FAST=1), with w2v2_10min/profile_hooks.py timing fairseq's loop from inside (a sitecustomize on
 PYTHONPATH; fairseq is not changed), and prints seconds per update for each part: epoch set-up
 (iterator, progress bar, begin/end of epoch), data loading (FLAC decoding, collating, waiting
 for workers), forward (model and CTC loss), backward, optimizer and trainer bookkeeping,
@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
-from bench.bench_finetune import random_pretrained, synthetic_split  # noqa: E402
+from w2v2_10min.synthetic import random_pretrained, synthetic_split  # noqa: E402
 from w2v2_10min.common import REPO, UserError, run_main  # noqa: E402
 
 PARTS = ["epoch set-up", "data loading", "forward", "backward", "optimizer and trainer",
@@ -38,8 +38,7 @@ import os, sys
 from w2v2_10min import startup  # what the repository's sitecustomize.py, shadowed, does
 startup.defer_unused_imports()
 if os.environ.get("BENCH_PROFILE") and sys.argv and sys.argv[0].endswith("fairseq-hydra-train"):
-    sys.path.insert(0, os.environ["BENCH_HOOKS"])
-    import profile_hooks
+    from w2v2_10min import profile_hooks
     profile_hooks.install()
 """
 
@@ -80,7 +79,7 @@ def profile(args, work: Path, make_vars: list[str], fast: str) -> dict:
     report.unlink(missing_ok=True)
     runs = work / "runs" / f"{args.model}-fast{fast}"
     subprocess.run(["rm", "-rf", str(runs)], check=True)
-    env = {**os.environ, "BENCH_PROFILE": str(report), "BENCH_HOOKS": str(REPO / "bench"),
+    env = {**os.environ, "BENCH_PROFILE": str(report),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     every = args.save_every
     overrides = [f"optimization.max_update={args.updates}"]

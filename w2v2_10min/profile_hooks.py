@@ -1,10 +1,14 @@
-"""Timing wrappers around fairseq's training loop, for bench/profile_finetune.py.
+"""Timing wrappers around fairseq's training loop, for bench/profile_finetune.py,
+bench/bench_finetune.py and `make gpu-check` (w2v2_10min/gpu_check.py).
 
-Imported by a `sitecustomize` that bench/profile_finetune.py puts on PYTHONPATH, inside the
-fairseq-hydra-train process of a real `make finetune`; fairseq itself is not changed. Each
-wrapped function charges its time, less that of wrapped functions it calls, to one part of an
-update (forward inside validation counts as validation). At exit the totals go to the JSON file
-named by $BENCH_PROFILE.
+Imported by a `sitecustomize` that those put on PYTHONPATH, inside the fairseq-hydra-train
+process of a real `make finetune`; fairseq itself is not changed. Each wrapped function charges
+its time, less that of wrapped functions it calls, to one part of an update (forward inside
+validation counts as validation), in each thread apart (data loading that fairseq's
+BufferedIterator does in a thread of its own overlaps the update and is charged as such). Each Trainer.train_step call is also recorded on its own
+(STEPS: when it started, its forward and backward seconds, fairseq's update count after it; an
+fp16 step whose gradients overflowed leaves the count unchanged). At exit the totals and the
+steps go to the JSON file named by $BENCH_PROFILE.
 """
 from __future__ import annotations
 
@@ -12,13 +16,24 @@ import atexit
 import functools
 import json
 import os
+import threading
 import time
 from collections import defaultdict
 
 TOTALS: dict[str, float] = defaultdict(float)
 CALLS: dict[str, int] = defaultdict(int)
-_STACK: list[list] = []  # [part, seconds spent in wrapped callees]
+STEPS: list[dict] = []  # one per Trainer.train_step call
+# Each thread's own stack of [part, seconds spent in wrapped callees]: fairseq's BufferedIterator
+# reads batches (FileAudioDataset.__getitem__ with num_workers 0) in a thread of its own, beside
+# the update; one shared stack charged the update's forward to whatever that thread was in.
+_LOCAL = threading.local()
 _SYNC = None
+
+
+def _stack() -> list[list]:
+    if not hasattr(_LOCAL, "stack"):
+        _LOCAL.stack = []
+    return _LOCAL.stack
 
 
 def _now() -> float:
@@ -28,19 +43,20 @@ def _now() -> float:
 
 
 def _enter(part: str) -> float:
-    if any(frame[0] == "validation" for frame in _STACK):
+    if any(frame[0] == "validation" for frame in _stack()):
         part = "validation"
-    _STACK.append([part, 0.0])
+    _stack().append([part, 0.0])
     return _now()
 
 
 def _leave(start: float) -> None:
     elapsed = _now() - start
-    part, inner = _STACK.pop()
+    stack = _stack()
+    part, inner = stack.pop()
     TOTALS[part] += elapsed - inner
     CALLS[part] += 1
-    if _STACK:
-        _STACK[-1][1] += elapsed
+    if stack:
+        stack[-1][1] += elapsed
 
 
 def timed(part: str, function):
@@ -71,6 +87,21 @@ def timed_generator(part: str, function):
     return wrapper
 
 
+def recorded(train_step):
+    """Record each call of Trainer.train_step in STEPS."""
+    @functools.wraps(train_step)
+    def wrapper(self, *args, **kwargs):
+        before = {part: TOTALS[part] for part in ("forward", "backward")}
+        start = _now()
+        try:
+            return train_step(self, *args, **kwargs)
+        finally:
+            STEPS.append({"start": start, "seconds": _now() - start,
+                          **{part: TOTALS[part] - before[part] for part in before},
+                          "num_updates": self.get_num_updates()})
+    return wrapper
+
+
 def install() -> None:
     global _SYNC
     import torch
@@ -98,7 +129,7 @@ def install() -> None:
     Trainer._build_optimizer = timed("start-up (load split)", Trainer._build_optimizer)
     Trainer.begin_epoch = timed("epoch set-up", Trainer.begin_epoch)
     Trainer.lr_step = timed("epoch set-up", Trainer.lr_step)
-    Trainer.train_step = timed("optimizer and trainer", Trainer.train_step)
+    Trainer.train_step = recorded(timed("optimizer and trainer", Trainer.train_step))
     iterators.EpochBatchIterator.next_epoch_itr = timed(
         "epoch set-up", iterators.EpochBatchIterator.next_epoch_itr)
     iterators.GroupedIterator.__init__ = timed("epoch set-up", iterators.GroupedIterator.__init__)
@@ -125,4 +156,5 @@ def install() -> None:
 def report() -> None:
     updates = CALLS.get("optimizer and trainer", 0)
     with open(os.environ["BENCH_PROFILE"], "w") as f:
-        json.dump({"seconds": dict(TOTALS), "calls": dict(CALLS), "updates": updates}, f)
+        json.dump({"seconds": dict(TOTALS), "calls": dict(CALLS), "updates": updates,
+                   "steps": STEPS}, f)
