@@ -1,33 +1,29 @@
-"""The word Transformer LM decoder of `make decode DECODER=transformer`: the paper's
-"Transformer" rows, fairseq's `W2lFairseqLMDecoder` search with the LM's key/value cache kept.
+"""The word Transformer LM decoder of `make decode DECODER=transformer` and `make tune-lm
+DECODER=transformer`: the paper's "Transformer" rows, fairseq's `W2lFairseqLMDecoder` search with
+the LM's key/value cache kept (the search: w2v2_10min.transformer_search).
 
 Usage:
   python scripts/decode.py --decoder transformer --run RUN --manifests MANIFEST_DIR \
       --subsets dev_other ... --lm LM.pt --lexicon LEXICON [--beam 500] \
       [--lm-weight W --word-score S] [--lm-parallel N] [--lm-batch N] [--lm-cache N] [--lm-fp16]
+  python scripts/tune_lm.py --decoder transformer --run RUN ... --lm LM.pt --lexicon LEXICON
 
-The LM is a fairseq `language_modeling` checkpoint (the released
-`lm_librispeech_word_transformer.pt`) with its vocabulary as `dict.txt` beside it, upper-cased
-to match the letter lexicon: where fairseq's decoder reads it. The search is flashlight-text's
-LexiconDecoder with the options, trie and word scores of fairseq's `W2lFairseqLMDecoder`
-(examples/speech_recognition/w2l_decoder.py), so the hypotheses are fairseq's. What differs is
-the cost: fairseq re-runs the whole word prefix through the LM for every new LM state
-(incremental decoding off); `TransformerLM` keeps each state's key/value step and runs one
-step per new word. The search asks for one state's scores at a time and waits, so one
-utterance's search has few states to run together; --lm-parallel utterances are searched at
-once, in threads, and the states they wait for run together, in passes of up to --lm-batch
-rows (`LMSteps`). Each utterance's search is flashlight's, unchanged (the search:
-w2v2_10min.transformer_search). Weights as the 4-gram's (w2v2_10min.decoders.fourgram.weights),
-from RUN/tune-transformer/weights.json.
+The LM is a fairseq `language_modeling` checkpoint with its vocabulary as dict.txt beside it
+(`make lm LM=transformer`). The LM-search options (--lm, --lexicon, --beam, the weights) are
+w2v2_10min.lm's, shared with the 4-gram decoder, and so is where the weights come from
+(w2v2_10min.lm.weights), here RUN/tune-transformer/weights.json; the --lm-* knobs are this
+decoder's own. The paper (section 4.4) tuned the weights at beam 50 and decoded at 500.
 """
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 
+from w2v2_10min import layout
 from w2v2_10min.common import UserError, file_digest
-from w2v2_10min.decoders.fourgram import weights
-from w2v2_10min.lm import BEAM_THRESHOLD, symbols, weights_key
+from w2v2_10min.lm import (BEAM_THRESHOLD, SEARCH_SPACE, beam, search_arguments, symbols,
+                           weights, weights_key)
 from w2v2_10min.stage import device
 from w2v2_10min.transformer_search import (BATCH, CACHE, PARALLEL, SIL_WEIGHT, TransformerSearch,
                                            lm_dictionary)
@@ -35,13 +31,14 @@ from w2v2_10min.transformer_search import (BATCH, CACHE, PARALLEL, SIL_WEIGHT, T
 NAME = "transformer"
 CACHED = True
 NEEDS = ()
-# The paper (section 4.4): Transformer-LM weights tuned at beam 50, test sets decoded at 500.
+FILES = {"lm": "TRANSFORMER_LM", "lexicon": "TRANSFORMER_LEXICON"}
+# The paper (section 4.4): Transformer-LM weights tuned at beam 50, test sets decoded at 500;
+# SEARCH_SPACE, imported from w2v2_10min.lm: it has weights for `make tune-lm`
 BEAM, TUNE_BEAM = 500, 50
 
 
-def add_arguments(parser) -> None:
-    group = parser.add_argument_group("--decoder transformer: utterances at once, the LM's "
-                                      "batch, cache and precision")
+def arguments(group, tuning: bool, users) -> None:
+    """utterances at once, the LM's batch, cache and precision"""
     group.add_argument("--lm-parallel", type=int, default=PARALLEL,
                        help=f"utterances searched at once, their LM states run in shared "
                             f"batches (default {PARALLEL})")
@@ -55,10 +52,13 @@ def add_arguments(parser) -> None:
                        help="run the LM in half precision (scores differ slightly from fp32)")
 
 
+ARGUMENTS = (search_arguments, arguments)
+
+
 def check_files(args) -> None:
     if args.lm is None or args.lexicon is None:
         raise UserError("--decoder transformer needs --lm and --lexicon (TRANSFORMER_LM= and "
-                        "LEXICON=; `make lm` writes the lexicon)")
+                        "TRANSFORMER_LEXICON=; `make lm LM=transformer` writes them)")
     for path, what in ((args.lm, "Transformer LM"), (lm_dictionary(args.lm), "its dict.txt"),
                        (args.lexicon, "lexicon")):
         if not path.is_file():
@@ -66,16 +66,27 @@ def check_files(args) -> None:
                             "dict.txt beside it (upper-cased), as fairseq's decoder reads it")
 
 
-def settings(args, checkpoint_sha256: str) -> dict:
+def files_key(args, checkpoint_sha256: str) -> dict:
+    """The checkpoint, LM, lexicon and the LM's dict.txt: what decoding checks tuned weights
+    against."""
+    check_files(args)
+    return {**weights_key(checkpoint_sha256, args.lm, args.lexicon),
+            "dictionary_sha256": file_digest(lm_dictionary(args.lm))}
+
+
+def tuning_key(args, checkpoint_sha256: str) -> dict:
+    """What weights tuned for this decoder hold for: files_key and the LM's precision."""
+    return {**files_key(args, checkpoint_sha256), "lm_fp16": args.lm_fp16}
+
+
+def settings(args, run: Path, checkpoint_sha256: str) -> dict:
     """Everything that decides the Transformer-LM decoding's output, before any model runs."""
     check_files(args)
-    beam = BEAM if args.beam is None else args.beam
-    if beam < 1:
-        raise UserError(f"--beam {beam}: give a positive beam size")
+    size = beam(args, BEAM)
     dictionary = lm_dictionary(args.lm)
-    key = {**weights_key(checkpoint_sha256, args.lm, args.lexicon),
-           "dictionary_sha256": file_digest(dictionary)}
-    return {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key, NAME),
+    key = files_key(args, checkpoint_sha256)
+    return {"beam": size, "beam_threshold": BEAM_THRESHOLD,
+            **weights(args, key, layout.tuning_dir(run, NAME) / "weights.json"),
             "unk_weight": "-inf", "sil_weight": SIL_WEIGHT, "lm_fp16": bool(args.lm_fp16),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "dictionary": str(dictionary.resolve()), "dictionary_sha256": key["dictionary_sha256"],
@@ -83,14 +94,14 @@ def settings(args, checkpoint_sha256: str) -> dict:
 
 
 def search_for(args, lm: Path, lexicon: Path, fp16: bool) -> TransformerSearch:
-    """The search with add_arguments' knobs, on DEVICE (default: the GPU when there is one)."""
+    """The search with the --lm-* knobs, on DEVICE (default: the GPU when there is one)."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
     return TransformerSearch(lm, lexicon, symbols(args.manifests), args.lm_batch, device(args),
                              args.lm_cache, fp16, args.lm_parallel)
 
 
 def prepare(args, settings: dict) -> TransformerSearch:
     """The LM, dictionary and lexicon before the model: a bad one stops first."""
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's own loads
     return search_for(args, Path(settings["lm"]), Path(settings["lexicon"]),
                       settings["lm_fp16"])
 
@@ -99,8 +110,12 @@ def decode(search: TransformerSearch, emissions, settings: dict, args) -> list[s
     return search.decode(emissions, settings)
 
 
+def searcher(args):
+    """decode(utterances, settings) -> words over --lm and --lexicon, for `make tune-lm`."""
+    return search_for(args, args.lm, args.lexicon, args.lm_fp16).decode
+
+
 def extra(args, settings: dict) -> dict:
-    from importlib.metadata import version
     return {"decoder_settings": settings, "lm_batch": args.lm_batch,
             "lm_parallel": args.lm_parallel, "lm_cache": args.lm_cache, "device": device(args),
             "versions": {"flashlight-text": version("flashlight-text")}}
