@@ -184,16 +184,17 @@ decode-original: setup ## download MODEL's released 10-minute checkpoint and dec
 	@$(PY) scripts/decode.py $(RELEASED_KNOBS) --pretrained-dir $(PRETRAINED_DIR) \
 		--manifests $(MANIFESTS) --subsets $(SUBSETS) --decoder $(DECODER) $(LM_ARGS)
 
-LM_FILES = $(if $(filter transformer,$(DECODER)),--lm $(TRANSFORMER_LM) --lexicon $(TRANSFORMER_LEXICON),--lm $(LM_ARPA) --lexicon $(LEXICON)) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS))
-LM_ARGS = $(if $(filter-out viterbi,$(DECODER)),$(LM_FILES) \
-	$(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) $(if $(WORD_SCORE),--word-score $(WORD_SCORE)) \
-	$(TRANSFORMER_ARGS))
-TRANSFORMER_ARGS = $(if $(filter transformer,$(DECODER)),$(if $(LM_BATCH),--lm-batch $(LM_BATCH)) \
-	$(if $(LM_PARALLEL),--lm-parallel $(LM_PARALLEL)) \
-	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16))
-TUNE = $(PY) scripts/tune_lm.py $(LM_FILES) --manifests $(MANIFESTS) \
-	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) \
-	--decoder $(if $(filter transformer,$(DECODER)),transformer,4gram) $(TRANSFORMER_ARGS)
+# every decoder's options and files (by Make knob); scripts/decode.py and tune_lm.py route them
+# to the decoder DECODER names (w2v2_10min.decoders), which takes its own
+DECODER_FILES = --files LM_ARPA=$(LM_ARPA) LEXICON=$(LEXICON) TRANSFORMER_LM=$(TRANSFORMER_LM) \
+	TRANSFORMER_LEXICON=$(TRANSFORMER_LEXICON)
+LM_SEARCH = $(DECODER_FILES) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs $(LM_JOBS)) \
+	$(if $(LM_BATCH),--lm-batch $(LM_BATCH)) $(if $(LM_PARALLEL),--lm-parallel $(LM_PARALLEL)) \
+	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16)
+LM_ARGS = $(LM_SEARCH) $(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) \
+	$(if $(WORD_SCORE),--word-score $(WORD_SCORE))
+TUNE = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
+	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
 tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gram (paper: 128 trials, beam 500), DECODER=transformer (beam 50)
 	@$(TUNE) $(RUN_KNOBS)
 

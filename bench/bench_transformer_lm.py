@@ -51,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: w2v2_10min
 
 from w2v2_10min.common import file_digest, run_main  # noqa: E402
-from w2v2_10min.decoders.transformer import BATCH, PARALLEL, TransformerSearch  # noqa: E402
+from w2v2_10min.transformer_search import BATCH, PARALLEL, TransformerSearch  # noqa: E402
 from w2v2_10min.emissions import from_cache  # noqa: E402
 from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS, normalised, symbols  # noqa: E402
 

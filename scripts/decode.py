@@ -1,4 +1,5 @@
-"""Decode a fine-tuned checkpoint with DECODER (viterbi, 4gram) and score WER (`make decode`).
+"""Decode a fine-tuned checkpoint with DECODER (a module of w2v2_10min/decoders/) and score WER
+(`make decode`).
 
 Usage: python scripts/decode.py --help   (the logic and its full usage: w2v2_10min/decode.py)
 """

@@ -22,11 +22,11 @@ import torch
 from bench.bench_transformer_lm import noisy_letters
 from conftest import make, one_error, run_script
 from local_server import Server, local_only  # noqa: F401  (local_only is autouse)
+from w2v2_10min import transformer_search
 from w2v2_10min.common import file_digest
-from w2v2_10min.decoders import transformer
-from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.emissions import from_cache
 from w2v2_10min.lm import BEAM_THRESHOLD, normalised, symbols
+from w2v2_10min.transformer_search import TransformerSearch
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's decoder loads the LM
 SUBSET = "dev_other"
@@ -106,7 +106,7 @@ def test_hypotheses_and_scores_are_fairseqs(tiny_env, run, lm_dir, fairseq_decod
     # one state per LM call, and the default batch (what make decode ran), one utterance at a
     # time; then the default, several utterances at once (their states in shared batches)
     searches = [TransformerSearch(lm, lexicon, symbols(manifests), batch=batch, parallel=1)
-                for batch in (1, transformer.BATCH)]
+                for batch in (1, transformer_search.BATCH)]
     at_once = TransformerSearch(lm, lexicon, symbols(manifests), parallel=4)
     # the 20-update model emits blanks only: add noisy letter emissions of the references,
     # on which the search places words and the LM decides between them
@@ -325,8 +325,8 @@ CTRL_C_DURING_SEARCH = """
 import os, signal, sys, threading
 from pathlib import Path
 from bench.bench_transformer_lm import noisy_letters
-from w2v2_10min.decoders.transformer import TransformerSearch
 from w2v2_10min.lm import BEAM_THRESHOLD, symbols
+from w2v2_10min.transformer_search import TransformerSearch
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python sets it in a terminal
 lm, lexicon, manifests = map(Path, sys.argv[1:4])

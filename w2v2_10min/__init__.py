@@ -10,7 +10,9 @@ What the stages share:
               RUN/run.json), input checks, device, fairseq's log and failures
   `emissions` a model's emissions (computed, cached) and the reference words
   `records`   a decoded subset's hyp.wrd, ref.wrd and wer.json
-  `decoders/` one module per decoder (viterbi, fourgram: DECODER=4gram)
+  `decoders/` one module per decoder (viterbi, fourgram: DECODER=4gram, transformer), for
+              decode and tune_lm (the protocol in decoders/__init__.py), their searches in
+              `lm` (KenLM's, and what LM decoders share) and `transformer_search`
   `formats` (fairseq's files), `paper` (Table 9), `knobs` (what each Make knob accepts),
   `loading` (released checkpoint layouts), `lm` (KenLM lexicon beam search), `fast` (FAST=1),
   `stats` (the statistics), `analysis` (the one analysis of `compare`'s report), `tables`

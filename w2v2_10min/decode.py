@@ -3,17 +3,19 @@ WER, and record each subset with the run's identity.
 
 Usage:
   python scripts/decode.py --run RUN --manifests MANIFEST_DIR --subsets dev_clean dev_other ... \
-      [--decoder viterbi|4gram] [--checkpoint CKPT] [--max-tokens 1600000] \
-      [--device cpu|cuda] [--verify-sha256] [--pretrained CKPT] [decoder options]
+      [--decoder NAME] [--checkpoint CKPT] [--max-tokens 1600000] \
+      [--device cpu|cuda] [--verify-sha256] [--pretrained CKPT] [decoder options] \
+      [--files KNOB=PATH ...]
   python scripts/decode.py --run-root runs --model base --protocol fairseq --split 0 --seed 1 ...
   python scripts/decode.py --released base --checkpoint released/wav2vec_small_10m.pt ...
 
 The run is named as in w2v2_10min.stage (its folder or its knobs); its identity comes from
 RUN/run.json and goes into every wer.json. The checkpoint (RUN/checkpoints/checkpoint_best.pt
 unless given) may be in any layout fairseq released (w2v2_10min.loading). The model's emissions
-(w2v2_10min.emissions) go to the decoder (w2v2_10min.decoders: viterbi, 4gram), which returns
-words; outputs go to RUN/decode/<subset>/ for Viterbi, RUN/decode-<decoder>/<subset>/ for the
-rest (hyp.wrd, ref.wrd, wer.json: w2v2_10min.records), each written in one atomic step. A
+(w2v2_10min.emissions) go to the decoder (a module of w2v2_10min.decoders, which says what it
+defines: its options, files and settings), which returns words; outputs go to
+RUN/decode/<subset>/ for Viterbi, RUN/decode-<decoder>/<subset>/ for the rest (hyp.wrd, ref.wrd,
+wer.json: w2v2_10min.records), each written in one atomic step. A
 subset whose wer.json is newer than the checkpoint and was made by the same decoder, settings
 and run is skipped. fairseq's log goes to RUN/logs/decode-<time>.log. Only checkpoints this
 project made, or whose SHA-256 was verified (--verify-sha256), may be given here: fairseq
@@ -35,7 +37,8 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stage.add_run_arguments(parser)
     parser.add_argument("--subsets", nargs="+", required=True)
-    parser.add_argument("--decoder", default="viterbi", type=decoders.knob)
+    parser.add_argument("--decoder", default=decoders.default("decode").NAME, type=decoders.knob,
+                        help=f"one of {', '.join(decoders.DECODERS)}")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     parser.add_argument("--pretrained", type=Path,
                         help="the pre-trained checkpoint, read (SHA-256 verified) only for a "
@@ -96,10 +99,10 @@ def main(argv=None) -> int:
     args = parse(argv)
     run = stage.resolve_run(args)
     stage.check_manifests(args.manifests, args.subsets)
-    decoder = decoders.get(args.decoder)
+    decoder = decoders.chosen(args)
     # before anything is unpickled or written; Viterbi decoding that is up to date needs none
     sha = checkpoint_sha256(run.checkpoint, args.verify_sha256) if decoder.CACHED else None
-    settings = decoder.settings(args, sha)
+    settings = decoder.settings(args, run.folder, sha)
     out = layout.decode_dir(run.folder, decoder.NAME)
     todo = [s for s in args.subsets if not records.up_to_date(
         out / s, run.checkpoint, decoder.NAME, settings, run.identity, decoder.NEEDS)]

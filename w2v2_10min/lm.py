@@ -1,5 +1,8 @@
 """Lexicon-constrained beam search with a KenLM n-gram LM, shared by `make decode DECODER=4gram`
-(w2v2_10min.decoders.fourgram) and `make tune-lm`.
+(w2v2_10min.decoders.fourgram) and `make tune-lm`; and what every LM decoder shares (the 4-gram,
+the word Transformer's w2v2_10min.decoders.transformer): its options (`search_arguments`), its
+weights' search space and where its weights come from (`weights`), flashlight's options
+(`lexicon_decoder`).
 
 Usage: search = LexiconSearch(lm, lexicon, symbols(manifest)); search.decode(emissions, ...)
 
@@ -9,8 +12,10 @@ the model again.
 """
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,8 @@ SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 # The paper (section 4.4): weights tuned at beam 500, test sets decoded at beam 1,500.
 TUNE_BEAM, DECODE_BEAM = 500, 1500
 LM_WEIGHT_RANGE, WORD_SCORE_RANGE = (0.0, 5.0), (-5.0, 5.0)
+# what `make tune-lm` draws (the paper's ranges), each weight with its range
+SEARCH_SPACE = {"lm_weight": LM_WEIGHT_RANGE, "word_score": WORD_SCORE_RANGE}
 # Untuned weights: fairseq's documented example (examples/wav2vec/README.md), and the
 # beam threshold of fairseq's infer.py.
 DEFAULT_WEIGHTS = {"lm_weight": 2.0, "word_score": -1.0}
@@ -39,6 +46,53 @@ def weights_key(checkpoint_sha256: str, lm: Path, lexicon: Path) -> dict:
     """What tuned LM weights hold for: `make tune-lm` records it, 4-gram decoding checks it."""
     return {"checkpoint_sha256": checkpoint_sha256, "lm_sha256": file_digest(lm),
             "lexicon_sha256": file_digest(lexicon)}
+
+
+def search_arguments(group, tuning: bool, users) -> None:
+    """the LM search: LM, lexicon, beam (decoding: the weights)
+
+    Usage: an entry of an LM decoder's ARGUMENTS (w2v2_10min.decoders), added once for all."""
+    group.add_argument("--lm", type=Path,
+                       help="the LM (make: the decoder's own knob, e.g. LM_ARPA, TRANSFORMER_LM)")
+    group.add_argument("--lexicon", type=Path, help="letter lexicon (`make lm` writes it)")
+    beams = ", ".join(f"{d.NAME} {d.TUNE_BEAM if tuning else d.BEAM}" for d in users)
+    group.add_argument("--beam", type=int, help=f"beam size (default: the paper's, {beams})")
+    if not tuning:  # tuning draws them
+        group.add_argument("--lm-weight", type=float, help="instead of the tuned one")
+        group.add_argument("--word-score", type=float, help="instead of the tuned one")
+
+
+def beam(args, default: int) -> int:
+    """--beam, else the decoder's `default`; a positive number."""
+    size = default if args.beam is None else args.beam
+    if size < 1:
+        raise UserError(f"--beam {size}: give a positive beam size")
+    return size
+
+
+def weights(args, key: dict, tuned: Path) -> dict:
+    """lm_weight, word_score and where they came from, in this order: --lm-weight and
+    --word-score; `tuned` (RUN/tune-<decoder>/weights.json, written by `make tune-lm`), when
+    made for `key` (checkpoint, LM, lexicon...); fairseq's example weights, with a note."""
+    given = [args.lm_weight is not None, args.word_score is not None]
+    if all(given):
+        return {"lm_weight": args.lm_weight, "word_score": args.word_score,
+                "weights_from": "given"}
+    if any(given):
+        raise UserError("give both --lm-weight and --word-score (LM_WEIGHT= and WORD_SCORE=), "
+                        "or neither to use the tuned ones")
+    if tuned.is_file():
+        record = json.loads(tuned.read_text())
+        changed = [name for name, value in key.items() if record.get(name) != value]
+        if changed:
+            raise UserError(f"{tuned}: tuned with another {changed[0].removesuffix('_sha256')}; "
+                            "run `make tune-lm` again, or give LM_WEIGHT= and WORD_SCORE=")
+        return {"lm_weight": record["lm_weight"], "word_score": record["word_score"],
+                "weights_from": str(tuned.resolve())}
+    print(f"note: {tuned} not found (run `make tune-lm`); using fairseq's example weights "
+          f"lm_weight {DEFAULT_WEIGHTS['lm_weight']}, word_score "
+          f"{DEFAULT_WEIGHTS['word_score']}", file=sys.stderr)
+    return {**DEFAULT_WEIGHTS, "weights_from": "fairseq example (untuned)"}
 
 
 def normalised(emissions: np.ndarray, n_symbols: int) -> np.ndarray:

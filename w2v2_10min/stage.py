@@ -100,7 +100,6 @@ def resolve_run(args) -> Run:
         raise UserError(f"{checkpoint}: checkpoint not found; {fix}")
     if args.released:
         write_released_record(folder, ident, checkpoint)
-    args.run = folder
     return Run(folder, read_identity(folder, ident), checkpoint)
 
 

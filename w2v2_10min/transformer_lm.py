@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         fetch_recorded(mirror(LM_URL + path.name, args.base_url), path)
     words = upper_case_dictionary(vocabulary, args.dest / "dict.txt")
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # its SHA-256 was checked
-    from w2v2_10min.decoders.transformer import load_model
+    from w2v2_10min.transformer_search import load_model
     load_model(checkpoint)
     lexicon = args.dest / "lexicon.ltr.lst"
     written, lacking, unspellable = lm_lexicon(args.words, words, lexicon)

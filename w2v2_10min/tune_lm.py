@@ -2,16 +2,17 @@
 
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
-      --lm LM --lexicon LEXICON [--decoder 4gram|transformer] [--subset dev_other]
-      [--trials 128] [--beam B] [--jobs N] [--lm-parallel N] [--lm-batch N] [--lm-cache N]
-      [--lm-fp16]
+      --lm LM --lexicon LEXICON [--decoder NAME] [--subset dev_other]
+      [--trials 128] [--beam B] [decoder options] [--files KNOB=PATH ...]
       [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
   (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
 
 The paper (section 4.4) tuned the LM weight in [0, 5] and the word insertion score in [-5, 5]
 by Bayesian optimisation on dev-other, 128 trials, at beam 500 for the 4-gram LM (an ARPA
 file, --decoder 4gram, the default) and 50 for the word Transformer LM (a fairseq checkpoint
-with dict.txt, --decoder transformer). Here Optuna's TPE sampler proposes the pairs; each
+with dict.txt, --decoder transformer). The decoder (w2v2_10min.decoders) gives what tuning
+needs: its search space, tuning beam, files' key and search; one without weights (Make's default
+DECODER=viterbi) names the default's, 4gram. Here Optuna's TPE sampler proposes the pairs; each
 trial decodes the whole subset from the cached emissions (the model runs once,
 `RUN_DIR/emissions/`) and scores its WER. Trials are kept in RUN_DIR/tune-<decoder>/optuna.db,
 so an interrupted tuning continues where it stopped; at the end RUN_DIR/tune-<decoder>/
@@ -26,25 +27,24 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
-from w2v2_10min import emissions, stage
+from w2v2_10min import decoders, emissions, stage
 from w2v2_10min.checkpoints import checkpoint_sha256
-from w2v2_10min.common import (UserError, cpu_cores, file_digest, run_main, versions,
-                               write_json_atomic)
+from w2v2_10min.common import UserError, file_digest, run_main, versions, write_json_atomic
 from w2v2_10min.layout import tuning_dir
-from w2v2_10min.decoders import transformer
-from w2v2_10min.lm import (BEAM_THRESHOLD, LM_WEIGHT_RANGE, TUNE_BEAM, WORD_SCORE_RANGE,
-                           LexiconSearch, symbols, weights_key)
+from w2v2_10min.lm import BEAM_THRESHOLD, SEARCH_SPACE
 from w2v2_10min.score import summarise, utterance_errors
 
 STUDY = "lm-weights"
 
 
 def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: Path,
-         key: dict):
+         key: dict, space: dict = SEARCH_SPACE):
     """The Optuna study after `trials` finished trials (those already in `storage` count).
 
-    `decode(utterances, settings)` gives the words of each utterance. `key` (checkpoint, LM,
-    lexicon, set, beam) is kept with the study: trials made for another key are never mixed in.
+    `decode(utterances, settings)` gives the words of each utterance (a decoder's `searcher`);
+    each trial's settings are the beam and one draw of `space` (a decoder's SEARCH_SPACE). `key`
+    (checkpoint, LM, lexicon, set, beam) is kept with the study: trials made for another key are
+    never mixed in.
     """
     import optuna
 
@@ -70,13 +70,12 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
                         f"beam; delete {storage.parent} to tune again")
 
     def objective(trial) -> float:
-        settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD,
-                    "lm_weight": trial.suggest_float("lm_weight", *LM_WEIGHT_RANGE),
-                    "word_score": trial.suggest_float("word_score", *WORD_SCORE_RANGE)}
+        drawn = {name: trial.suggest_float(name, *bounds) for name, bounds in space.items()}
+        settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **drawn}
         scores = summarise(utterance_errors(refs, decode(utterances, settings)))
         trial.set_user_attr("errors", scores["errors"])
-        print(f"trial {trial.number}: lm_weight {settings['lm_weight']:.3f} word_score "
-              f"{settings['word_score']:.3f} -> WER {scores['wer']:.2f}", flush=True)
+        said = " ".join(f"{name} {value:.3f}" for name, value in drawn.items())
+        print(f"trial {trial.number}: {said} -> WER {scores['wer']:.2f}", flush=True)
         return scores["wer"]
 
     if trials > done:
@@ -87,43 +86,38 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
 def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stage.add_run_arguments(parser)
-    parser.add_argument("--decoder", choices=["4gram", "transformer"], default="4gram",
-                        help="the LM to tune: 4-gram (ARPA) or word Transformer (fairseq)")
-    parser.add_argument("--lm", type=Path, required=True)
-    parser.add_argument("--lexicon", type=Path, required=True)
+    tunable = [name for name, module in decoders.DECODERS.items() if decoders.tunes(module)]
+    parser.add_argument("--decoder", type=decoders.knob,
+                        default=decoders.default("tune-lm").NAME,
+                        help=f"the decoder whose LM weights to tune: {', '.join(tunable)} "
+                             f"(another, without weights: the default's)")
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--trials", type=int, default=128)
-    parser.add_argument("--beam", type=int,
-                        help=f"default: the paper's, 4gram {TUNE_BEAM}, transformer "
-                             f"{transformer.TUNE_BEAM}")
-    parser.add_argument("--jobs", type=int, default=cpu_cores(),
-                        help="processes for the 4-gram search")
-    transformer.add_arguments(parser)  # the Transformer LM's --lm-* knobs, as decode's
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
+    decoders.add_arguments(parser, tuning=True)  # each decoder's options, as decode's
     args = parser.parse_args(argv)
+    decoder = decoders.tuned(args)
+    args.decoder = decoder.NAME
     if args.beam is None:
-        args.beam = transformer.TUNE_BEAM if args.decoder == "transformer" else TUNE_BEAM
+        args.beam = decoder.TUNE_BEAM
     if args.trials < 1 or args.beam < 1:
         raise UserError(f"--trials {args.trials} --beam {args.beam}: give positive numbers")
     return args
 
 
-def weights_record(args, run: stage.Run, study, key: dict, checkpoint_sha: str) -> dict:
-    """weights.json: the best trial's weights and everything they hold for."""
+def weights_record(args, decoder, run: stage.Run, study, key: dict, files: dict) -> dict:
+    """weights.json: the best trial's weights and everything they hold for: the tuning `key`,
+    the decoder's files and their `files` key (its tuning_key)."""
     best = study.best_trial
-    return {"decoder": args.decoder, "lm_weight": best.params["lm_weight"],
-            "word_score": best.params["word_score"],
+    return {"decoder": decoder.NAME, **best.params,
             "wer": best.value, "trial": best.number,
             "trials": sum(t.value is not None for t in study.trials),
             "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
             "sampler": "optuna TPESampler", "sampler_seed": args.sampler_seed,
-            "lm_weight_range": list(LM_WEIGHT_RANGE),
-            "word_score_range": list(WORD_SCORE_RANGE),
-            "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
-            "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"],
-            **{name: key[name] for name in ("dictionary_sha256", "lm_fp16") if name in key},
-            "checkpoint": str(run.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha,
+            **{f"{name}_range": list(bounds) for name, bounds in decoder.SEARCH_SPACE.items()},
+            **{option: str(getattr(args, option).resolve()) for option in decoder.FILES},
+            **files, "checkpoint": str(run.checkpoint.resolve()),
             **(run.identity or {}),
             "versions": {**versions(), "flashlight-text": version("flashlight-text"),
                          "optuna": version("optuna")},
@@ -146,47 +140,37 @@ def finished(out: Path, key: dict, trials: int) -> dict | None:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    decoder = decoders.get(args.decoder)  # the one parse chose, its files taken
     run = stage.resolve_run(args)
     stage.check_manifests(args.manifests, [args.subset])
     checkpoint_sha = checkpoint_sha256(run.checkpoint, args.verify_sha256)
     # the LM and lexicon before the model: a bad one stops before minutes of emissions
-    key = weights_key(checkpoint_sha, args.lm, args.lexicon)
-    if args.decoder == "transformer":
-        transformer.check_files(args)
-        key["dictionary_sha256"] = file_digest(transformer.lm_dictionary(args.lm))
-        key["lm_fp16"] = args.lm_fp16
-    out = tuning_dir(run.folder, args.decoder)
-    key = {**key, "subset": args.subset, "beam": args.beam,
+    files = decoder.tuning_key(args, checkpoint_sha)
+    out = tuning_dir(run.folder, decoder.NAME)
+    key = {**files, "subset": args.subset, "beam": args.beam,
            "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
     done = finished(out, key, args.trials)
     if done:
         print(f"{out.name} is up to date ({done['trials']} trials on {args.subset}, best WER "
               f"{done['wer']:.2f}); delete {out} to tune again")
         return 0
-    if args.decoder == "transformer":
-        search = transformer.search_for(args, args.lm, args.lexicon, args.lm_fp16)
-        decode = search.decode
-    else:
-        search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
-
-        def decode(utterances, settings):
-            return search.decode(utterances, settings, args.jobs)
+    decode = decoder.searcher(args)
     with stage.fairseq_stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}",
                              run.folder, "tune-lm"):
         frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
                                   [args.subset], stage.device(args), args.max_tokens)
         study = tune(decode, frames[args.subset], emissions.references(args.manifests,
                                                                        args.subset),
-                     args.trials, args.beam, args.sampler_seed, out / "optuna.db", key)
-    trials = [{"number": t.number, "lm_weight": t.params["lm_weight"],
-               "word_score": t.params["word_score"], "wer": t.value}
+                     args.trials, args.beam, args.sampler_seed, out / "optuna.db", key,
+                     decoder.SEARCH_SPACE)
+    trials = [{"number": t.number, **t.params, "wer": t.value}
               for t in study.trials if t.value is not None]
-    record = weights_record(args, run, study, key, checkpoint_sha)
+    record = weights_record(args, decoder, run, study, key, files)
     write_json_atomic(out / "trials.json", trials)
     write_json_atomic(out / "weights.json", record)
-    print(f"{args.subset}: best WER {record['wer']:.2f} with lm_weight {record['lm_weight']:.3f}, "
-          f"word_score {record['word_score']:.3f} ({len(trials)} trials, beam {args.beam}) "
-          f"-> {out / 'weights.json'}")
+    best = ", ".join(f"{name} {record[name]:.3f}" for name in decoder.SEARCH_SPACE)
+    print(f"{args.subset}: best WER {record['wer']:.2f} with {best} ({len(trials)} trials, beam "
+          f"{args.beam}) -> {out / 'weights.json'}")
     return 0
 
 

@@ -1,69 +1,46 @@
-"""The 4-gram decoder of `make decode DECODER=4gram`: lexicon-constrained beam search with a
-KenLM n-gram LM (w2v2_10min.lm), the paper's "4-gram" rows.
+"""The 4-gram decoder of `make decode DECODER=4gram` and `make tune-lm`: lexicon-constrained beam
+search with a KenLM n-gram LM (w2v2_10min.lm), the paper's "4-gram" rows.
 
 Usage:
   python scripts/decode.py --decoder 4gram --run RUN --manifests MANIFEST_DIR \
       --subsets dev_clean ... --lm LM.arpa[.gz] --lexicon LEXICON [--beam 1500] \
       [--lm-weight W --word-score S] [--jobs N]
+  python scripts/tune_lm.py --decoder 4gram --run RUN ... --lm LM.arpa[.gz] --lexicon LEXICON
 
 Emissions come from RUN/emissions/<subset>.npz (w2v2_10min.emissions.cached). The weights are,
 in this order: --lm-weight and --word-score; RUN/tune-4gram/weights.json, written by
 `make tune-lm` for this checkpoint, LM and lexicon; fairseq's example weights (2, -1), with a
-note. wer.json records `decoder_settings` (beam, weights and where they came from, LM and
-lexicon with their SHA-256); a subset decoded before with the same settings is skipped.
+note (w2v2_10min.lm.weights). wer.json records `decoder_settings` (beam, weights and where they
+came from, LM and lexicon with their SHA-256); a subset decoded before with the same settings is
+skipped. The LM-search options (--lm, --lexicon, --beam, the weights) are w2v2_10min.lm's,
+shared with the Transformer decoder; --jobs is this decoder's own.
 """
 from __future__ import annotations
 
-import json
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 from w2v2_10min import layout
 from w2v2_10min.common import UserError, cpu_cores
-from w2v2_10min.lm import (BEAM_THRESHOLD, DECODE_BEAM, DEFAULT_WEIGHTS, LexiconSearch,
-                           symbols, weights_key)
+from w2v2_10min.lm import (BEAM_THRESHOLD, DECODE_BEAM, SEARCH_SPACE, TUNE_BEAM, LexiconSearch,
+                           beam, search_arguments, symbols, weights, weights_key)
 
 NAME = "4gram"
+DEFAULT = "tune-lm"  # what `make tune-lm` tunes when DECODER names none with weights (viterbi)
 CACHED = True
 NEEDS = ()
+FILES = {"lm": "LM_ARPA", "lexicon": "LEXICON"}
+BEAM = DECODE_BEAM  # the paper's (section 4.4): decoded at 1,500, tuned at TUNE_BEAM (500)
+# TUNE_BEAM and SEARCH_SPACE, imported from w2v2_10min.lm: it has weights for `make tune-lm`
 
 
-def add_arguments(parser) -> None:
-    group = parser.add_argument_group("--decoder 4gram")
-    group.add_argument("--lm", type=Path, help="n-gram LM, ARPA (gzipped or not) or KenLM binary")
-    group.add_argument("--lexicon", type=Path, help="letter lexicon (`make lm` writes it)")
-    group.add_argument("--beam", type=int,
-                       help=f"beam size (default: 4gram {DECODE_BEAM}, transformer 500)")
-    group.add_argument("--lm-weight", type=float, help="instead of the tuned one")
-    group.add_argument("--word-score", type=float, help="instead of the tuned one")
+def arguments(group, tuning: bool, users) -> None:
+    """processes for the search"""
     group.add_argument("--jobs", type=int, default=cpu_cores(),
-                       help="processes for the search (default: all cores)")
+                       help="processes for the 4-gram search (default: all cores)")
 
 
-def weights(args, key: dict, decoder: str = NAME) -> dict:
-    """lm_weight, word_score and where they came from (see the usage); `decoder` names the
-    tuning folder (RUN/tune-<decoder>/)."""
-    given = [args.lm_weight is not None, args.word_score is not None]
-    if all(given):
-        return {"lm_weight": args.lm_weight, "word_score": args.word_score,
-                "weights_from": "given"}
-    if any(given):
-        raise UserError("give both --lm-weight and --word-score (LM_WEIGHT= and WORD_SCORE=), "
-                        "or neither to use the tuned ones")
-    tuned = layout.tuning_dir(args.run, decoder) / "weights.json"
-    if tuned.is_file():
-        record = json.loads(tuned.read_text())
-        changed = [name for name, value in key.items() if record.get(name) != value]
-        if changed:
-            raise UserError(f"{tuned}: tuned with another {changed[0].removesuffix('_sha256')}; "
-                            "run `make tune-lm` again, or give LM_WEIGHT= and WORD_SCORE=")
-        return {"lm_weight": record["lm_weight"], "word_score": record["word_score"],
-                "weights_from": str(tuned.resolve())}
-    print(f"note: {tuned} not found (run `make tune-lm`); using fairseq's example weights "
-          f"lm_weight {DEFAULT_WEIGHTS['lm_weight']}, word_score "
-          f"{DEFAULT_WEIGHTS['word_score']}", file=sys.stderr)
-    return {**DEFAULT_WEIGHTS, "weights_from": "fairseq example (untuned)"}
+ARGUMENTS = (search_arguments, arguments)
 
 
 def check_files(args) -> None:
@@ -76,14 +53,19 @@ def check_files(args) -> None:
             raise UserError(f"{path}: {what} not found; run `make lm` (or give its path)")
 
 
-def settings(args, checkpoint_sha256: str) -> dict:
+def tuning_key(args, checkpoint_sha256: str) -> dict:
+    """What weights tuned for this decoder hold for: the checkpoint, LM and lexicon."""
+    check_files(args)
+    return weights_key(checkpoint_sha256, args.lm, args.lexicon)
+
+
+def settings(args, run: Path, checkpoint_sha256: str) -> dict:
     """Everything that decides the 4-gram decoding's output, checked before any model runs."""
     check_files(args)
-    beam = DECODE_BEAM if args.beam is None else args.beam
-    if beam < 1:
-        raise UserError(f"--beam {beam}: give a positive beam size")
-    key = weights_key(checkpoint_sha256, args.lm, args.lexicon)
-    return {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **weights(args, key),
+    size = beam(args, BEAM)
+    key = tuning_key(args, checkpoint_sha256)
+    return {"beam": size, "beam_threshold": BEAM_THRESHOLD,
+            **weights(args, key, layout.tuning_dir(run, NAME) / "weights.json"),
             "lm": str(args.lm.resolve()), "lm_sha256": key["lm_sha256"],
             "lexicon": str(args.lexicon.resolve()), "lexicon_sha256": key["lexicon_sha256"]}
 
@@ -96,6 +78,12 @@ def prepare(args, settings: dict) -> LexiconSearch:
 
 def decode(search: LexiconSearch, emissions, settings: dict, args) -> list[str]:
     return search.decode(emissions, settings, args.jobs)
+
+
+def searcher(args):
+    """decode(utterances, settings) -> words over --lm and --lexicon, for `make tune-lm`."""
+    search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
+    return lambda utterances, settings: search.decode(utterances, settings, args.jobs)
 
 
 def extra(args, settings: dict) -> dict:

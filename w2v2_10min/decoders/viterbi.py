@@ -8,15 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 NAME = "viterbi"
+DEFAULT = "decode"  # make decode's DECODER when none is named
 CACHED = False  # float32 emissions, computed afresh: argmax on float16 could break ties
 NEEDS = ("batching",)  # decoded before decoding was made independent of batching: redo it
 
+FILES: dict = {}
+ARGUMENTS = ()  # no options of its own
 
-def add_arguments(parser) -> None:
-    pass
 
-
-def settings(args, checkpoint_sha256: str) -> None:
+def settings(args, run, checkpoint_sha256: str) -> None:
     return None
 
 
