@@ -174,13 +174,25 @@ def state_dict(fairseq_state: dict, config) -> dict:
     return out
 
 
-def to_transformers(model):
-    """A Wav2Vec2ForCTC (eval mode) holding the fairseq model's weights."""
+def to_transformers(model, head=None, model_class=None):
+    """A Wav2Vec2ForCTC (eval mode) holding the fairseq model's weights.
+
+    `model`: a fairseq Wav2VecCtc, fine-tuned, or just built from a pre-trained (headless)
+    checkpoint by fairseq (`task.build_model` with model.w2v_path), whose head is then fairseq's
+    fresh one; `head`: (weight, bias) of the output layer instead of the model's own;
+    `model_class`: a subclass of Wav2Vec2ForCTC to build."""
     from transformers import Wav2Vec2ForCTC
 
     config = hf_config(model, model.w2v_encoder.proj.out_features)
-    hf = Wav2Vec2ForCTC(config)
+    hf = (model_class or Wav2Vec2ForCTC)(config)
     weights = state_dict(model.state_dict(), config)
+    if head is not None:
+        weight, bias = head
+        if tuple(weight.shape) != tuple(weights["lm_head.weight"].shape) or \
+                tuple(bias.shape) != tuple(weights["lm_head.bias"].shape):
+            raise UserError(f"head {tuple(weight.shape)}: the model needs "
+                            f"{tuple(weights['lm_head.weight'].shape)}")
+        weights["lm_head.weight"], weights["lm_head.bias"] = weight, bias
     expected = hf.state_dict()
     problems = sorted(set(expected) ^ set(weights)) + \
         [k for k in weights if k in expected and weights[k].shape != expected[k].shape]
