@@ -145,3 +145,21 @@ def test_refuses_what_it_cannot_honour_by_name(runs):
     for name in ("common.fp16=True", "model.feature_grad_mult=0.1", "model.mask_emb_init=1",
                  "task._name=audio_finetuning_fast"):
         assert name in said, said
+
+
+def test_both_decays_are_fairseqs_schedules(runs):
+    """The LambdaLR's factor is fairseq's scheduler (tri_stage) or the plugin's linear decay."""
+    from omegaconf import OmegaConf
+
+    from fairseq import utils
+    from w2v2_10min.trainers.transformers_trainer import fairseq_rate, resolve
+
+    cfg = resolve(runs["cfg"], runs["manifests"])
+    utils.import_user_module(cfg.common)  # the plugin's tri_stage_linear
+    peak, final = float(cfg.optimization.lr[0]), float(cfg.optimization.lr[0]) * 0.05
+    exponential = fairseq_rate(cfg)
+    linear = fairseq_rate(OmegaConf.merge(cfg, {"lr_scheduler": {"_name": "tri_stage_linear"}}))
+    assert [exponential(k) for k in range(61)] == [linear(k) for k in range(61)]
+    assert linear(90) == pytest.approx(peak + (final - peak) * 30 / 60)
+    assert exponential(90) == pytest.approx(peak * math.exp(-math.log(20) * 30 / 60))
+    assert linear(120) == pytest.approx(final) == exponential(120)

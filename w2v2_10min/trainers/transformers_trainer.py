@@ -522,12 +522,22 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     check(cfg)  # before anything is built
     import transformers
 
-    from w2v2_10min.hf_export import processor
+    from w2v2_10min.hf_export import max_logit_difference, processor
 
     out = Path(run_folder) / "transformers"
     task, fairseq_model = fairseq_setup(cfg)
+    if head is not None:  # both trainers from the same head: fairseq's model gets it too
+        import torch
+
+        with torch.no_grad():
+            fairseq_model.w2v_encoder.proj.weight.copy_(head[0])
+            fairseq_model.w2v_encoder.proj.bias.copy_(head[1])
     model = hf_model(fairseq_model, cfg, head)
     batches = FairseqBatches(cfg, task, fairseq_model)
+    train_set = task.dataset(cfg.dataset.train_subset)
+    # the starting point is fairseq's: logits of both models on two training utterances
+    start = max_logit_difference(fairseq_model, model,
+                                 [train_set[i]["source"] for i in range(min(2, len(train_set)))])
     del fairseq_model
     trainer = make_trainer(cfg, model, batches, out, optimizer_class)
     trainer.train()
@@ -541,7 +551,7 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     with open(out / "updates.jsonl", "w") as f:
         for row in trainer.updates:
             f.write(json.dumps(row) + "\n")
-    record = {"mapping": {k: v for k, v in HONOURED.items() if k in flat(cfg)},
+    record = {"start_max_abs_logit_difference": start, "mapping": {k: v for k, v in HONOURED.items() if k in flat(cfg)},
               "versions": {**versions(), "transformers": transformers.__version__},
               "updates": len(trainer.updates),
               "optimizer": (optimizer_class or __import__("fairseq.optim.adam",
