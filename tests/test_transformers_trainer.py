@@ -37,6 +37,13 @@ def fairseq_losses(run: Path) -> dict:
             re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)}
 
 
+def fairseq_utterances(run: Path) -> dict:
+    """{update: utterances} as fairseq logged them (the batches of the update)."""
+    log = "".join(p.read_text() for p in sorted((run / "logs").glob("finetune-*.log")))
+    return {int(u): int(n) for n, u in
+            re.findall(r"\[train_inner\].*?nsentences=(\d+).*?num_updates=(\d+)", log)}
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_env, tmp_path_factory):
     """The tiny recipe trained by fairseq (`make finetune`) and by transformers."""
@@ -61,6 +68,9 @@ def test_same_loss_at_every_update(runs):
     assert abs(ours[1] - theirs[1]) / theirs[1] <= 1e-5
     worst = max(abs(ours[u] - theirs[u]) / theirs[u] for u in theirs)
     assert worst <= 1e-5, worst
+    utterances = fairseq_utterances(runs["fairseq"])  # the same batches: same update sizes
+    assert {r["update"]: r["sample_size"] for r in runs["hf"]["updates"]} == utterances
+    assert len(set(utterances.values())) > 1
     # the run crosses what it must: unfreezing, warm-up, hold and decay, update_freq 2
     lrs = [r["lr"] for r in runs["hf"]["updates"]]
     peak = float(runs["cfg"].optimization.lr[0])
