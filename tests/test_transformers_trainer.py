@@ -3,16 +3,17 @@ update by update: the tiny recipe on CPU in fp32, from the same pre-trained weig
 same batches in the same order, same masks and LayerDrop draws, dropouts 0, update_freq 2,
 120 updates crossing the unfreezing (update 40) and the three learning-rate phases.
 
-Tolerances, as measured (2026-12-06, torch 2.13 CPU, transformers 5.24.0):
-- loss of every update: relative difference <= 5.4e-6, which is the rounding of fairseq's log
-  (3 decimals of a loss of 88-470 bits); asserted <= 1e-5;
-- final weights: max abs difference 4.4e-4 (layer 0's q_proj; most below 1e-5) of weights up to
-  ~1: float reassociation (transformers' and fairseq's attention sum in other orders) carried
-  through 80 trained updates; asserted <= 2e-3. Excluded: attention k_proj biases, whose true
-  gradient is 0 (a key bias adds the same number to every score of a query, which softmax
-  ignores), so both trainers move them only by rounding noise that Adam's normalisation
-  magnifies to steps of the learning rate's size; they change no output;
-- dev logits: max abs difference 1.8e-4; greedy hypotheses equal on every utterance.
+Tolerances, as measured (2026-12-06, torch 2.13 CPU, transformers 5.24.0, adam_eps 1e-4):
+- loss of every update: relative difference <= 6.7e-6, the rounding of fairseq's log (3
+  decimals of a loss of 88-470 bits); asserted <= 1e-5 (the same batches: utterances per update
+  equal);
+- final weights: max abs difference 5.3e-5 (weights up to ~0.8): float reassociation (the two
+  implementations sum in other orders) carried through 80 trained updates; asserted <= 5e-4;
+- dev logits: max abs difference 1.6e-4; greedy hypotheses equal on every utterance.
+With the recipe's adam_eps 1e-8 the losses agree as closely, but the attention key biases do
+not: their true gradient is 0 (a key bias adds the same number to every score of a query, which
+softmax ignores), so both trainers move them by rounding noise alone, which Adam's
+normalisation magnifies to steps of the learning rate's size (measured: 2e-2 apart).
 """
 import math
 import re
@@ -24,7 +25,9 @@ from conftest import make
 UPDATES, UNFREEZE = 120, 40
 ARGS = (f"ARGS=optimization.max_update={UPDATES} optimization.update_freq=[2] "
         f"model.freeze_finetune_updates={UNFREEZE} model.activation_dropout=0 "
-        "model.layerdrop=0.2 common.log_interval=1")
+        "model.layerdrop=0.2 common.log_interval=1 optimizer.adam_eps=1e-4")
+# adam_eps 1e-4 (the recipe's: 1e-8) makes where Adam adds eps visible: with 1e-8 the tiny run's
+# summed-CTC gradients dwarf it, and torch's AdamW cannot be told from fairseq's Adam.
 # 8 utterances in 4 batches of 2 per epoch (max_tokens 100,000 samples): 2 updates an epoch
 SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "FAST=0", "SEED=1",
             "WANDB_PROJECT="]
@@ -91,9 +94,9 @@ def test_same_final_weights_and_dev_hypotheses(runs):
     hf = Wav2Vec2ForCTC.from_pretrained(runs["root"] / "hf" / "transformers").eval()
     theirs = state_dict(torch.load(checkpoint, weights_only=False)["model"], hf.config)
     ours = hf.state_dict()
-    differences = {k: (ours[k] - theirs[k]).abs().max().item() for k in theirs
-                   if not k.endswith("attention.k_proj.bias")}
-    assert max(differences.values()) <= 2e-3, max(differences.items(), key=lambda kv: kv[1])
+    assert sorted(ours) == sorted(theirs)
+    differences = {k: (ours[k] - theirs[k]).abs().max().item() for k in theirs}
+    assert max(differences.values()) <= 5e-4, max(differences.items(), key=lambda kv: kv[1])
     model, task, _ = load_finetuned(checkpoint, runs["manifests"], "cpu")
     for subset in ("dev_clean", "dev_other"):
         task.load_dataset(subset)
@@ -109,6 +112,28 @@ def test_same_final_weights_and_dev_hypotheses(runs):
         assert worst <= 1e-3, (subset, worst)
         hyps = {k: viterbi.words(task.target_dictionary, v) for k, v in frames.items()}
         assert hyps["hf"] == hyps["fairseq"], subset
+
+
+def test_torch_adamw_breaks_the_equality(runs, monkeypatch, tmp_path):
+    """The check sees the optimizer: torch's AdamW (eps on the bias-corrected sqrt(v)) instead
+    of fairseq's Adam drifts beyond the tolerance within 25 updates (measured: from update 19)."""
+    import torch
+
+    from w2v2_10min.trainers import transformers_trainer as trainer
+
+    arguments = trainer.training_arguments
+
+    def short(cfg, out):
+        args = arguments(cfg, out)
+        args.max_steps = 25
+        return args
+
+    monkeypatch.setattr(trainer, "training_arguments", short)
+    record = trainer.train(runs["cfg"], runs["manifests"], tmp_path,
+                           optimizer_class=torch.optim.AdamW)
+    theirs = fairseq_losses(runs["fairseq"])
+    assert max(abs(r["loss"] - theirs[r["update"]]) / theirs[r["update"]]
+               for r in record["updates"]) > 1e-5
 
 
 def test_transformers_own_masks_break_the_equality(runs, monkeypatch, tmp_path):
