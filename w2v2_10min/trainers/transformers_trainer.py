@@ -550,10 +550,15 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     with open(out / "updates.jsonl", "w") as f:
         for row in trainer.updates:
             f.write(json.dumps(row) + "\n")
-    record = {"start_max_abs_logit_difference": start, "mapping": {k: v for k, v in HONOURED.items() if k in flat(cfg)},
+    arguments = trainer.args
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
+    record = {"start_max_abs_logit_difference": start,
+              "mapping": {k: v for k, v in HONOURED.items() if k in flat(cfg)},
+              "training_arguments": {k: getattr(arguments, k) for k in (
+                  "max_steps", "gradient_accumulation_steps", "learning_rate", "adam_beta1",
+                  "adam_beta2", "adam_epsilon", "weight_decay", "max_grad_norm", "seed")},
+              "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
               "versions": {**versions(), "transformers": transformers.__version__},
-              "updates": len(trainer.updates),
-              "optimizer": (optimizer_class or __import__("fairseq.optim.adam",
-                                                          fromlist=["Adam"]).Adam).__name__}
+              "updates": len(trainer.updates)}
     (out / "trainer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return {**record, "updates": trainer.updates, "model": model, "task": task}
