@@ -1,6 +1,6 @@
 """Export a fine-tuned fairseq checkpoint as a verified transformers Wav2Vec2ForCTC + processor.
 
-Usage: python scripts/hf_export.py --help   (the logic and its full usage: w2v2_10min/hf_export.py)
+Usage: python scripts/hf_export.py --help   (the logic and its full usage: w2v2_10min/hf_export/__init__.py)
 """
 import sys
 from pathlib import Path

@@ -206,3 +206,27 @@ def test_conv_layers_are_read_without_eval():
         [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
     with pytest.raises(UserError, match="not a list of"):
         conv_layers("__import__('os').system('true')")
+
+
+def test_a_pretrained_checkpoint_converts_with_the_callers_head(tiny_env):
+    """The headless tiny.pt as fairseq's fine-tuning builds it, and as a Wav2Vec2ForCTC whose
+    encoder computes what fairseq's does, with the head the caller gives to both."""
+    import torch
+
+    from w2v2_10min.hf_export import from_pretrained_checkpoint, max_logit_difference
+
+    manifests = tiny_env / "manifests" / "10min-0"
+    symbols = 4 + len((manifests / "dict.ltr.txt").read_text().splitlines())
+    weight = torch.nn.init.xavier_uniform_(torch.empty(symbols, 64))  # fairseq's head init
+    bias = torch.zeros(symbols)
+    model, task, hf = from_pretrained_checkpoint(tiny_env / "pretrained" / "tiny.pt", manifests,
+                                                 head=(weight, bias))
+    assert torch.equal(hf.lm_head.weight, weight) and torch.equal(hf.lm_head.bias, bias)
+    assert torch.equal(model.w2v_encoder.proj.weight, weight)
+    task.load_dataset("dev_other")
+    dataset = task.dataset("dev_other")
+    assert max_logit_difference(model, hf, [dataset[i]["source"]
+                                            for i in range(len(dataset))]) <= 1e-4
+    with pytest.raises(UserError, match="head"):
+        from_pretrained_checkpoint(tiny_env / "pretrained" / "tiny.pt", manifests,
+                                   head=(weight[:-1], bias[:-1]))

@@ -1,0 +1,564 @@
+"""The fine-tuning recipe trained with transformers' `Trainer` on `Wav2Vec2ForCTC` (issue 35).
+
+    from w2v2_10min.trainers.transformers_trainer import train
+    record = train(cfg, manifests, run_folder)
+
+`cfg` is the composed config fairseq-hydra-train runs (RUN/config.yaml, as
+`w2v2_10min.finetune.compose_config` writes it: the recipe's groups plus the run's overrides);
+`manifests` the split's manifest folder (it replaces task.data). Every recipe key is either
+mapped to transformers (`HONOURED`: `Wav2Vec2Config` fields, `TrainingArguments`, or the trainer
+below) or, when transformers cannot honour its value, refused in one line by name
+(`refusals`), before anything is built. The run writes, under `run_folder`:
+  transformers/            the trained `Wav2Vec2ForCTC` and its `Wav2Vec2Processor`
+  transformers/updates.jsonl  per update: loss (fairseq's: CTC summed over the update, divided
+                           by its utterances (sentence_avg) or letters, in bits), lr, utterances
+  transformers/trainer.json   the mapping used (recipe key -> transformers) and the versions
+
+How each difference between the two trainers is bridged (docs: transformers-vs-fairseq.md):
+- weights and head: fairseq builds its `Wav2VecCtc` from the pre-trained checkpoint exactly as
+  fairseq-hydra-train does (torch seeded with common.seed first, so the head, xavier-uniform
+  with zero bias, is fairseq's own draw), and `hf_export` converts it (or a head given by the
+  caller replaces it);
+- batches: fairseq's own dataset (`.ltr` targets with their trailing `|`, normalisation per
+  task.normalize, zero padding with its mask) and its batch iterator (max_tokens, seed + epoch
+  shuffling, an update's micro-batches grouped as fairseq's GroupedIterator, a smaller last
+  group at the end of an epoch), fed to the Trainer as its train dataloader, one epoch per pass;
+  the attention mask is always passed, as fairseq passes its padding mask;
+- masks and LayerDrop: drawn with `w2v2_plugin.seeded_draws` (`seeded_mask_indices`, the
+  LayerDrop stream) from (common.seed, update, utterance ids), in fairseq's order, instead of
+  transformers' own draws;
+- loss: CTC summed (`ctc_loss_reduction="sum"`, `ctc_zero_infinity` from the criterion), the
+  gradients of the update's micro-batches summed, then multiplied by 1 / (utterances of the whole
+  update) before clipping, as fairseq's Trainer does (`multiply_grads`); transformers 5's
+  gradient-accumulation scaling is switched off (`loss_is_scaled_for_ga`);
+- optimizer: fairseq's own `fairseq.optim.adam.Adam` (eps on the uncorrected sqrt(v)), betas,
+  eps and weight decay from the recipe; `max_grad_norm` = optimization.clip_norm (0: none);
+- schedule: a `LambdaLR` whose factor is fairseq's own scheduler's rate (`tri_stage`, or the
+  plugin's `tri_stage_linear`) on a base rate of 1, so update k uses fairseq's lr(k) exactly;
+- freeze_finetune_updates: the whole wav2vec2 module under `torch.no_grad()` until update N, the
+  head trained from update 0 (parameters without gradients are skipped by Adam, as in fairseq's
+  fp32 runs); feature_grad_mult 0: the CNN frozen (`freeze_feature_encoder`);
+- torch re-seeded with common.seed + update before each update, as fairseq's Trainer does.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from w2v2_10min.common import REPO, UserError, versions
+
+PLUGIN = REPO / "w2v2_plugin"
+
+# Recipe keys this trainer honours -> where (Wav2Vec2Config field, TrainingArguments field, or
+# how the trainer does it). Keys of the training groups not named here are refused (`refusals`).
+HONOURED = {
+    "common.seed": "TrainingArguments.seed; torch re-seeded with seed + update per update; "
+                   "masks and LayerDrop from (seed, update, utterance ids)",
+    "common.cpu": "TrainingArguments.use_cpu",
+    "optimization.max_update": "TrainingArguments.max_steps",
+    "optimization.update_freq": "TrainingArguments.gradient_accumulation_steps",
+    "optimization.lr": "fairseq Adam's peak rate (TrainingArguments.learning_rate)",
+    "optimization.clip_norm": "TrainingArguments.max_grad_norm (0: no clipping)",
+    "optimization.sentence_avg": "gradients / utterances (true) or target letters of the update",
+    "optimizer.adam_betas": "fairseq Adam betas (TrainingArguments.adam_beta1/2)",
+    "optimizer.adam_eps": "fairseq Adam eps (TrainingArguments.adam_epsilon)",
+    "optimizer.weight_decay": "fairseq Adam weight_decay (TrainingArguments.weight_decay)",
+    "lr_scheduler.phase_ratio": "LambdaLR of fairseq's scheduler",
+    "lr_scheduler.warmup_steps": "LambdaLR of fairseq's scheduler",
+    "lr_scheduler.hold_steps": "LambdaLR of fairseq's scheduler",
+    "lr_scheduler.decay_steps": "LambdaLR of fairseq's scheduler",
+    "lr_scheduler.init_lr_scale": "LambdaLR of fairseq's scheduler",
+    "lr_scheduler.final_lr_scale": "LambdaLR of fairseq's scheduler",
+    "criterion.zero_infinity": "Wav2Vec2Config.ctc_zero_infinity",
+    "criterion.post_process": "(validation WER only; not used in training)",
+    "model.w2v_path": "the pre-trained weights, converted (hf_export)",
+    "model.apply_mask": "masks drawn (seeded, fairseq's compute_mask_indices) or not",
+    "model.mask_prob": "Wav2Vec2Config.mask_time_prob",
+    "model.mask_length": "Wav2Vec2Config.mask_time_length",
+    "model.mask_channel_prob": "Wav2Vec2Config.mask_feature_prob",
+    "model.mask_channel_length": "Wav2Vec2Config.mask_feature_length",
+    **{f"model.{k}": "Wav2Vec2Config.fairseq_masks (fairseq's compute_mask_indices)" for k in (
+        "mask_selection", "mask_other", "no_mask_overlap", "mask_min_space",
+        "require_same_masks", "mask_dropout", "mask_channel_selection", "mask_channel_other",
+        "no_mask_channel_overlap", "mask_channel_min_space", "mask_channel_before")},
+    "model.layerdrop": "Wav2Vec2Config.layerdrop (drawn as fairseq's seeded LayerDrop)",
+    "model.dropout": "Wav2Vec2Config.hidden_dropout",
+    "model.attention_dropout": "Wav2Vec2Config.attention_dropout",
+    "model.activation_dropout": "Wav2Vec2Config.activation_dropout",
+    "model.dropout_input": "Wav2Vec2Config.feat_proj_dropout",
+    "model.final_dropout": "Wav2Vec2Config.final_dropout",
+    "model.feature_grad_mult": "0: freeze_feature_encoder(); 1: trained",
+    "model.freeze_finetune_updates": "wav2vec2 under no_grad until update N, head from 0",
+    "model.normalize": "fairseq's dataset normalises (task.normalize)",
+    "model.data": "task.data",
+    "task.data": "the manifests given",
+    "task.normalize": "fairseq's dataset (F.layer_norm per utterance)",
+    "task.labels": "fairseq's dataset (.ltr targets, trailing |)",
+    "task.seeded_draws": "true: masks and LayerDrop from w2v2_plugin.seeded_draws",
+    "task.max_sample_size": "fairseq's dataset", "task.min_sample_size": "fairseq's dataset",
+    "task.enable_padding": "fairseq's dataset", "task.sample_rate": "fairseq's dataset",
+    "task.autoregressive": "fairseq's dataset (false)", "task.eval_wer": "validation only",
+}
+TRAINING_GROUPS = ("model", "task", "criterion", "optimizer", "lr_scheduler")
+# Keys outside those groups that change training, with the only values honoured here.
+REQUIRED = {
+    "common.fp16": False, "common.bf16": False, "common.memory_efficient_fp16": False,
+    "common.memory_efficient_bf16": False, "common.amp": False,
+    "distributed_training.distributed_world_size": 1, "optimization.max_epoch": 0,
+    "optimization.stop_time_hours": 0, "optimization.use_bmuf": False,
+    "optimization.skip_remainder_batch": False, "ema.store_ema": False,
+    "model._name": "wav2vec_ctc", "criterion._name": "ctc", "optimizer._name": "adam",
+    "task.seeded_draws": True, "model.blank_weight": 0, "model.checkpoint_activations": False,
+}
+SCHEDULERS = ("tri_stage", "tri_stage_linear")
+TASKS = ("audio_finetuning_seeded",)
+
+
+def flat(node, prefix="") -> dict:
+    """{"group.key": value} of a (resolved) config."""
+    from omegaconf import DictConfig, OmegaConf
+
+    out = {}
+    for key in node.keys():
+        value = node[key] if not isinstance(node, DictConfig) else OmegaConf.select(
+            node, str(key), throw_on_missing=False)
+        if isinstance(value, DictConfig):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = OmegaConf.to_container(value) \
+                if OmegaConf.is_config(value) else value
+    return out
+
+
+def resolve(cfg, manifests: Path):
+    """The config as fairseq-hydra-train resolves it: this repository's plugin as user_dir, the
+    manifests as task.data, every interpolation resolved."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    if plain.get("common", {}).get("user_dir"):
+        plain["common"]["user_dir"] = str(PLUGIN)  # ${hydra:runtime.cwd}/w2v2_plugin
+    plain.setdefault("task", {})["data"] = str(Path(manifests).resolve())
+    plain.pop("hydra", None)
+    return OmegaConf.create(OmegaConf.to_container(OmegaConf.create(plain), resolve=True,
+                                                   enum_to_str=True))
+
+
+def refusals(cfg) -> list[str]:
+    """`key=value` of every recipe setting transformers' side cannot honour (empty: none)."""
+    values = flat(cfg)
+    refused = []
+    for key, value in values.items():
+        group = key.split(".")[0]
+        if group in TRAINING_GROUPS and key not in HONOURED and key not in REQUIRED and \
+                key not in ("task._name", "lr_scheduler._name"):
+            refused.append(f"{key}={value}")
+    for key, needed in REQUIRED.items():
+        if key in values and values[key] is not None and values[key] != needed:
+            refused.append(f"{key}={values[key]}")
+    if values.get("task._name") not in TASKS:
+        refused.append(f"task._name={values.get('task._name')} (needs {' or '.join(TASKS)}: "
+                       "FAST=0, SEEDED=1)")
+    if values.get("lr_scheduler._name") not in SCHEDULERS:
+        refused.append(f"lr_scheduler._name={values.get('lr_scheduler._name')}")
+    if len(values.get("optimization.update_freq") or [1]) != 1:
+        refused.append(f"optimization.update_freq={values['optimization.update_freq']}")
+    if values.get("model.feature_grad_mult", 0.0) not in (0.0, 1.0):
+        refused.append(f"model.feature_grad_mult={values['model.feature_grad_mult']}")
+    return refused
+
+
+def check(cfg) -> None:
+    refused = refusals(cfg)
+    if refused:
+        raise UserError("the transformers trainer cannot honour: " + ", ".join(refused))
+
+
+class DrawKey:
+    """(update, utterance ids) of the batch being trained, as w2v2_plugin.seeded_draws keys it."""
+
+    def __init__(self, seed: int):
+        self.seed, self.key = int(seed), None
+
+    @contextlib.contextmanager
+    def batch(self, update: int, ids):
+        self.key = (int(update), np.asarray(ids.tolist(), dtype=np.int64))
+        try:
+            yield
+        finally:
+            self.key = None
+
+    def current(self):
+        if self.key is None:
+            raise RuntimeError("transformers trainer: a training forward outside a batch")
+        return self.key
+
+
+def seeded_model_class():
+    """`Wav2Vec2ForCTC` trained as fairseq's `Wav2VecCtc` (defined on first use: transformers is
+    imported only here)."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+    from transformers.modeling_outputs import CausalLMOutput
+
+    from fairseq.data import data_utils
+    from fairseq.utils import index_put
+    from w2v2_plugin.seeded_draws import LAYERDROP_STREAM, seeded_mask_indices
+
+    class SeededWav2Vec2ForCTC(Wav2Vec2ForCTC):
+        """Masks and LayerDrop from w2v2_plugin.seeded_draws, freeze_finetune_updates, the loss
+        as fairseq's CTC criterion sums it. The parameters are Wav2Vec2ForCTC's."""
+
+        def fairseq_training(self, seed: int, freeze_updates: int, apply_mask: bool):
+            self.draws, self.freeze_updates, self.apply_mask = DrawKey(seed), freeze_updates, \
+                apply_mask
+            self.num_updates = 0
+            self.wav2vec2._mask_hidden_states = self.fairseq_masks  # this instance only
+            return self
+
+        def fairseq_masks(self, hidden_states, mask_time_indices=None, attention_mask=None):
+            """fairseq's apply_mask (wav2vec2.py), its masks from seeded_mask_indices."""
+            if not (self.training and self.apply_mask):
+                return hidden_states
+            update, ids = self.draws.current()
+            m, c = self.config.fairseq_masks, self.config
+            x = hidden_states
+            B, T, C = x.shape
+            padding = None if attention_mask is None or bool(attention_mask.all()) else \
+                ~attention_mask.bool()
+            streams = itertools.count()  # fairseq's calls, in order: seeded_draws' streams
+
+            def channel_mask():
+                mask = seeded_mask_indices(
+                    (self.draws.seed, next(streams)), update, ids, (B, C), None,
+                    c.mask_feature_prob, c.mask_feature_length, m["mask_channel_selection"],
+                    m["mask_channel_other"], no_overlap=m["no_mask_channel_overlap"],
+                    min_space=m["mask_channel_min_space"])
+                return torch.from_numpy(mask).to(x.device).unsqueeze(1).expand(-1, T, -1)
+
+            if c.mask_feature_prob > 0 and m["mask_channel_before"]:
+                x[channel_mask()] = 0
+            if c.mask_time_prob > 0:
+                mask = seeded_mask_indices(
+                    (self.draws.seed, next(streams)), update, ids, (B, T), padding,
+                    c.mask_time_prob, c.mask_time_length, m["mask_selection"], m["mask_other"],
+                    min_masks=2, no_overlap=m["no_mask_overlap"], min_space=m["mask_min_space"],
+                    require_same_masks=m["require_same_masks"], mask_dropout=m["mask_dropout"])
+                x = index_put(x, torch.from_numpy(mask).to(x.device), self.wav2vec2.masked_spec_embed)
+            if c.mask_feature_prob > 0 and not m["mask_channel_before"]:
+                x = index_put(x, channel_mask(), 0)
+            return x
+
+        @contextlib.contextmanager
+        def layerdrop(self):
+            """Only the layers fairseq's seeded LayerDrop keeps, for this forward."""
+            encoder = self.wav2vec2.encoder
+            if not (self.training and self.config.layerdrop > 0):
+                yield
+                return
+            update, ids = self.draws.current()
+            with data_utils.numpy_seed(self.draws.seed, LAYERDROP_STREAM, update,
+                                       *sorted(ids.tolist())):
+                # fairseq's TransformerEncoder: one draw per layer, kept if above layerdrop
+                keep = [np.random.random() > self.config.layerdrop for _ in encoder.layers]
+            layers, rate = encoder.layers, self.config.layerdrop
+            encoder.layers = torch.nn.ModuleList([l for l, k in zip(layers, keep) if k])
+            self.config.layerdrop = 0.0  # transformers' encoder must not draw its own
+            try:
+                yield
+            finally:
+                encoder.layers, self.config.layerdrop = layers, rate
+
+        def forward(self, input_values, attention_mask=None, labels=None, **kwargs):
+            frozen = self.training and self.num_updates < self.freeze_updates
+            with torch.no_grad() if frozen else contextlib.nullcontext(), self.layerdrop():
+                hidden = self.wav2vec2(input_values, attention_mask=attention_mask)
+            logits = self.lm_head(self.dropout(hidden.last_hidden_state))
+            loss = None
+            if labels is not None:
+                mask = attention_mask if attention_mask is not None else \
+                    torch.ones_like(input_values, dtype=torch.long)
+                lengths = self._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
+                loss = self.loss_function(
+                    logits=logits, labels=labels, logit_lengths=lengths,
+                    blank_token_id=self.config.pad_token_id, reduction="sum",
+                    zero_infinity=self.config.ctc_zero_infinity)
+            return CausalLMOutput(loss=loss, logits=logits)
+
+    return SeededWav2Vec2ForCTC
+
+
+class FairseqBatches:
+    """fairseq's training batches as fairseq_cli/train.py draws them, one epoch per iteration,
+    as transformers inputs (input_values, attention_mask, labels, id)."""
+
+    def __init__(self, cfg, task, model):
+        from fairseq import utils
+
+        self.cfg, self.task = cfg, task
+        self.max_positions = utils.resolve_max_positions(
+            task.max_positions(), model.max_positions(), cfg.dataset.max_tokens)
+        task.load_dataset(cfg.dataset.train_subset, epoch=1, combine=True)
+        self.itr = self.iterator(1)
+        self.started = False
+
+    def iterator(self, epoch: int):
+        """fairseq's Trainer.get_train_iterator, one process."""
+        d, cfg = self.cfg.dataset, self.cfg
+        return self.task.get_batch_iterator(
+            dataset=self.task.dataset(d.train_subset), max_tokens=d.max_tokens,
+            max_sentences=d.batch_size, max_positions=self.max_positions,
+            ignore_invalid_inputs=True,
+            required_batch_size_multiple=d.required_batch_size_multiple,
+            seed=(cfg.common.seed + epoch) if d.update_ordered_indices_seed else cfg.common.seed,
+            num_shards=1, shard_id=0, num_workers=d.num_workers, epoch=epoch,
+            data_buffer_size=d.data_buffer_size, disable_iterator_cache=False,
+            skip_remainder_batch=cfg.optimization.skip_remainder_batch,
+            grouped_shuffling=d.grouped_shuffling, update_epoch_batch_itr=d.update_epoch_batch_itr)
+
+    def __len__(self) -> int:
+        return len(self.itr)
+
+    def __iter__(self):
+        if self.started:  # fairseq_cli/train.py: the next epoch's iterator after each epoch
+            self.itr = self.iterator(self.itr.next_epoch_idx)
+        self.started = True
+        itr = self.itr.next_epoch_itr(
+            fix_batches_to_gpus=self.cfg.distributed_training.fix_batches_to_gpus,
+            shuffle=self.itr.next_epoch_idx > self.cfg.dataset.curriculum)
+        return (self.inputs(sample) for sample in itr)
+
+    def inputs(self, sample) -> dict:
+        import torch
+
+        net, target = sample["net_input"], sample["target"]
+        dictionary = self.task.target_dictionary
+        padding = net.get("padding_mask")
+        return {"input_values": net["source"],
+                "attention_mask": (~padding).long() if padding is not None else
+                torch.ones_like(net["source"], dtype=torch.long),
+                # fairseq's CTC targets: neither pad nor eos (the trailing | kept)
+                "labels": target.masked_fill((target == dictionary.pad()) |
+                                             (target == dictionary.eos()), -100),
+                "id": sample["id"]}
+
+
+def fairseq_rate(cfg):
+    """lr(update) of fairseq's own scheduler class for the recipe (tri_stage, tri_stage_linear)."""
+    from fairseq.optim import FairseqOptimizer
+    from fairseq.optim.lr_scheduler import build_lr_scheduler
+
+    class Rate(FairseqOptimizer):  # the little of an optimizer a scheduler touches
+        def __init__(self):
+            self.lr = None
+
+        def set_lr(self, lr):
+            self.lr = lr
+
+        def get_lr(self):
+            return self.lr
+
+    scheduler = build_lr_scheduler(cfg.lr_scheduler, Rate())
+    scheduler.step_update(0)
+    return lambda update: float(scheduler.step_update(update))
+
+
+def fairseq_setup(cfg):
+    """fairseq's task and its Wav2VecCtc as fairseq_cli/train.py builds them (same seeds)."""
+    from fairseq import tasks, utils
+    from fairseq.dataclass.initialize import add_defaults
+
+    utils.import_user_module(cfg.common)
+    add_defaults(cfg)
+    np.random.seed(cfg.common.seed)
+    utils.set_torch_seed(cfg.common.seed)
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    return task, model
+
+
+def hf_model(fairseq_model, cfg, head=None):
+    """The fairseq model (pre-trained encoder, head) as a SeededWav2Vec2ForCTC for the recipe."""
+    from w2v2_10min.hf_export import to_transformers
+
+    model = to_transformers(fairseq_model, head=head, model_class=seeded_model_class())
+    m, w2v = cfg.model, fairseq_model.w2v_encoder.w2v_model
+    config = model.config  # dropouts and layerdrop: the recipe's (hf_export.hf_config)
+    config.mask_time_prob, config.mask_time_length = w2v.mask_prob, w2v.mask_length
+    config.mask_time_min_masks = 2
+    config.mask_feature_prob, config.mask_feature_length = w2v.mask_channel_prob, \
+        w2v.mask_channel_length
+    config.mask_feature_min_masks = 0
+    config.ctc_loss_reduction, config.ctc_zero_infinity = "sum", bool(cfg.criterion.zero_infinity)
+    # what fairseq's compute_mask_indices takes beyond transformers' fields, as the fairseq
+    # model holds them (the recipe's values, or the pre-training config's where the recipe has none)
+    config.fairseq_masks = {k: getattr(v, "value", v) for k, v in {
+        "mask_selection": w2v.mask_selection, "mask_other": w2v.mask_other,
+        "no_mask_overlap": w2v.no_mask_overlap, "mask_min_space": w2v.mask_min_space,
+        "require_same_masks": w2v.cfg.require_same_masks, "mask_dropout": w2v.cfg.mask_dropout,
+        "mask_channel_selection": w2v.mask_channel_selection,
+        "mask_channel_other": w2v.mask_channel_other,
+        "no_mask_channel_overlap": w2v.no_mask_channel_overlap,
+        "mask_channel_min_space": w2v.mask_channel_min_space,
+        "mask_channel_before": w2v.mask_channel_before}.items()}  # enums as their strings
+    # torch's scaled_dot_product_attention, as fairseq's attention uses on CPU: measured on the
+    # tiny recipe with update_freq 3, "eager" attention drifts from fairseq 15 times as far
+    model.set_attn_implementation("sdpa")
+    if m.feature_grad_mult == 0:
+        model.freeze_feature_encoder()
+    if w2v.post_extract_proj is None:
+        # fairseq has no projection where the CNN is as wide as the transformer (the tiny
+        # model); transformers' is the identity then (hf_export), and must stay so
+        model.wav2vec2.feature_projection.projection.requires_grad_(False)
+    return model.fairseq_training(cfg.common.seed, m.freeze_finetune_updates, m.apply_mask).train()
+
+
+def training_arguments(cfg, out: Path):
+    """TrainingArguments for the recipe (the optimizer and schedule are passed separately)."""
+    from transformers import TrainingArguments
+
+    betas = optimizer_config(cfg)["betas"]
+    return TrainingArguments(
+        output_dir=str(out / "trainer"), max_steps=int(cfg.optimization.max_update),
+        gradient_accumulation_steps=int(cfg.optimization.update_freq[0]),
+        per_device_train_batch_size=1,  # the batches are fairseq's (max_tokens)
+        learning_rate=float(cfg.optimization.lr[0]), adam_beta1=betas[0], adam_beta2=betas[1],
+        adam_epsilon=float(cfg.optimizer.adam_eps),
+        weight_decay=float(cfg.optimizer.weight_decay),
+        max_grad_norm=float(cfg.optimization.clip_norm), seed=int(cfg.common.seed),
+        use_cpu=bool(cfg.common.cpu), save_strategy="no", eval_strategy="no", report_to=[],
+        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
+        remove_unused_columns=False, fp16=False, bf16=False)
+
+
+def optimizer_config(cfg) -> dict:
+    """fairseq's FairseqAdam.optimizer_config for the recipe."""
+    betas = cfg.optimizer.adam_betas
+    betas = eval(betas) if isinstance(betas, str) else list(betas)  # as fairseq does
+    return {"lr": float(cfg.optimization.lr[0]), "betas": tuple(betas),
+            "eps": float(cfg.optimizer.adam_eps),
+            "weight_decay": float(cfg.optimizer.weight_decay)}
+
+
+def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
+    """transformers' Trainer on the model with fairseq's Adam, schedule and batches."""
+    import torch
+    from fairseq import utils
+    from fairseq.optim.adam import Adam
+    from transformers import Trainer
+
+    sentence_avg = bool(cfg.optimization.sentence_avg)
+    seed = int(cfg.common.seed)
+
+    class FairseqStepTrainer(Trainer):
+        """An update = fairseq's: micro-batch gradients summed, then x 1/utterances."""
+
+        loss_is_scaled_for_ga = True  # the update's gradients are scaled below, not per batch
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.micro, self.sums, self.updates = 0, 0.0, []
+
+        def get_train_dataloader(self):
+            return batches
+
+        def _get_num_items_in_batch(self, batch_samples, device):
+            if sentence_avg:  # fairseq's sample_size
+                return sum(len(b["id"]) for b in batch_samples)
+            return sum(int((b["labels"] != -100).sum()) for b in batch_samples)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if self.micro == 0:
+                utils.set_torch_seed(seed + self.state.global_step)  # fairseq's _set_seed
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.micro += 1
+            if self.micro == self.current_gradient_accumulation_steps:  # the update's last
+                for p in model.parameters():  # fairseq's optimizer.multiply_grads
+                    if p.grad is not None:
+                        p.grad.mul_(1.0 / float(num_items_in_batch))
+                self.updates.append({
+                    "update": self.state.global_step + 1,
+                    "loss": self.sums / float(num_items_in_batch) / math.log(2),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "sample_size": int(num_items_in_batch)})
+                self.micro, self.sums = 0, 0.0
+            return loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            core = self.accelerator.unwrap_model(model)
+            core.num_updates = self.state.global_step
+            with core.draws.batch(self.state.global_step, inputs["id"]):
+                outputs = model(input_values=inputs["input_values"],
+                                attention_mask=inputs["attention_mask"], labels=inputs["labels"])
+            self.sums += outputs.loss.item()  # fairseq logs the criterion's sums
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    settings = optimizer_config(cfg)
+    optimizer = (optimizer_class or Adam)(params, **{**settings, "lr": 1.0})
+    rate = fairseq_rate(cfg)
+    # base rate 1: the factor is fairseq's rate itself, so update k runs at lr(k) exactly
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    return FairseqStepTrainer(model=model, args=training_arguments(cfg, out),
+                              optimizers=(optimizer, schedule))
+
+
+def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=None) -> dict:
+    """Train the recipe `cfg` (fairseq-hydra-train's composed config) on `manifests` with
+    transformers; write RUN_FOLDER/transformers/. `head`: (weight, bias) of the output layer to
+    start from (default: fairseq's own initialisation under common.seed). `optimizer_class`:
+    another torch optimizer instead of fairseq's Adam (to show what that changes).
+    Returns the record written to transformers/trainer.json, with the updates."""
+    import os
+
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    cfg = resolve(cfg, manifests)
+    check(cfg)  # before anything is built
+    import transformers
+
+    from w2v2_10min.hf_export import max_logit_difference, processor
+
+    out = Path(run_folder) / "transformers"
+    task, fairseq_model = fairseq_setup(cfg)
+    if head is not None:  # both trainers from the same head: fairseq's model gets it too
+        import torch
+
+        with torch.no_grad():
+            fairseq_model.w2v_encoder.proj.weight.copy_(head[0])
+            fairseq_model.w2v_encoder.proj.bias.copy_(head[1])
+    model = hf_model(fairseq_model, cfg, head)
+    batches = FairseqBatches(cfg, task, fairseq_model)
+    train_set = task.dataset(cfg.dataset.train_subset)
+    # the starting point is fairseq's: logits of both models on two training utterances
+    start = max_logit_difference(fairseq_model, model,
+                                 [train_set[i]["source"] for i in range(min(2, len(train_set)))])
+    del fairseq_model
+    trainer = make_trainer(cfg, model, batches, out, optimizer_class)
+    trainer.train()
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    plain = transformers.Wav2Vec2ForCTC(model.config)
+    plain.load_state_dict(model.state_dict())
+    plain.save_pretrained(out)
+    processor(task.target_dictionary, bool(cfg.task.normalize), model.config, out) \
+        .save_pretrained(out)
+    with open(out / "updates.jsonl", "w") as f:
+        for row in trainer.updates:
+            f.write(json.dumps(row) + "\n")
+    arguments = trainer.args
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
+    record = {"start_max_abs_logit_difference": start,
+              "mapping": {k: v for k, v in HONOURED.items() if k in flat(cfg)},
+              "training_arguments": {k: getattr(arguments, k) for k in (
+                  "max_steps", "gradient_accumulation_steps", "learning_rate", "adam_beta1",
+                  "adam_beta2", "adam_epsilon", "weight_decay", "max_grad_norm", "seed")},
+              "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
+              "versions": {**versions(), "transformers": transformers.__version__},
+              "updates": len(trainer.updates)}
+    (out / "trainer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return {**record, "updates": trainer.updates, "model": model, "task": task}
