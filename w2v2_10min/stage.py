@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class Run:
     folder: Path
     identity: dict | None  # None: a folder without run.json (its records carry no identity)
     checkpoint: Path
+    settings: dict = field(default_factory=dict)  # RUN/run.json as finetune wrote it ({}: none)
 
 
 def option(name: str) -> str:
@@ -100,7 +101,9 @@ def resolve_run(args) -> Run:
         raise UserError(f"{checkpoint}: checkpoint not found; {fix}")
     if args.released:
         write_released_record(folder, ident, checkpoint)
-    return Run(folder, read_identity(folder, ident), checkpoint)
+    path = layout.run_json(folder)
+    return Run(folder, read_identity(folder, ident), checkpoint,
+               json.loads(path.read_text()) if path.is_file() else {})
 
 
 def read_identity(folder: Path, expected: layout.RunId | None = None) -> dict | None:

@@ -25,8 +25,8 @@ uploaded; docs/hf-export.md shows how a user uploads the folder.
 
 The package: convert.py (config, weights, processor; also a pre-trained, headless checkpoint
 with a head given by the caller), verify.py (the checks), card.py (README.md); this module is
-the stage (export, up_to_date, main). `main` is the one place the run's identity and run.json
-settings are read; `export` takes them as arguments.
+the stage (export, up_to_date, main). `main` takes the run's identity and run.json settings
+from the stage's run (w2v2_10min.stage.Run) and gives them to `export` as arguments.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import json
 import os
 from pathlib import Path
 
-from w2v2_10min import stage
+from w2v2_10min import layout, stage
 from w2v2_10min.checkpoints import checkpoint_sha256
 from w2v2_10min.common import UserError, atomic_path, git_commit, versions
 from w2v2_10min.hf_export.card import RUN_FIELDS, model_card
@@ -88,13 +88,6 @@ def export(args, run: Run, identity: dict, settings: dict) -> dict:
     return record
 
 
-def run_settings(folder: Path) -> dict:
-    """card.RUN_FIELDS of the run's run.json ({} without one)."""
-    path = folder / "run.json"
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    return {k: record[k] for k in RUN_FIELDS if k in record}
-
-
 def _version(package: str) -> str:
     from importlib.metadata import version
 
@@ -104,7 +97,7 @@ def _version(package: str) -> str:
 def up_to_date(out: Path, checkpoint: Path, run: Path | None) -> bool:
     """An export made from the same file, newer than it and than every wer.json of the run."""
     record = out / "export.json"
-    inputs = [checkpoint] + (sorted(run.glob("decode*/*/wer.json")) if run else [])
+    inputs = [checkpoint] + (layout.decoded_files(run) if run else [])
     if not record.is_file() or \
             record.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in inputs):
         return False
@@ -123,7 +116,7 @@ def main(argv=None) -> int:
                         help="utterances of each subset to check (from the top of the manifest)")
     args = parser.parse_args(argv)
     run = stage.resolve_run(args)
-    args.out = args.out or run.folder / "hf"
+    args.out = args.out or layout.hf_dir(run.folder)
     stage.check_manifests(args.manifests, args.verify_subsets, exts=("tsv",))
     if up_to_date(args.out, run.checkpoint, run.folder):
         print(f"{args.out}: up to date with {run.checkpoint}")
@@ -131,7 +124,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # the one call site: the run's identity and recipe settings, read here, given to export
-    identity, settings = run.identity or {}, run_settings(run.folder)
+    identity = run.identity or {}
+    settings = {k: run.settings[k] for k in RUN_FIELDS if k in run.settings}
     with stage.fairseq_stage("export-hf", str(args.out), run.folder, "export-hf"):
         record = export(args, run, identity, settings)
     for subset, check in record["verification"].items():
