@@ -104,7 +104,7 @@ GPUS ?= 1## GPUs on this machine (or per SLURM job; 0: CPU); update_freq keeps t
 MAX_TOKENS ?=## samples per GPU batch, lower to fit memory (default: the recipe's)
 LR ?=## learning rate instead of the recipe's (runs go to <model>-<protocol>-lr<LR>/)
 LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: linear, others: exponential); runs go to <model>-<protocol>-<LR_DECAY>/
-TRAINER ?= fairseq## who trains the run: fairseq (runs of another trainer go to <model>-<protocol>-<TRAINER>/)
+TRAINER ?= fairseq## who trains the run: fairseq, or transformers (its Trainer on Wav2Vec2ForCTC, shown equal update by update; runs go to <model>-<protocol>-transformers/)
 FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit

@@ -15,12 +15,13 @@ not: their true gradient is 0 (a key bias adds the same number to every score of
 softmax ignores), so both trainers move them by rounding noise alone, which Adam's
 normalisation magnifies to steps of the learning rate's size (measured: 2e-2 apart).
 """
+import json
 import math
 import re
 from pathlib import Path
 
 import pytest
-from conftest import make
+from conftest import make, squeeze
 
 UPDATES, UNFREEZE = 120, 40
 ARGS = (f"ARGS=optimization.max_update={UPDATES} optimization.update_freq=[2] "
@@ -49,19 +50,24 @@ def fairseq_utterances(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tiny_env, tmp_path_factory):
-    """The tiny recipe trained by fairseq (`make finetune`) and by transformers."""
+    """The tiny recipe trained by fairseq and by transformers, each by `make finetune`
+    (TRAINER=fairseq, TRAINER=transformers), then decoded on dev_other."""
     from omegaconf import OmegaConf
 
-    from w2v2_10min.trainers.transformers_trainer import train
-
     root = tmp_path_factory.mktemp("hf-trainer")
-    make("finetune", *SETTINGS, ARGS, f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
-         f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}")
+    knobs = [*SETTINGS, ARGS, f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
+             f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
+             "EVAL_SETS=dev-other"]
+    for trainer in ("fairseq", "transformers"):
+        make("finetune", *knobs, f"TRAINER={trainer}")
+        make("decode", *knobs, f"TRAINER={trainer}")
     fairseq = root / "tiny-tiny" / "10min-0" / "seed-1"
-    cfg = OmegaConf.load(fairseq / "config.yaml")
-    record = train(cfg, tiny_env / "manifests" / "10min-0", root / "hf")
-    return {"fairseq": fairseq, "cfg": cfg, "hf": record, "manifests":
-            tiny_env / "manifests" / "10min-0", "root": root}
+    hf = root / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    updates = [json.loads(line) for line in
+               (hf / "transformers" / "updates.jsonl").read_text().splitlines()]
+    return {"fairseq": fairseq, "cfg": OmegaConf.load(fairseq / "config.yaml"),
+            "hf": {"updates": updates}, "hf_run": hf, "manifests":
+            tiny_env / "manifests" / "10min-0", "root": root, "knobs": knobs}
 
 
 def test_same_loss_at_every_update(runs):
@@ -91,7 +97,7 @@ def test_same_final_weights_and_dev_hypotheses(runs):
     from w2v2_10min.loading import load_finetuned
 
     checkpoint = runs["fairseq"] / "checkpoints" / "checkpoint_last.pt"
-    hf = Wav2Vec2ForCTC.from_pretrained(runs["root"] / "hf" / "transformers").eval()
+    hf = Wav2Vec2ForCTC.from_pretrained(runs["hf_run"] / "transformers").eval()
     theirs = state_dict(torch.load(checkpoint, weights_only=False)["model"], hf.config)
     ours = hf.state_dict()
     assert sorted(ours) == sorted(theirs)
@@ -198,3 +204,47 @@ def test_both_decays_are_fairseqs_schedules(runs):
     assert linear(90) == pytest.approx(peak + (final - peak) * 30 / 60)
     assert exponential(90) == pytest.approx(peak * math.exp(-math.log(20) * 30 / 60))
     assert linear(120) == pytest.approx(final) == exponential(120)
+
+
+# ---- make finetune TRAINER=transformers: a run like any other -----------------------------
+
+def test_a_transformers_run_is_a_run_of_its_own_that_every_stage_reads(runs):
+    """Its identity names the trainer (folder, run.json, wer.json); its checkpoint is a fairseq
+    checkpoint holding exactly the transformers model's weights, which decode reads as it reads
+    fairseq's; make status and make compare show it, never pooled with fairseq's runs."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from w2v2_10min.hf_export import state_dict
+
+    run = runs["hf_run"]
+    assert json.loads((run / "run.json").read_text())["trainer"] == "transformers"
+    assert json.loads((run / "run.json").read_text())["fast"] == "0"
+    hf = Wav2Vec2ForCTC.from_pretrained(run / "transformers")
+    written = torch.load(run / "checkpoints" / "checkpoint_best.pt", weights_only=False)
+    assert written["optimizer_history"][-1]["num_updates"] == UPDATES
+    theirs = state_dict(written["model"], hf.config)
+    assert all(torch.equal(hf.state_dict()[k], theirs[k]) for k in theirs)
+    record = json.loads((run / "decode" / "dev_other" / "wer.json").read_text())
+    fairseq = json.loads((runs["fairseq"] / "decode/dev_other/wer.json").read_text())
+    assert (record["trainer"], fairseq["trainer"]) == ("transformers", "fairseq")
+    assert record["words"] == fairseq["words"]  # the same set, decoded the same way
+    status = make("status", f"RUN_ROOT={runs['root']}").stdout
+    assert "tiny-tiny-transformers/10min-0/seed-1: decoded: WER on dev-other" in status
+    out = runs["root"] / "results"
+    text = squeeze(make("compare", f"RUN_ROOT={runs['root']}", f"RESULTS={out}").stdout)
+    assert "### tiny (embedded corpus), protocol tiny\n" in text and \
+        "### tiny (embedded corpus), protocol tiny-transformers\n" in text
+    rows = [line for line in text.splitlines() if line.startswith("| tiny | tiny")]
+    assert sorted(line.split(" | ")[1] for line in rows) == ["tiny", "tiny-transformers"]
+
+
+def test_what_transformers_cannot_honour_stops_before_anything_is_written(runs, tmp_path):
+    knobs = [k for k in runs["knobs"] if not k.startswith("RUN_ROOT=")]
+    proc = make("finetune", *knobs, "TRAINER=transformers", "FP16=true", f"RUN_ROOT={tmp_path}",
+                check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and len(errors) == 1 and "Traceback" not in proc.stderr
+    line = errors[0]
+    assert "TRAINER=transformers cannot honour common.fp16=True" in line and "FP16=false" in line
+    assert not any(tmp_path.iterdir())

@@ -58,6 +58,7 @@ from w2v2_10min.loading import pretrained_normalize
 from w2v2_10min.stage import add_identity_arguments, identity_of
 
 RECIPES = REPO / "recipes" / "finetune"
+TRANSFORMERS = "transformers"  # TRAINER: the transformers trainer (w2v2_10min/trainers/)
 # recipes/finetune/lr_decay/: fairseq scheduler name -> LR_DECAY choice
 LR_DECAYS = {"tri_stage": "exponential", "tri_stage_linear": "linear"}
 # fairseq pickles its config into checkpoints and torch >= 2.6 refuses such pickles by default.
@@ -343,6 +344,10 @@ def parse(argv) -> argparse.Namespace:
         args.pretrained = args.pretrained_dir / PRETRAINED_FILES.get(args.model, "")
     if not (args.manifests / "train.tsv").is_file():
         raise UserError(f"{args.manifests / 'train.tsv'} not found; run: make manifests DATA=...")
+    if args.trainer == TRANSFORMERS and args.fast == "1":
+        print("TRAINER=transformers: fairseq's own dataset and batches feed it (FAST=0)",
+              file=sys.stderr)
+        args.fast = "0"
     return args
 
 
@@ -370,12 +375,41 @@ def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
     return config, overrides, fast, record
 
 
+def transformers_command(args, run: Path) -> list[str]:
+    """The transformers trainer on the run's composed config (RUN/config.yaml)."""
+    return [sys.executable, "-m", "w2v2_10min.trainers.transformers_trainer",
+            "--config", str(layout.config_file(run).resolve()),
+            "--manifests", str(args.manifests.resolve()), "--run", str(run.resolve())]
+
+
+def check_transformers(args, config: str) -> None:
+    """What the transformers trainer cannot honour of the composed recipe: one line, before
+    anything is written."""
+    if args.launcher != "local":
+        raise UserError(f"TRAINER=transformers trains in the make process: LAUNCHER=local "
+                        f"(not {args.launcher}); `make sweep LAUNCHER=slurm` runs it as jobs")
+    from omegaconf import OmegaConf
+
+    from w2v2_10min.trainers import transformers_trainer
+
+    refused = transformers_trainer.refusals(transformers_trainer.resolve(
+        OmegaConf.create(yaml.safe_load(config)), args.manifests))
+    if refused:
+        raise UserError(f"TRAINER=transformers cannot honour {', '.join(refused)}; change "
+                        "them (e.g. FP16=false, GPUS=1, SEEDED=1, ARGS=) or train with "
+                        "TRAINER=fairseq")
+
+
 def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
-    """fairseq-hydra-train on the run; its log in RUN/logs/; a failure is one line."""
+    """fairseq-hydra-train (or the transformers trainer) on the run; its log in RUN/logs/;
+    a failure is one line."""
     log = layout.logs_dir(run) / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
-    command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
-                              last=fast) + launcher_overrides(args, run)
-    print(f"training {run} (log: {log})")
+    if args.trainer == TRANSFORMERS:
+        command = transformers_command(args, run)
+    else:
+        command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
+                                  last=fast) + launcher_overrides(args, run)
+    print(f"training {run} with {args.trainer} (log: {log})")
     with stage("finetune", str(run), log):
         with open(log, "a") as out:
             code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
@@ -383,8 +417,10 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
         if code != 0:
             print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
                   file=sys.stderr)
-            raise UserError(f"fine-tuning failed; full log: {log}; "
-                            "rerun the same command to resume")
+            again = "to resume" if args.trainer != TRANSFORMERS else \
+                "to train it again (the transformers trainer does not resume yet)"
+            raise UserError(f"fine-tuning failed; full log: {log}; rerun the same command "
+                            f"{again}")
     layout.done_file(run).touch()
     said = summary(log)
     if said:
@@ -398,6 +434,8 @@ def main(argv=None) -> int:
     if args.print_config:
         print(config, end="")
         return 0
+    if args.trainer == TRANSFORMERS:
+        check_transformers(args, config)
     if layout.config_file(run).is_file() and \
             same_training(layout.config_file(run).read_text()) != same_training(config):
         raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "

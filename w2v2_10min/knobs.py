@@ -50,7 +50,7 @@ def _each(check: Callable[[str], bool]) -> Callable[[str], bool]:
 
 NO_SPACE = r"\S+"
 LAUNCHERS = ("local", "slurm", "submitit_local")
-TRAINERS = ("fairseq",)  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
+TRAINERS = ("fairseq", "transformers")  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
 
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
 # themselves (finetune.compose), DECODER against decoders.DECODERS (decoders.knob).

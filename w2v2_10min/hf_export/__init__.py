@@ -40,7 +40,8 @@ from w2v2_10min.checkpoints import checkpoint_sha256
 from w2v2_10min.common import UserError, atomic_path, git_commit, versions
 from w2v2_10min.hf_export.card import RUN_FIELDS, model_card
 from w2v2_10min.hf_export.convert import (RENAMES, conv_layers, from_pretrained_checkpoint,
-                                          hf_config, processor, state_dict, to_transformers)
+                                          hf_config, processor, state_dict, to_fairseq,
+                                          to_transformers)
 from w2v2_10min.hf_export.verify import LOGIT_TOLERANCE, max_logit_difference, verify
 from w2v2_10min.loading import config_value
 from w2v2_10min.records import decoded

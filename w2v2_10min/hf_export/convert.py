@@ -126,14 +126,7 @@ def state_dict(fairseq_state: dict, config) -> dict:
     """fairseq's parameters under transformers' names; every one used, none missing."""
     import torch
 
-    out = {}
-    for key, tensor in fairseq_state.items():
-        names = [re.fullmatch(pattern, key) and re.sub(pattern, repl, key)
-                 for pattern, repl in RENAMES]
-        names = [n for n in names if n]
-        if len(names) != 1:
-            raise UserError(f"checkpoint parameter {key}: no place in Wav2Vec2ForCTC")
-        out[names[0]] = tensor
+    out = {name: fairseq_state[key] for key, name in transformers_names(fairseq_state).items()}
     projection = "wav2vec2.feature_projection.projection"
     if f"{projection}.weight" not in out:
         # fairseq has no projection when the CNN's width equals the transformer's (the tiny
@@ -144,6 +137,40 @@ def state_dict(fairseq_state: dict, config) -> dict:
         out[f"{projection}.weight"] = torch.eye(config.hidden_size)
         out[f"{projection}.bias"] = torch.zeros(config.hidden_size)
     return out
+
+
+def transformers_names(fairseq_state: dict) -> dict[str, str]:
+    """{fairseq parameter name: transformers' name}, every parameter matched exactly once."""
+    names = {}
+    for key in fairseq_state:
+        found = [re.sub(pattern, repl, key) for pattern, repl in RENAMES
+                 if re.fullmatch(pattern, key)]
+        if len(found) != 1:
+            raise UserError(f"checkpoint parameter {key}: no place in Wav2Vec2ForCTC")
+        names[key] = found[0]
+    return names
+
+
+def to_fairseq(hf, model):
+    """Load a Wav2Vec2ForCTC's weights into the fairseq Wav2VecCtc `model` of the same
+    architecture (the inverse of to_transformers), e.g. to write the transformers trainer's
+    result as a fairseq checkpoint that every later stage reads as it reads fairseq's own.
+    transformers' stand-in projection (where fairseq has none) must still be the identity."""
+    import torch
+
+    weights = hf.state_dict()
+    state = model.state_dict()
+    names = transformers_names(state)
+    projection = "wav2vec2.feature_projection.projection"
+    if f"{projection}.weight" not in names.values() and f"{projection}.weight" in weights:
+        eye = torch.eye(weights[f"{projection}.weight"].shape[0])
+        if not (torch.equal(weights[f"{projection}.weight"].cpu(), eye)
+                and not weights[f"{projection}.bias"].any()):
+            raise UserError("the transformers model's feature projection was trained, and the "
+                            "fairseq model has none to hold it")
+    model.load_state_dict({key: weights[name].detach().clone() for key, name in names.items()},
+                          strict=True)
+    return model
 
 
 def to_transformers(model, head=None, model_class=None):

@@ -454,6 +454,7 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
 
     sentence_avg = bool(cfg.optimization.sentence_avg)
     seed = int(cfg.common.seed)
+    log_interval = int(cfg.common.log_interval)
 
     class FairseqStepTrainer(Trainer):
         """An update = fairseq's: micro-batch gradients summed, then x 1/utterances."""
@@ -486,6 +487,7 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
                     "loss": self.sums / float(num_items_in_batch) / math.log(2),
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "sample_size": int(num_items_in_batch)})
+                progress(self.updates[-1], self.args.max_steps, log_interval)
                 self.micro, self.sums = 0, 0.0
             return loss
 
@@ -562,3 +564,70 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
               "updates": len(trainer.updates)}
     (out / "trainer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return {**record, "updates": trainer.updates, "model": model, "task": task}
+
+
+def progress(update: dict, max_update: int, every: int) -> None:
+    """A line per `every` updates (and the last) in the run's log, as fairseq's train_inner
+    lines say it (`make status` reads num_updates from them)."""
+    if update["update"] % max(every, 1) == 0 or update["update"] == max_update:
+        print(f"[train_inner] loss {update['loss']:.3f} | lr {update['lr']:.4g} | "
+              f"sample_size {update['sample_size']} | num_updates {update['update']} "
+              f"of {max_update}", flush=True)
+
+
+def write_fairseq_checkpoint(cfg, model, updates: int, path: Path) -> None:
+    """The trained Wav2Vec2ForCTC as a fairseq checkpoint of the recipe's Wav2VecCtc (the
+    state fairseq's Trainer saves: cfg, model, optimizer history), written atomically, so that
+    decode, tune-lm, export-hf and compare read a transformers run as they read fairseq's."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from w2v2_10min.common import atomic_path
+    from w2v2_10min.hf_export import to_fairseq
+
+    _, fairseq_model = fairseq_setup(cfg)
+    to_fairseq(model, fairseq_model)
+    state = {"args": None,
+             "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+             "model": fairseq_model.state_dict(), "criterion": None,
+             "optimizer_history": [{"criterion_name": "CtcCriterion",
+                                    "optimizer_name": "transformers.Trainer (fairseq Adam)",
+                                    "lr_scheduler_state": {}, "num_updates": updates}],
+             "task_state": {}, "extra_state": {"trainer": "transformers"},
+             "last_optimizer_state": None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def main(argv=None) -> int:
+    """Usage: python -m w2v2_10min.trainers.transformers_trainer --config RUN/config.yaml
+    --manifests MANIFESTS --run RUN   (make finetune TRAINER=transformers runs it)
+
+    Trains the composed recipe, then writes RUN/checkpoints/checkpoint_last.pt and
+    checkpoint_best.pt (the final model: this trainer does not validate during training yet)."""
+    import argparse
+
+    from omegaconf import OmegaConf
+
+    from w2v2_10min import layout
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--manifests", type=Path, required=True)
+    parser.add_argument("--run", type=Path, required=True)
+    args = parser.parse_args(argv)
+    cfg = resolve(OmegaConf.load(args.config), args.manifests)
+    record = train(cfg, args.manifests, args.run)
+    updates = len(record["updates"])
+    write_fairseq_checkpoint(cfg, record["model"], updates, layout.last_checkpoint(args.run))
+    write_fairseq_checkpoint(cfg, record["model"], updates, layout.best_checkpoint(args.run))
+    print(f"transformers trainer: {updates} updates; wrote {layout.checkpoint_dir(args.run)}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    from w2v2_10min.common import run_main
+
+    run_main(main)
