@@ -7,9 +7,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-VENV := .venv
-PY := $(VENV)/bin/python
-SETUP_STAMP := $(VENV)/.installed
+PY = $(VENV)/bin/python
+SETUP_STAMP = $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 
 MANIFESTS = $(MANIFEST_ROOT)/10min-$(SPLIT)
@@ -40,15 +39,26 @@ help: ## list targets and knobs, stage by stage
 		END { flush() }' $(MAKEFILE_LIST)
 
 ##@ Set-up and tests
-PYTHON ?= python3.11## Python 3.11 used to create .venv
+PYTHON ?=## Python 3.11 or 3.12 that `make setup` creates VENV with (empty: python3.11 if it runs, else python3.12)
+VENV ?= .venv## the virtual environment `make setup` creates and every target runs in, e.g. VENV=.venv312 beside .venv
 CI ?=## true: `make test` fails a test whose system tool is missing instead of skipping it
 
-setup: $(SETUP_STAMP) ## create .venv and install the pinned requirements (once)
+# The Pythons that ve-fairseq 0.12.3 has wheels for; `make setup` refuses any other. SETUP_PYTHON
+# is PYTHON, or else the first of python3.11 and python3.12 that runs (pyenv's shims are on PATH
+# even for a version that is not selected), looked for only when `make setup` has work to do.
+PYTHONS := 3.11 3.12
+SETUP_PYTHON = $(or $(PYTHON),$(call runs,python3.11),$(call runs,python3.12))
+runs = $(shell $(1) -c '' >/dev/null 2>&1 && echo $(1))
+HOW_TO_GET_PYTHON := install Python 3.12 or 3.11 (your distribution, pyenv or uv), then: make setup PYTHON=python3.12
+
+setup: $(SETUP_STAMP) ## create VENV and install the pinned requirements (once)
 
 $(SETUP_STAMP): requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "error: $(PYTHON) is not Python 3.11; pass PYTHON=/path/to/python3.11" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(SETUP_PYTHON)" || { echo "error: neither python3.11 nor python3.12 runs here; $(HOW_TO_GET_PYTHON)" >&2; exit 1; }
+	@v=$$($(SETUP_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+		|| { echo "error: $(SETUP_PYTHON) not found (or does not run); $(HOW_TO_GET_PYTHON)" >&2; exit 1; }; \
+	case " $(PYTHONS) " in *" $$v "*) ;; *) echo "error: $(SETUP_PYTHON) is Python $$v, for which fairseq (ve-fairseq 0.12.3) has no wheel; $(HOW_TO_GET_PYTHON)" >&2; exit 1;; esac
+	$(SETUP_PYTHON) -m venv $(VENV)
 	grep -v '# no-deps$$' requirements.txt > $(VENV)/requirements-deps.txt
 	$(VENV)/bin/pip install --quiet -r $(VENV)/requirements-deps.txt
 	$(VENV)/bin/pip install --quiet --no-deps $$(grep '# no-deps$$' requirements.txt | awk '{print $$1}')

@@ -1,4 +1,5 @@
 """Make-level behaviour a user relies on: clear errors before any work is done."""
+import os
 import re
 
 import pytest
@@ -7,11 +8,58 @@ from conftest import REPO, make
 from w2v2_10min.knobs import KNOBS
 
 
-def test_setup_without_python311_says_how_to_fix(tmp_path):
-    proc = make("setup", "PYTHON=/nonexistent/python3.11", f"VENV={tmp_path}/venv", check=False)
+def fake_python(path, version: str, log):
+    """A stand-in interpreter: reports `version` (to the version check), logs its arguments and
+    fails, so that `make setup` stops at `-m venv` having decided to use it."""
+    path.write_text(f'''#!/bin/sh
+echo "$*" >> {log}
+case "$*" in -c*) echo {version};; *) exit 3;; esac
+''')
+    path.chmod(0o755)
+    return path
+
+
+def test_setup_without_python_says_how_to_fix(tmp_path):
+    proc = make("setup", "PYTHON=/nonexistent/python3.12", f"VENV={tmp_path}/venv", check=False)
     assert proc.returncode != 0
-    assert "error: /nonexistent/python3.11 not found; install Python 3.11" in proc.stderr
+    assert ("error: /nonexistent/python3.12 not found (or does not run); install Python 3.12 or "
+            "3.11 (your distribution, pyenv or uv), then: make setup PYTHON=python3.12") in proc.stderr
     assert not (tmp_path / "venv").exists()
+
+
+@pytest.mark.parametrize("version", ["3.13", "3.10"])
+def test_setup_refuses_a_python_fairseq_has_no_wheel_for_in_one_line(tmp_path, version):
+    python = fake_python(tmp_path / f"python{version}", version, tmp_path / "log")
+    proc = make("setup", f"PYTHON={python}", f"VENV={tmp_path}/venv", check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and len(errors) == 1
+    assert errors[0] == (f"error: {python} is Python {version}, for which fairseq (ve-fairseq "
+                         "0.12.3) has no wheel; install Python 3.12 or 3.11 (your distribution, "
+                         "pyenv or uv), then: make setup PYTHON=python3.12")
+    assert "-m venv" not in (tmp_path / "log").read_text()
+    assert not (tmp_path / "venv").exists()
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.12"])
+def test_setup_accepts_python_311_and_312(tmp_path, version):
+    python = fake_python(tmp_path / f"python{version}", version, tmp_path / "log")
+    proc = make("setup", f"PYTHON={python}", f"VENV={tmp_path}/venv", check=False)
+    assert "error: " not in proc.stderr
+    assert f"-m venv {tmp_path}/venv" in (tmp_path / "log").read_text()
+
+
+def test_setup_without_python_knob_takes_python311_else_python312(tmp_path):
+    """PYTHON empty: python3.11 if it runs (here it does not, as a pyenv shim of a version not
+    selected), else python3.12."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3.11").write_text("#!/bin/sh\nexit 127\n")
+    (bin_dir / "python3.11").chmod(0o755)
+    fake_python(bin_dir / "python3.12", "3.12", tmp_path / "log")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = make("setup", "PYTHON=", f"VENV={tmp_path}/venv", check=False, env=env)
+    assert "error: " not in proc.stderr
+    assert f"-m venv {tmp_path}/venv" in (tmp_path / "log").read_text()
 
 
 def test_finetune_without_manifests_names_the_missing_file(tmp_path):
