@@ -248,3 +248,53 @@ def test_what_transformers_cannot_honour_stops_before_anything_is_written(runs, 
     line = errors[0]
     assert "TRAINER=transformers cannot honour common.fp16=True" in line and "FP16=false" in line
     assert not any(tmp_path.iterdir())
+
+
+def test_killed_and_resumed_it_ends_as_the_uninterrupted_run(runs, tmp_path):
+    """A seed is a run with this trainer too: the same command, `kill -9`ed after its
+    checkpoint at update 100 (the tiny recipe's save interval, at an epoch's end) and run again,
+    resumes there and ends with the fixture's uninterrupted run's weights, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    from conftest import REPO
+
+    knobs = [k for k in runs["knobs"] if not k.startswith("RUN_ROOT=")] + \
+        ["TRAINER=transformers", f"RUN_ROOT={tmp_path}"]
+    run = tmp_path / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    proc = subprocess.Popen(["make", "--no-print-directory", "finetune", *knobs,
+                             "WANDB_PROJECT="], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not any("@ 100 updates" in p.read_text() for p in run.glob("logs/finetune-*.log")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint at 100"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "done").exists()
+    said = make("finetune", *knobs).stdout + "".join(
+        p.read_text() for p in sorted(run.glob("logs/finetune-*.log")))
+    assert "resuming from" in said and "checkpoint-100 (100 updates done)" in said
+    ours = torch.load(run / "checkpoints/checkpoint_best.pt", weights_only=False)["model"]
+    theirs = torch.load(runs["hf_run"] / "checkpoints/checkpoint_best.pt",
+                        weights_only=False)["model"]
+    assert sorted(ours) == sorted(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    updates = [json.loads(line) for line in
+               (run / "transformers/updates.jsonl").read_text().splitlines()]
+    assert updates == runs["hf"]["updates"]
+
+
+def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):
+    from w2v2_10min.trainers.transformers_trainer import COMPLETE, last_saved
+
+    assert last_saved(tmp_path) is None
+    for step, complete in ((8, True), (16, True), (24, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / COMPLETE).write_text(f"{step}\n")
+    assert last_saved(tmp_path) == tmp_path / "checkpoint-16"

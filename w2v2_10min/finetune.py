@@ -417,10 +417,8 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
         if code != 0:
             print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
                   file=sys.stderr)
-            again = "to resume" if args.trainer != TRANSFORMERS else \
-                "to train it again (the transformers trainer does not resume yet)"
-            raise UserError(f"fine-tuning failed; full log: {log}; rerun the same command "
-                            f"{again}")
+            raise UserError(f"fine-tuning failed; full log: {log}; "
+                            "rerun the same command to resume")
     layout.done_file(run).touch()
     said = summary(log)
     if said:

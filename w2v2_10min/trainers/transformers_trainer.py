@@ -324,6 +324,18 @@ class FairseqBatches:
     def __len__(self) -> int:
         return len(self.itr)
 
+    def set_epoch(self, epoch: int) -> None:
+        """transformers' epoch (from 0; it calls this before each pass, and a resumed run's
+        first pass is the epoch it stopped before) as fairseq's (from 1): the next pass is
+        fairseq's epoch `epoch + 1`, shuffled as fairseq shuffles it (seed + epoch)."""
+        if self.started:  # fairseq_cli/train.py: the next epoch's iterator after each epoch
+            self.itr = self.iterator(self.itr.next_epoch_idx)
+        if self.itr.next_epoch_idx != epoch + 1:  # a resumed run: on at its epoch (fairseq's
+            # get_batch_iterator may hand back its cached iterator, so position that one)
+            self.itr.load_state_dict({"epoch": epoch + 1, "iterations_in_epoch": 0,
+                                      "version": 2})
+        self.started = False
+
     def __iter__(self):
         if self.started:  # fairseq_cli/train.py: the next epoch's iterator after each epoch
             self.itr = self.iterator(self.itr.next_epoch_idx)
@@ -445,6 +457,35 @@ def optimizer_config(cfg) -> dict:
             "weight_decay": float(cfg.optimizer.weight_decay)}
 
 
+COMPLETE = "complete"  # written last into a transformers checkpoint-N folder: the save finished
+
+
+def last_saved(folder: Path) -> Path | None:
+    """The newest complete checkpoint-N folder of the Trainer (None: none); one a kill cut
+    short has no COMPLETE and is never resumed from."""
+    found = [p for p in Path(folder).glob("checkpoint-*") if (p / COMPLETE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def epoch_end_saves(every: int):
+    """A callback: save at the end of an epoch once `every` updates (the recipe's
+    checkpoint.save_interval_updates) have passed since the last save. At an epoch's end a
+    resumed run needs no position inside fairseq's epoch, only the epoch (set_epoch)."""
+    from transformers import TrainerCallback
+
+    class EpochEndSaves(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last = state.global_step  # a resumed run counts from its checkpoint
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if every > 0 and state.global_step - self.last >= every and \
+                    state.global_step < state.max_steps:
+                control.should_save, self.last = True, state.global_step
+            return control
+
+    return EpochEndSaves()
+
+
 def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
     """transformers' Trainer on the model with fairseq's Adam, schedule and batches."""
     import torch
@@ -467,6 +508,20 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
 
         def get_train_dataloader(self):
             return batches
+
+        def _save_checkpoint(self, model, trial):
+            """transformers' checkpoint, the updates so far, then COMPLETE; older ones go."""
+            import shutil
+
+            super()._save_checkpoint(model, trial)
+            folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            (folder / "updates.json").write_text(json.dumps(self.updates))
+            (folder / COMPLETE).write_text(f"{self.state.global_step}\n")
+            for old in folder.parent.glob("checkpoint-*"):
+                if old != folder:
+                    shutil.rmtree(old)
+            # as fairseq says it (`make status` reads the update a run resumes from)
+            print(f"Saved checkpoint {folder} @ {self.state.global_step} updates", flush=True)
 
         def _get_num_items_in_batch(self, batch_samples, device):
             if sentence_avg:  # fairseq's sample_size
@@ -506,8 +561,11 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
     rate = fairseq_rate(cfg)
     # base rate 1: the factor is fairseq's rate itself, so update k runs at lr(k) exactly
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-    return FairseqStepTrainer(model=model, args=training_arguments(cfg, out),
-                              optimizers=(optimizer, schedule))
+    trainer = FairseqStepTrainer(model=model, args=training_arguments(cfg, out),
+                                 optimizers=(optimizer, schedule),
+                                 callbacks=[epoch_end_saves(
+                                     int(cfg.checkpoint.save_interval_updates or 0))])
+    return trainer
 
 
 def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=None) -> dict:
@@ -541,7 +599,11 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
                                  [train_set[i]["source"] for i in range(min(2, len(train_set)))])
     del fairseq_model
     trainer = make_trainer(cfg, model, batches, out, optimizer_class)
-    trainer.train()
+    resume = last_saved(Path(trainer.args.output_dir))
+    if resume is not None:  # an interrupted run: on from its last complete checkpoint
+        trainer.updates = json.loads((resume / "updates.json").read_text())
+        print(f"resuming from {resume} ({len(trainer.updates)} updates done)", flush=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     plain = transformers.Wav2Vec2ForCTC(model.config)
