@@ -167,7 +167,8 @@ LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
-TRIALS ?= 128## trials of `make tune-lm` (the paper's 128)
+TRIALS ?= 128## trials of `make tune-lm` (the paper's 128): full decodes (TUNE=search) or, per round, rescorings (TUNE=rescore)
+TUNE ?= rescore## how `make tune-lm` tunes: rescore (a few decodes, the weights searched by rescoring their beams' hypotheses; docs/lm.md) or search (a full decode per trial, the paper's)
 TUNE_SET ?= dev-other## the set `make tune-lm` tunes on
 LM_JOBS ?=## processes for the 4-gram search (default: all cores)
 RESULTS ?= results## where `make compare` writes the report
@@ -193,14 +194,14 @@ LM_SEARCH = $(DECODER_FILES) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs
 	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16)
 LM_ARGS = $(LM_SEARCH) $(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) \
 	$(if $(WORD_SCORE),--word-score $(WORD_SCORE))
-TUNE = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
-	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
-tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gram (paper: 128 trials, beam 500), DECODER=transformer (beam 50)
-	@$(TUNE) $(RUN_KNOBS)
+TUNE_LM = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
+	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) --tune $(TUNE)
+tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=rescore, or the paper's TUNE=search: 128 trials): 4-gram (beam 500), DECODER=transformer (beam 50)
+	@$(TUNE_LM) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
 	@$(FETCH_RELEASED)
-	@$(TUNE) $(RELEASED_KNOBS)
+	@$(TUNE_LM) $(RELEASED_KNOBS)
 
 HF_VERIFY ?= 10## utterances of each EVAL_SET that `make export-hf` checks against fairseq
 
