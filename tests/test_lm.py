@@ -285,28 +285,32 @@ def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     for at least 90% of the utterances (those it differs on: a hypothesis the first decode's
     beam had pruned), and its WER is the rescoring's within one utterance's words."""
     from w2v2_10min.rescore import Lists, search as rescoring_search
+    from w2v2_10min.score import corpus_scores
 
     symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
     search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
     utterances, refs = noisy_set(symbols, copies=4, noise=3.5)
     start = {"beam": 50, "beam_threshold": 25.0, "lm_weight": 0.0, "word_score": 4.0}
     lists = Lists(refs)
-    lists.merge(search.decode(utterances, start, jobs=2, beams=True))
+    beams = search.decode(utterances, start, jobs=2, beams=True)
+    lists.merge(beams)
     words = sum(len(r.split()) for r in refs)
-    point, predicted = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
-                                        [{"lm_weight": 0.0, "word_score": 4.0}])
+    first = corpus_scores(refs, [beam[0][3] for beam in beams])["wer"]
+    point, predicted, close = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
+                                               [({"lm_weight": 0.0, "word_score": 4.0}, first)])
+    assert close is None and predicted < first  # a new pair, better on the lists
     decoded = search.decode(utterances, {**start, **point}, jobs=2)
     rescored = lists.best(**point)
     same = sum(a == b for a, b in zip(decoded, rescored))
     assert same >= 0.9 * len(utterances), (point, decoded, rescored)
-    from w2v2_10min.score import corpus_scores
     assert abs(corpus_scores(refs, decoded)["wer"] - predicted) <= 100 * 3 / words
 
 
 def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):
     """Interrupted after its first round, tuning resumes at the second (the first decode not run
     again); lists kept for another key are not read but started afresh; the rounds stop when
-    rescoring's best pair is one already decoded, or at MAX_ROUNDS."""
+    the search's best pair is near one already decoded, or at MAX_ROUNDS; the pair chosen is a
+    decoded one, with the lowest WER its decode measured."""
     from w2v2_10min import rescore
 
     symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
@@ -333,7 +337,7 @@ def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, ti
     assert "resuming after 1 round(s)" in capsys.readouterr().out
     rounds = done["rounds"]
     assert 2 <= len(rounds) <= rescore.MAX_ROUNDS and rounds[0]["wer"] > done["wer"]
-    assert done["converged"] == (rounds[-1]["next"] in [r["point"] for r in rounds])
+    assert done["converged"] == (rounds[-1]["next"] is None)
     assert done["converged"] or len(rounds) == rescore.MAX_ROUNDS
     assert done["wer"] == min(r["wer"] for r in rounds)
     assert done["point"] in [r["point"] for r in rounds]  # a decoded pair, its WER a decode's

@@ -16,11 +16,14 @@ again. The rounds:
   1. decode the set at a point (first: fairseq's example weights, lm_weight 2, word_score -1),
      keep each utterance's beam and merge it into the lists kept so far (per utterance, a
      word string once, with its best acoustic score);
-  2. search the pairs by rescoring the lists (Optuna's TPE, `trials` draws, the pairs already
-     decoded tried first) for the lowest WER;
-  3. stop when that search's best pair is one already decoded (no pair beats the weights the
-     decodes have tried: the weights stopped moving), or after MAX_ROUNDS decodes; else decode
-     at the new pair (1).
+  2. search the pairs for the lowest WER (Optuna's TPE, `trials` draws, the pairs already
+     decoded tried first): a pair near a decoded one (within NEAR of each weight's range)
+     takes that decode's measured WER, any other its WER by rescoring the lists. (Rescoring is
+     optimistic: far from the pairs decoded a decode prunes hypotheses that the lists, merged
+     from other pairs' beams, still hold; so the decodes have the last word near themselves.)
+  3. stop when that search's best pair is near one already decoded (no pair, rescored, beats
+     what the decodes measured: the weights stopped moving), or after MAX_ROUNDS decodes;
+     else decode at the new pair (1).
 
 The weights chosen are the decoded pair whose own full decode has the lowest WER (the latest
 on a tie): every figure in weights.json is a decode's, not a rescoring's estimate. After each
@@ -42,6 +45,7 @@ from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS
 from w2v2_10min.score import utterance_errors
 
 MAX_ROUNDS = 5  # decodes at most
+NEAR = 0.05  # pairs this close (a share of each weight's range) to a decoded one: its WER
 WEIGHTS = ("lm_weight", "word_score")  # what rescoring can change (the score's two terms)
 
 
@@ -156,24 +160,36 @@ class Lists:
         return lists
 
 
+def near(point: dict, other: dict, space: dict) -> bool:
+    """Whether two pairs are within NEAR of each weight's range of each other."""
+    return all(abs(point[n] - other[n]) <= NEAR * (space[n][1] - space[n][0]) for n in WEIGHTS)
+
+
 def search(lists: Lists, words: int, trials: int, seed: int, space: dict,
-           tried: list[dict]) -> tuple[dict, float]:
-    """The pair with the fewest word errors on the lists (Optuna TPE, `trials` draws after the
-    pairs `tried`, which are tried first), and its WER (percent of `words`)."""
+           decoded: list[tuple[dict, float]]) -> tuple[dict, float, dict | None]:
+    """The pair with the lowest WER (percent of `words`) by Optuna's TPE, `trials` draws after
+    the pairs `decoded` (tried first): a pair near a decoded one (NEAR) takes that decode's
+    measured WER, any other its WER on the lists. Returns the pair, its WER and the decoded
+    pair it is near (None: a new pair to decode)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
-    for point in tried:
+    for point, _ in decoded:
         study.enqueue_trial(point)
 
     def objective(trial) -> float:
         drawn = {name: trial.suggest_float(name, *space[name]) for name in WEIGHTS}
+        for point, wer in decoded:
+            if near(drawn, point, space):
+                return wer
         return 100.0 * lists.errors(drawn["lm_weight"], drawn["word_score"]) / words
 
-    study.optimize(objective, n_trials=len(tried) + trials)
-    return {name: study.best_trial.params[name] for name in WEIGHTS}, study.best_value
+    study.optimize(objective, n_trials=len(decoded) + trials)
+    best = {name: study.best_trial.params[name] for name in WEIGHTS}
+    close = next((point for point, _ in decoded if near(best, point, space)), None)
+    return best, study.best_value, close
 
 
 def start_point(space: dict) -> dict:
@@ -210,8 +226,7 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
             print(f"note: {out} holds hypotheses for another checkpoint, LM, lexicon, set or "
                   "beam; tuning afresh", file=sys.stderr)
     while True:
-        tried = [r["point"] for r in rounds]
-        if rounds and (rounds[-1]["next"] in tried or len(rounds) >= MAX_ROUNDS):
+        if rounds and (rounds[-1]["next"] is None or len(rounds) >= MAX_ROUNDS):
             break
         point = rounds[-1]["next"] if rounds else (start or start_point(space))
         settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **point}
@@ -220,19 +235,22 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
             raise UserError("a decode gave an utterance no hypothesis; check its emissions")
         errors = sum(e for e, *_ in utterance_errors(refs, [b[0][3] for b in beams]))
         new = lists.merge(beams)
-        nxt, predicted = search(lists, words, trials, seed + len(rounds), space, tried + [point])
+        decoded = [(r["point"], r["wer"]) for r in rounds] + [(point, 100.0 * errors / words)]
+        best, predicted, close = search(lists, words, trials, seed + len(rounds), space, decoded)
         rounds.append({"point": point, "wer": 100.0 * errors / words, "errors": errors,
                        "rescored_wer": 100.0 * lists.errors(**point) / words,
-                       "new_hypotheses": new, "hypotheses": len(lists), "next": nxt,
-                       "next_rescored_wer": predicted})
+                       "new_hypotheses": new, "hypotheses": len(lists),
+                       "next": None if close else best, "best": best,
+                       "best_wer": predicted})
         lists.save(lists_path, key)  # first: a round in rounds.json always has its lists
         write_json_atomic(rounds_path, {"tuning_key": key, "rounds": rounds})
         said = ", ".join(f"{name} {point[name]:.3f}" for name in WEIGHTS)
         print(f"round {len(rounds)}: decoded at {said} -> WER {rounds[-1]['wer']:.2f}; "
-              f"{len(lists)} hypotheses kept ({new} new); rescoring's best: "
-              + ", ".join(f"{name} {nxt[name]:.3f}" for name in WEIGHTS)
-              + f" -> WER {predicted:.2f}", flush=True)
+              f"{len(lists)} hypotheses kept ({new} new); best: "
+              + ", ".join(f"{name} {best[name]:.3f}" for name in WEIGHTS)
+              + f" -> WER {predicted:.2f}" + (" (decoded: stop)" if close else " (rescored)"),
+              flush=True)
     best = min(reversed(rounds), key=lambda r: r["errors"])
     return {"rounds": rounds, "point": best["point"], "wer": best["wer"],
             "round": rounds.index(best) + 1,
-            "converged": rounds[-1]["next"] in [r["point"] for r in rounds]}
+            "converged": rounds[-1]["next"] is None}
