@@ -28,7 +28,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm bench-startup export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -306,6 +306,10 @@ bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=
 		--lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM)) \
 		$(if $(filter released,$(SHAPE)),--released-shape --weights 0.5 0 --subsets dev_other test_other --join 3 \
 		--lm-batch 16 64,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
+
+bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER, core-seconds side by side
+	$(PY) bench/bench_tune.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
+		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
