@@ -21,8 +21,9 @@ RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it st
 
 --tune rescore (the default; w2v2_10min.rescore): a few decodes, each keeping every
 utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
-the kept hypotheses, until its best pair is one already decoded (at most
-rescore.MAX_ROUNDS decodes). The lists and rounds (hypotheses.npz, rounds.json) are kept, so
+the kept hypotheses (a pair near a decoded one: that decode's WER), until its best pair is near
+one already decoded (at most rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER
+is chosen. The lists and rounds (hypotheses.npz, rounds.json) are kept, so
 an interrupted tuning resumes at its next round.
 
 At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
