@@ -80,8 +80,8 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
     if done == 0 and not study.user_attrs:
         study.set_user_attr("key", key)
     elif study.user_attrs.get("key") != key:
-        raise UserError(f"{storage}: holds trials for another checkpoint, LM, lexicon, set or "
-                        f"beam; delete {storage.parent} to tune again")
+        raise UserError(f"{storage}: holds trials for another checkpoint, LM, lexicon, set, "
+                        f"beam or method; delete {storage.parent} to tune again")
 
     def objective(trial) -> float:
         drawn = {name: trial.suggest_float(name, *bounds) for name, bounds in space.items()}
