@@ -27,7 +27,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm bench-transformer-lm bench-startup export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -177,7 +177,8 @@ LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
-TRIALS ?= 128## trials of `make tune-lm` (the paper's 128)
+TRIALS ?= 128## trials of `make tune-lm` (the paper's 128): full decodes (TUNE=search) or, per round, rescorings (TUNE=rescore)
+TUNE ?= rescore## how `make tune-lm` tunes: rescore (a few decodes, the weights searched by rescoring their beams' hypotheses; docs/lm.md) or search (a full decode per trial, the paper's)
 TUNE_SET ?= dev-other## the set `make tune-lm` tunes on
 LM_JOBS ?=## processes for the 4-gram search (default: all cores)
 RESULTS ?= results## where `make compare` writes the report
@@ -203,14 +204,14 @@ LM_SEARCH = $(DECODER_FILES) $(if $(BEAM),--beam $(BEAM)) $(if $(LM_JOBS),--jobs
 	$(if $(LM_CACHE),--lm-cache $(LM_CACHE)) $(if $(LM_FP16),--lm-fp16)
 LM_ARGS = $(LM_SEARCH) $(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) \
 	$(if $(WORD_SCORE),--word-score $(WORD_SCORE))
-TUNE = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
-	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS)
-tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET: 4-gram (paper: 128 trials, beam 500), DECODER=transformer (beam 50)
-	@$(TUNE) $(RUN_KNOBS)
+TUNE_LM = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
+	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) --tune $(TUNE)
+tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=rescore, or the paper's TUNE=search: 128 trials): 4-gram (beam 500), DECODER=transformer (beam 50)
+	@$(TUNE_LM) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
 	@$(FETCH_RELEASED)
-	@$(TUNE) $(RELEASED_KNOBS)
+	@$(TUNE_LM) $(RELEASED_KNOBS)
 
 HF_VERIFY ?= 10## utterances of each EVAL_SET that `make export-hf` checks against fairseq
 
@@ -315,6 +316,10 @@ bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=
 		--lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst --letters $(if $(BEAM),--beam $(BEAM)) \
 		$(if $(filter released,$(SHAPE)),--released-shape --weights 0.5 0 --subsets dev_other test_other --join 3 \
 		--lm-batch 16 64,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
+
+bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER, core-seconds side by side
+	$(PY) bench/bench_tune.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
+		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst
 
 bench-lm: setup ## time the 4-gram search per core at beams 500 and 1500 (demo model; 60 and 200k words), estimate the real sets
 	$(PY) bench/bench_lm.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \

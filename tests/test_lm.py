@@ -1,6 +1,7 @@
 """The 4-gram LM pieces without a model: the tiny ARPA estimate, the letter lexicon, the
 emission cache, lexicon beam search on made-up emissions, and one-line errors for bad input."""
 import gzip
+import json
 import math
 
 import numpy as np
@@ -243,3 +244,125 @@ def test_tuning_is_up_to_date_only_for_its_key_its_trials_and_its_last_trial(tmp
     assert finished(out, key, 16) is None
     (out / "weights.json").write_text(json.dumps({"trials": 16, "wer": 3.0}))  # older file
     assert finished(out, key, 16) is None
+
+
+# ---- tuning by rescoring the beam's hypotheses (w2v2_10min.rescore, TUNE=rescore) ----------
+def noisy_set(symbols, copies=3, noise=3.0):
+    texts = ["THE|CAT|SAT|", "THE|DOG|RAN|", "THE|CAT|RAN|", "THE|DOG|SAT|"] * copies
+    utterances = [emissions_for(t, symbols, noise=noise, seed=i) for i, t in enumerate(texts)]
+    return utterances, [t.replace("|", " ").strip() for t in texts]
+
+
+def test_each_kept_hypothesis_scores_as_flashlight_scored_it(tiny_lm):
+    """flashlight's score of every hypothesis of the final beam is acoustic + lm_weight * LM +
+    word_score * words (sil_score 0, unk_score -inf), to float tolerance: rescoring a decode's
+    beam at its own weights gives its own scores, and its own best."""
+    from w2v2_10min.rescore import Lists
+
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    utterances, refs = noisy_set(symbols)
+    compared = 0
+    for lm_weight, word_score in [(0.0, 0.0), (0.5, -1.0), (2.0, 1.0), (4.5, -3.5)]:
+        settings = {"beam": 50, "beam_threshold": 25.0, "lm_weight": lm_weight,
+                    "word_score": word_score}
+        decoder = search.decoder(settings)
+        for emissions in utterances:
+            for result in search.results(decoder, emissions):
+                acoustic, lm_score, words, _ = lm.hypothesis(result, search.words(result))
+                assert result.score == pytest.approx(
+                    acoustic + lm_weight * lm_score + word_score * words, rel=1e-6, abs=1e-4)
+                compared += 1
+        beams = search.decode(utterances, settings, jobs=2, beams=True)
+        lists = Lists(refs)
+        lists.merge(beams)
+        assert lists.best(lm_weight, word_score) == search.decode(utterances, settings, jobs=1)
+    assert compared > 4 * len(utterances)  # beams of several hypotheses
+
+
+def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
+    """The pair rescoring prefers, decoded in full: its best hypothesis is the rescoring's best
+    for at least 90% of the utterances (those it differs on: a hypothesis the first decode's
+    beam had pruned), and its WER is the rescoring's within one utterance's words."""
+    from w2v2_10min.rescore import Lists, search as rescoring_search
+    from w2v2_10min.score import corpus_scores
+
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    utterances, refs = noisy_set(symbols, copies=4, noise=3.5)
+    start = {"beam": 50, "beam_threshold": 25.0, "lm_weight": 0.0, "word_score": 4.0}
+    lists = Lists(refs)
+    beams = search.decode(utterances, start, jobs=2, beams=True)
+    lists.merge(beams)
+    words = sum(len(r.split()) for r in refs)
+    first = corpus_scores(refs, [beam[0][3] for beam in beams])["wer"]
+    point, predicted, close = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
+                                               [({"lm_weight": 0.0, "word_score": 4.0}, first)])
+    assert close is None and predicted < first  # a new pair, better on the lists
+    decoded = search.decode(utterances, {**start, **point}, jobs=2)
+    rescored = lists.best(**point)
+    same = sum(a == b for a, b in zip(decoded, rescored))
+    assert same >= 0.9 * len(utterances), (point, decoded, rescored)
+    assert abs(corpus_scores(refs, decoded)["wer"] - predicted) <= 100 * 3 / words
+
+
+def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):
+    """Interrupted after its first round, tuning resumes at the second (the first decode not run
+    again); lists kept for another key are not read but started afresh; the rounds stop when
+    the search's best pair is near one already decoded, or at MAX_ROUNDS; the pair chosen is a
+    decoded one, with the lowest WER its decode measured."""
+    from w2v2_10min import rescore
+
+    symbols = lm.SPECIALS + [line.split()[0] for line in dict_text().splitlines()]
+    search = lm.LexiconSearch(tiny_lm / "lm.arpa", tiny_lm / "lexicon.ltr.lst", symbols)
+    utterances, refs = noisy_set(symbols, copies=2, noise=3.5)
+    calls = []
+
+    def hypotheses(utterances, settings):
+        calls.append({k: settings[k] for k in rescore.WEIGHTS})
+        if len(calls) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return search.decode(utterances, settings, 1, beams=True)
+
+    out, key = tmp_path / "tune-4gram", {"checkpoint_sha256": "a", "method": "rescore"}
+    interrupt, bad = True, {"lm_weight": 0.0, "word_score": 5.0}  # inserts: a round to move
+    with pytest.raises(KeyboardInterrupt):
+        rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, key, lm.SEARCH_SPACE, bad)
+    assert len(json.loads((out / "rounds.json").read_text())["rounds"]) == 1
+    assert calls[0] == bad and rescore.start_point(lm.SEARCH_SPACE) == {"lm_weight": 2.0,
+                                                                        "word_score": -1.0}
+    interrupt, first = False, list(calls)
+    done = rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, key, lm.SEARCH_SPACE, bad)
+    assert calls[len(first)] == calls[1]  # the round the interruption cut, not the first again
+    assert "resuming after 1 round(s)" in capsys.readouterr().out
+    rounds = done["rounds"]
+    assert 2 <= len(rounds) <= rescore.MAX_ROUNDS and rounds[0]["wer"] > done["wer"]
+    assert done["converged"] == (rounds[-1]["next"] is None)
+    assert done["converged"] or len(rounds) == rescore.MAX_ROUNDS
+    assert done["wer"] == min(r["wer"] for r in rounds)
+    assert done["point"] in [r["point"] for r in rounds]  # a decoded pair, its WER a decode's
+    calls.clear()
+    rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, {**key, "lm_sha256": "b"},
+                 lm.SEARCH_SPACE)
+    assert calls[0] == {"lm_weight": 2.0, "word_score": -1.0}  # afresh
+    assert "holds hypotheses for another" in capsys.readouterr().err
+    saved = json.loads((out / "rounds.json").read_text())
+    assert saved["tuning_key"] == {**key, "lm_sha256": "b"}
+    assert rescore.Lists.load(out / "hypotheses.npz", key, refs) is None
+    assert rescore.Lists.load(out / "hypotheses.npz", saved["tuning_key"], refs) is not None
+
+
+def test_tune_lm_refuses_a_set_without_words_and_an_unknown_method(tmp_path, tiny_lm):
+    data = manifest(tmp_path)
+    (data / "dev_other.ltr").write_text("\n\n\n")
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"never unpickled: the bad input is found first")
+    common = ["--checkpoint", checkpoint, "--manifests", data, "--run", tmp_path / "run",
+              "--lm", tiny_lm / "lm.arpa", "--lexicon", tiny_lm / "lexicon.ltr.lst"]
+    for extra, message in [([], "dev_other.ltr: no words to tune on"),
+                           (["--tune", "grid"], "TUNE=grid: TUNE accepts rescore or search")]:
+        proc = run_script("tune_lm.py", *common, *extra, check=False)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not (tmp_path / "run" / "emissions").exists()

@@ -224,6 +224,34 @@ def test_make_lm_transformer_plan():
     assert "transformer_lm.py" not in make("-n", "lm", "DATA=/d").stdout
 
 
+def test_the_transformer_beams_kept_hypotheses_score_as_flashlight_scored_them(tiny_env, lm_dir):
+    """TUNE=rescore's lists from the Transformer LM search (w2v2_10min.rescore): each
+    hypothesis of each final beam scores acoustic + lm_weight * LM + word_score * words, as
+    flashlight scored it, and the lists' best at the decode's weights is the decode's."""
+    from w2v2_10min.lm import hypothesis
+    from w2v2_10min.rescore import Lists
+
+    lm, lexicon = lm_dir / "tiny_word_transformer.pt", lm_dir / "lexicon.ltr.lst"
+    manifests = tiny_env / "manifests" / "10min-0"
+    search = TransformerSearch(lm, lexicon, symbols(manifests), parallel=4)
+    utterances = noisy_letters(manifests, SUBSET, search.symbols)  # words for the LM to weigh
+    compared = 0
+    for lm_weight, word_score in WEIGHTS:
+        settings = {"beam": BEAM, "beam_threshold": BEAM_THRESHOLD, "lm_weight": lm_weight,
+                    "word_score": word_score}
+        beams = search.decode_all(utterances, settings, beams=True)
+        for beam in beams:
+            for result in beam:
+                acoustic, lm_score, words, _ = hypothesis(result, search.words(result))
+                assert result.score == pytest.approx(
+                    acoustic + lm_weight * lm_score + word_score * words, rel=1e-6, abs=1e-4)
+                compared += 1
+        lists = Lists(["X"] * len(utterances))  # a made-up reference: errors not asked for
+        lists.merge(search.hypotheses(utterances, settings))
+        assert lists.best(lm_weight, word_score) == search.decode(utterances, settings)
+    assert compared > 2 * len(utterances)
+
+
 def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_env, run, lm_dir):
     """`make tune-lm DECODER=transformer`: the paper's tuning beam (50) by default, its own
     folder (tune-transformer/, apart from the 4-gram's), weights `make decode` then takes."""
@@ -231,9 +259,15 @@ def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_e
     knobs = ["MODEL=tiny", "PROTOCOL=tiny", f"MANIFEST_ROOT={tiny_env / 'manifests'}",
              f"RUN_ROOT={run[0]}", "DECODER=transformer", f"TRANSFORMER_LM={lm}",
              f"TRANSFORMER_LEXICON={lexicon}"]
-    make("tune-lm", *knobs, "TRIALS=3")
+    make("tune-lm", *knobs, "TRIALS=3", "TUNE=search")
     tuned = run[1] / "tune-transformer" / "weights.json"
+    searched = json.loads(tuned.read_text())
+    assert searched["tuning_method"] == "search" and searched["decodes"] == 3
+    make("tune-lm", *knobs, "TRIALS=3")  # TUNE=rescore: another method, tuned again
     weights = json.loads(tuned.read_text())
+    assert weights["tuning_method"] == "rescore" and weights["tuning_key"]["method"] == "rescore"
+    assert 1 <= weights["decodes"] <= weights["max_rounds"]
+    assert weights["wer"] == min(r["wer"] for r in weights["rounds"])
     assert weights["decoder"] == "transformer" and weights["beam"] == 50
     assert weights["trials"] == 3 and weights["subset"] == SUBSET
     assert weights["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
@@ -397,7 +431,7 @@ def test_interrupted_tuning_says_one_line_and_a_rerun_continues(tiny_env, run, l
     args = [PYTHON, str(REPO / "scripts/tune_lm.py"), "--decoder", "transformer",
             "--lm", lm_dir / "tiny_word_transformer.pt", "--lexicon", lm_dir / "lexicon.ltr.lst",
             "--manifests", tiny_env / "manifests" / "10min-0", "--run-root", tmp_path / "runs",
-            "--run", run[1], "--trials", "40"]
+            "--run", run[1], "--tune", "search", "--trials", "40"]
     proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

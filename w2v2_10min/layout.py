@@ -15,7 +15,8 @@ Usage:
       decode/<subset>/            Viterbi (no LM): hyp.wrd ref.wrd wer.json
       decode-<decoder>/<subset>/  any other decoder, e.g. decode-4gram/, same files
       emissions/<subset>.npz      the model's outputs kept for LM decoding (float16)
-      tune-<decoder>/             `make tune-lm`: optuna.db, trials.json, weights.json
+      tune-<decoder>/             `make tune-lm`: weights.json, trials.json; hypotheses.npz and
+                                  rounds.json (TUNE=rescore) or optuna.db (TUNE=search)
   runs/<model>-released/      a released fine-tuned checkpoint (the control row): run.json,
       decode*/<subset>/, emissions/, tune-<decoder>/, hf/ as a run has them
 

@@ -150,15 +150,28 @@ class LexiconSearch:
     def decoder(self, settings: dict):
         return lexicon_decoder(self, settings)
 
-    def decode_one(self, decoder, emissions: np.ndarray) -> str:
+    def results(self, decoder, emissions: np.ndarray) -> list:
+        """flashlight's final beam (DecodeResult, best first) for one utterance's emissions."""
         frames = normalised(emissions, len(self.symbols))
-        best = decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
-        return " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
+        return decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])
 
-    def decode(self, utterances: list[np.ndarray], settings: dict, jobs: int) -> list[str]:
-        """Word strings, in order, searched on `jobs` forked processes (they share the LM)."""
+    def words(self, result) -> str:
+        return " ".join(self.word_dict.get_entry(w) for w in result.words if w >= 0)
+
+    def decode_one(self, decoder, emissions: np.ndarray) -> str:
+        return self.words(self.results(decoder, emissions)[0])
+
+    def hypotheses_one(self, decoder, emissions: np.ndarray) -> list:
+        """The final beam's hypotheses as w2v2_10min.rescore keeps them."""
+        return [hypothesis(result, self.words(result))
+                for result in self.results(decoder, emissions)]
+
+    def decode(self, utterances: list[np.ndarray], settings: dict, jobs: int,
+               beams: bool = False) -> list:
+        """Word strings, in order, searched on `jobs` forked processes (they share the LM);
+        beams: each utterance's final beam instead (`hypothesis` tuples, best first)."""
         global _JOB
-        _JOB = (self, settings, utterances)
+        _JOB = (self, settings, utterances, beams)
         try:
             if jobs <= 1 or len(utterances) <= 1:
                 _start_worker()
@@ -187,17 +200,35 @@ def lexicon_decoder(search, settings: dict, lm=None):
                           search.blank, search.unk, [], False)
 
 
-_JOB = None  # (search, settings, utterances) of the running decode, inherited by forked workers
+_JOB = None  # (search, settings, utterances, beams) of the running decode, inherited by workers
 _DECODER = None
 
 
 def _start_worker() -> None:
     global _DECODER
-    search, settings, _ = _JOB
+    search, settings, _, _ = _JOB
     _DECODER = search.decoder(settings)
 
 
-def _decode_index(i: int) -> str:
-    search, _, utterances = _JOB
-    return search.decode_one(_DECODER, utterances[i])
+def _decode_index(i: int):
+    search, _, utterances, beams = _JOB
+    one = search.hypotheses_one if beams else search.decode_one
+    return one(_DECODER, utterances[i])
+
+
+def hypothesis(result, words: str) -> tuple[float, float, int, str]:
+    """One hypothesis of flashlight's final beam as rescoring keeps it: (acoustic score, LM
+    score, words, word string). flashlight's LexiconDecoder scores it (LexiconDecoder.cpp,
+    logAdd off) as
+
+        score = emittingModelScore + lm_weight * lmScore + word_score * words
+                + sil_score * (silence frames) + unk_score * (unknown words)
+
+    with `emittingModelScore` the sum of its frames' (log-softmax) emissions and `lmScore` the
+    sum of its words' LM log-probabilities, </s> included, plus, for a hypothesis that ends
+    inside a word, the trie's smeared score of that word's prefix. Both decoders search with
+    sil_score 0 and unk_score -inf (fairseq's), so the last two terms are 0, and the first
+    three are all a (lm_weight, word_score) pair changes (w2v2_10min.rescore)."""
+    return (float(result.emittingModelScore), float(result.lmScore),
+            sum(1 for w in result.words if w >= 0), words)
 

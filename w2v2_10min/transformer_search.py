@@ -24,7 +24,7 @@ from pathlib import Path
 
 from w2v2_10min.common import UserError, progress
 from w2v2_10min.lexicon import BOUNDARY, spellings_for
-from w2v2_10min.lm import lexicon_decoder, normalised
+from w2v2_10min.lm import hypothesis, lexicon_decoder, normalised
 
 # Rows of one LM forward pass, at most: the states the searches wait for, the last pass filled
 # with states they made and have not asked for yet. With PARALLEL: 11.1x faster than fairseq's
@@ -379,14 +379,19 @@ class TransformerSearch:
     def decoder(self, settings: dict, lm: TransformerLM | None = None):
         return lexicon_decoder(self, settings, lm)
 
+    def results(self, decoder, emissions) -> list:
+        """flashlight's final beam (score, words, tokens each; best first) for one utterance."""
+        frames = normalised(emissions, len(self.symbols))
+        return decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])
+
     def best(self, decoder, emissions):
         """flashlight's best result (score, words, tokens) for one utterance's emissions."""
-        frames = normalised(emissions, len(self.symbols))
-        return decoder.decode(frames.ctypes.data, frames.shape[0], frames.shape[1])[0]
+        return self.results(decoder, emissions)[0]
 
-    def decode_all(self, utterances: list, settings: dict, done=lambda i, best: None) -> list:
+    def decode_all(self, utterances: list, settings: dict, done=lambda i, best: None,
+                   beams: bool = False) -> list:
         """flashlight's best result for each utterance, in order, `parallel` searched at once;
-        `done(i, best)` as each ends."""
+        `done(i, best)` as each ends. beams: each utterance's final beam (a list) instead."""
         import threading
 
         results, errors, lock = [None] * len(utterances), [], threading.Lock()
@@ -409,7 +414,7 @@ class TransformerSearch:
                     if i is None:
                         return
                     try:
-                        best = self.best(decoder, utterances[i])
+                        best = (self.results if beams else self.best)(decoder, utterances[i])
                     except BaseException as err:  # noqa: B036 (raised again in the caller)
                         errors.append(err)
                         steps.stop()  # the other searches run out and end
@@ -450,4 +455,13 @@ class TransformerSearch:
         """Word strings, in order, with a progress bar per utterance."""
         with progress("transformer LM", len(utterances), unit="utt") as bar:
             results = self.decode_all(utterances, settings, lambda i, best: bar.update())
-        return [" ".join(self.dictionary[w] for w in best.words if w >= 0) for best in results]
+        return [self.words(best) for best in results]
+
+    def words(self, result) -> str:
+        return " ".join(self.dictionary[w] for w in result.words if w >= 0)
+
+    def hypotheses(self, utterances: list, settings: dict) -> list[list[tuple]]:
+        """Each utterance's final beam, `hypothesis` tuples (w2v2_10min.lm), best first."""
+        with progress("transformer LM", len(utterances), unit="utt") as bar:
+            beams = self.decode_all(utterances, settings, lambda i, best: bar.update(), True)
+        return [[hypothesis(result, self.words(result)) for result in beam] for beam in beams]

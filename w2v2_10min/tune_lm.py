@@ -1,8 +1,9 @@
-"""Tune an LM's weight and word score on one set, as the paper did (`make tune-lm`).
+"""Tune an LM's weight and word score on one set: by rescoring the beam's hypotheses (the
+default), or as the paper did, 128 full decodes (`make tune-lm [TUNE=search]`).
 
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
-      --lm LM --lexicon LEXICON [--decoder NAME] [--subset dev_other]
+      --lm LM --lexicon LEXICON [--decoder NAME] [--subset dev_other] [--tune rescore|search]
       [--trials 128] [--beam B] [decoder options] [--files KNOB=PATH ...]
       [--sampler-seed 1] [--checkpoint CKPT --verify-sha256]
   (the run named as in w2v2_10min.stage: --run, its knobs, or --released MODEL)
@@ -12,13 +13,24 @@ by Bayesian optimisation on dev-other, 128 trials, at beam 500 for the 4-gram LM
 file, --decoder 4gram, the default) and 50 for the word Transformer LM (a fairseq checkpoint
 with dict.txt, --decoder transformer). The decoder (w2v2_10min.decoders) gives what tuning
 needs: its search space, tuning beam, files' key and search; one without weights (Make's default
-DECODER=viterbi) names the default's, 4gram. Here Optuna's TPE sampler proposes the pairs; each
-trial decodes the whole subset from the cached emissions (the model runs once,
-`RUN_DIR/emissions/`) and scores its WER. Trials are kept in RUN_DIR/tune-<decoder>/optuna.db,
-so an interrupted tuning continues where it stopped; at the end RUN_DIR/tune-<decoder>/
-weights.json holds the best pair (which `make decode DECODER=<decoder>` then uses) and
-trials.json every trial. Run again with no more trials and nothing changed, it says the
-weights are up to date and stops, before loading the LM.
+DECODER=viterbi) names the default's, 4gram. The model runs once (`RUN_DIR/emissions/`).
+
+--tune search (the paper's way): Optuna's TPE sampler proposes the pairs; each trial decodes
+the whole subset from the cached emissions and scores its WER. Trials are kept in
+RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it stopped.
+
+--tune rescore (the default; w2v2_10min.rescore): a few decodes, each keeping every
+utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
+the kept hypotheses (a pair near a decoded one: that decode's WER), until its best pair is near
+one already decoded (at most rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER
+is chosen. The lists and rounds (hypotheses.npz, rounds.json) are kept, so
+an interrupted tuning resumes at its next round.
+
+At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
+DECODER=<decoder>` then uses) and the method that chose it (`tuning_method`), trials.json
+every decode. The tuning key holds the method: switching methods tunes again. Run again with
+no more trials and nothing changed, it says the weights are up to date and stops, before
+loading the LM.
 """
 from __future__ import annotations
 
@@ -27,14 +39,16 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
-from w2v2_10min import decoders, emissions, stage
+from w2v2_10min import decoders, emissions, rescore, stage
 from w2v2_10min.checkpoints import checkpoint_sha256
 from w2v2_10min.common import UserError, file_digest, run_main, versions, write_json_atomic
+from w2v2_10min.knobs import check
 from w2v2_10min.layout import tuning_dir
 from w2v2_10min.lm import BEAM_THRESHOLD, SEARCH_SPACE
 from w2v2_10min.score import summarise, utterance_errors
 
 STUDY = "lm-weights"
+METHODS = ("rescore", "search")  # --tune: rescoring the beams' hypotheses; a full decode a trial
 
 
 def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: Path,
@@ -66,8 +80,8 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
     if done == 0 and not study.user_attrs:
         study.set_user_attr("key", key)
     elif study.user_attrs.get("key") != key:
-        raise UserError(f"{storage}: holds trials for another checkpoint, LM, lexicon, set or "
-                        f"beam; delete {storage.parent} to tune again")
+        raise UserError(f"{storage}: holds trials for another checkpoint, LM, lexicon, set, "
+                        f"beam or method; delete {storage.parent} to tune again")
 
     def objective(trial) -> float:
         drawn = {name: trial.suggest_float(name, *bounds) for name, bounds in space.items()}
@@ -83,6 +97,11 @@ def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: P
     return study
 
 
+def method(value: str) -> str:
+    """argparse type of --tune: a method, else TUNE's one-line error."""
+    return check("TUNE", value, " or ".join(METHODS), value in METHODS)
+
+
 def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stage.add_run_arguments(parser)
@@ -92,7 +111,11 @@ def parse(argv) -> argparse.Namespace:
                         help=f"the decoder whose LM weights to tune: {', '.join(tunable)} "
                              f"(another, without weights: the default's)")
     parser.add_argument("--subset", default="dev_other")
-    parser.add_argument("--trials", type=int, default=128)
+    parser.add_argument("--tune", type=method, default=METHODS[0],
+                        help="rescore: a few decodes, the pairs searched by rescoring their "
+                             "beams (default); search: a full decode per trial (the paper's)")
+    parser.add_argument("--trials", type=int, default=128,
+                        help="pairs tried: full decodes (search) or, per round, rescorings")
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     decoders.add_arguments(parser, tuning=True)  # each decoder's options, as decode's
@@ -106,13 +129,11 @@ def parse(argv) -> argparse.Namespace:
     return args
 
 
-def weights_record(args, decoder, run: stage.Run, study, key: dict, files: dict) -> dict:
-    """weights.json: the best trial's weights and everything they hold for: the tuning `key`,
-    the decoder's files and their `files` key (its tuning_key)."""
-    best = study.best_trial
-    return {"decoder": decoder.NAME, **best.params,
-            "wer": best.value, "trial": best.number,
-            "trials": sum(t.value is not None for t in study.trials),
+def weights_record(args, decoder, run: stage.Run, chosen: dict, key: dict, files: dict) -> dict:
+    """weights.json: the chosen weights (`chosen`: them, their decode's wer, trial, trials,
+    method's figures) and everything they hold for: the tuning `key`, the decoder's files and
+    their `files` key (its tuning_key)."""
+    return {"decoder": decoder.NAME, **chosen, "tuning_method": args.tune,
             "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
             "sampler": "optuna TPESampler", "sampler_seed": args.sampler_seed,
             **{f"{name}_range": list(bounds) for name, bounds in decoder.SEARCH_SPACE.items()},
@@ -124,10 +145,11 @@ def weights_record(args, decoder, run: stage.Run, study, key: dict, files: dict)
             "tuning_key": key}
 
 
-def finished(out: Path, key: dict, trials: int) -> dict | None:
+def finished(out: Path, key: dict, trials: int, kept: str = "optuna.db") -> dict | None:
     """OUT/weights.json when it is the outcome of at least `trials` trials for exactly `key`
-    and nothing was tried after it was written (then tuning again would change nothing)."""
-    weights, storage = out / "weights.json", out / "optuna.db"
+    and nothing was tried after it was written to OUT/`kept` (the trials, or rescoring's
+    rounds.json; then tuning again would change nothing)."""
+    weights, storage = out / "weights.json", out / kept
     try:
         record = json.loads(weights.read_text())
         current = weights.stat().st_mtime_ns >= storage.stat().st_mtime_ns
@@ -143,35 +165,63 @@ def main(argv=None) -> int:
     decoder = decoders.get(args.decoder)  # the one parse chose, its files taken
     run = stage.resolve_run(args)
     stage.check_manifests(args.manifests, [args.subset])
+    refs = emissions.references(args.manifests, args.subset)
+    if not any(ref.split() for ref in refs):
+        raise UserError(f"{args.manifests / args.subset}.ltr: no words to tune on; give a "
+                        "set with transcripts (TUNE_SET=dev-other)")
     checkpoint_sha = checkpoint_sha256(run.checkpoint, args.verify_sha256)
     # the LM and lexicon before the model: a bad one stops before minutes of emissions
     files = decoder.tuning_key(args, checkpoint_sha)
     out = tuning_dir(run.folder, decoder.NAME)
     key = {**files, "subset": args.subset, "beam": args.beam,
-           "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv")}
-    done = finished(out, key, args.trials)
+           "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv"),
+           "method": args.tune}
+    kept = "rounds.json" if args.tune == "rescore" else "optuna.db"
+    done = finished(out, key, args.trials, kept)
     if done:
-        print(f"{out.name} is up to date ({done['trials']} trials on {args.subset}, best WER "
-              f"{done['wer']:.2f}); delete {out} to tune again")
+        print(f"{out.name} is up to date ({done['tuning_method']}, {done['trials']} trials on "
+              f"{args.subset}, best WER {done['wer']:.2f}); delete {out} to tune again")
         return 0
-    decode = decoder.searcher(args)
-    with stage.fairseq_stage("tune-lm", f"{args.trials} trials on {args.subset} -> {out}",
-                             run.folder, "tune-lm"):
+    if args.tune == "rescore":
+        rescore.check_space(decoder.SEARCH_SPACE)
+    decode = (decoder.hypotheses if args.tune == "rescore" else decoder.searcher)(args)
+    with stage.fairseq_stage("tune-lm", f"{args.tune}, {args.trials} trials on {args.subset} "
+                             f"-> {out}", run.folder, "tune-lm"):
         frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
                                   [args.subset], stage.device(args), args.max_tokens)
-        study = tune(decode, frames[args.subset], emissions.references(args.manifests,
-                                                                       args.subset),
-                     args.trials, args.beam, args.sampler_seed, out / "optuna.db", key,
-                     decoder.SEARCH_SPACE)
-    trials = [{"number": t.number, **t.params, "wer": t.value}
-              for t in study.trials if t.value is not None]
-    record = weights_record(args, decoder, run, study, key, files)
+        chosen, trials = (tuned_by_rescoring if args.tune == "rescore" else tuned_by_search)(
+            args, decode, frames[args.subset], refs, out, key, decoder.SEARCH_SPACE)
+    record = weights_record(args, decoder, run, chosen, key, files)
     write_json_atomic(out / "trials.json", trials)
     write_json_atomic(out / "weights.json", record)
     best = ", ".join(f"{name} {record[name]:.3f}" for name in decoder.SEARCH_SPACE)
-    print(f"{args.subset}: best WER {record['wer']:.2f} with {best} ({len(trials)} trials, beam "
-          f"{args.beam}) -> {out / 'weights.json'}")
+    print(f"{args.subset}: best WER {record['wer']:.2f} with {best} ({args.tune}: "
+          f"{record['decodes']} decodes, beam {args.beam}) -> {out / 'weights.json'}")
     return 0
+
+
+def tuned_by_search(args, decode, utterances, refs, out: Path, key: dict, space: dict):
+    """The paper's way: a full decode per trial. (weights.json's figures, trials.json)"""
+    study = tune(decode, utterances, refs, args.trials, args.beam, args.sampler_seed,
+                 out / "optuna.db", key, space)
+    best = study.best_trial
+    trials = [{"number": t.number, **t.params, "wer": t.value}
+              for t in study.trials if t.value is not None]
+    return {**best.params, "wer": best.value, "trial": best.number, "trials": len(trials),
+            "decodes": len(trials)}, trials
+
+
+def tuned_by_rescoring(args, decode, utterances, refs, out: Path, key: dict, space: dict):
+    """A few decodes, the pairs searched by rescoring their beams (w2v2_10min.rescore).
+    (weights.json's figures, trials.json: each decode)"""
+    done = rescore.tune(decode, utterances, refs, args.trials, args.beam, args.sampler_seed,
+                        out, key, space)
+    trials = [{"number": i, **r["point"], "wer": r["wer"], "rescored_wer": r["rescored_wer"],
+               "hypotheses": r["hypotheses"]} for i, r in enumerate(done["rounds"])]
+    return {**done["point"], "wer": done["wer"], "trial": done["round"] - 1,
+            "trials": args.trials, "decodes": len(done["rounds"]),
+            "rounds": done["rounds"], "converged": done["converged"],
+            "max_rounds": rescore.MAX_ROUNDS}, trials
 
 
 if __name__ == "__main__":

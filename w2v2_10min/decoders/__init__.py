@@ -38,6 +38,10 @@ settings read):
                                 its files checked before anything loads
   searcher(args)                decode(utterances, settings) -> words, built once; settings:
                                 beam, beam_threshold and one draw of SEARCH_SPACE
+  hypotheses(args)              decode(utterances, settings) -> each utterance's final beam, as
+                                w2v2_10min.lm.hypothesis tuples (acoustic score, LM score,
+                                words, word string), best first: what TUNE=rescore rescores
+                                (w2v2_10min.rescore), built once
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ from w2v2_10min.knobs import check
 
 REQUIRED = ("NAME", "CACHED", "NEEDS", "FILES", "ARGUMENTS", "settings", "prepare", "decode",
             "extra", "said")
-TUNING = ("TUNE_BEAM", "SEARCH_SPACE", "tuning_key", "searcher")
+TUNING = ("TUNE_BEAM", "SEARCH_SPACE", "tuning_key", "searcher", "hypotheses")
 DECODERS: dict = {}
 
 

@@ -86,6 +86,12 @@ def searcher(args):
     return lambda utterances, settings: search.decode(utterances, settings, args.jobs)
 
 
+def hypotheses(args):
+    """decode(utterances, settings) -> each utterance's final beam, for TUNE=rescore."""
+    search = LexiconSearch(args.lm, args.lexicon, symbols(args.manifests))
+    return lambda utterances, settings: search.decode(utterances, settings, args.jobs, True)
+
+
 def extra(args, settings: dict) -> dict:
     return {"decoder_settings": settings, "search_processes": args.jobs, "device": "cpu",
             "versions": {"flashlight-text": version("flashlight-text")}}

@@ -115,6 +115,11 @@ def searcher(args):
     return search_for(args, args.lm, args.lexicon, args.lm_fp16).decode
 
 
+def hypotheses(args):
+    """decode(utterances, settings) -> each utterance's final beam, for TUNE=rescore."""
+    return search_for(args, args.lm, args.lexicon, args.lm_fp16).hypotheses
+
+
 def extra(args, settings: dict) -> dict:
     return {"decoder_settings": settings, "lm_batch": args.lm_batch,
             "lm_parallel": args.lm_parallel, "lm_cache": args.lm_cache, "device": device(args),

@@ -1,0 +1,256 @@
+"""Tune an LM decoder's weights by rescoring its beam's hypotheses (`make tune-lm`, TUNE=rescore).
+
+Usage:
+  record = rescore.tune(hypotheses, utterances, refs, trials, beam, seed, out, key)
+  (hypotheses: a decoder's `hypotheses(args)`, w2v2_10min.decoders)
+
+flashlight returns every hypothesis of the final beam with its acoustic score and LM score
+(w2v2_10min.lm.hypothesis), and scores each as
+
+    acoustic + lm_weight * LM + word_score * words
+
+(silence and unknown-word scores are 0 and -inf in both decoders), so one decode's beams tell
+which of their hypotheses any other (lm_weight, word_score) pair would choose, without searching
+again. The rounds:
+
+  1. decode the set at a point (first: fairseq's example weights, lm_weight 2, word_score -1),
+     keep each utterance's beam and merge it into the lists kept so far (per utterance, a
+     word string once, with its best acoustic score);
+  2. search the pairs for the lowest WER (Optuna's TPE, `trials` draws, the pairs already
+     decoded tried first): a pair near a decoded one (within NEAR of each weight's range)
+     takes that decode's measured WER, any other its WER by rescoring the lists. (Rescoring is
+     optimistic: far from the pairs decoded a decode prunes hypotheses that the lists, merged
+     from other pairs' beams, still hold; so the decodes have the last word near themselves.)
+  3. stop when that search's best pair is near one already decoded (no pair, rescored, beats
+     what the decodes measured: the weights stopped moving), or after MAX_ROUNDS decodes;
+     else decode at the new pair (1).
+
+The weights chosen are the decoded pair whose own full decode has the lowest WER (the latest
+on a tie): every figure in weights.json is a decode's, not a rescoring's estimate. After each
+round the lists (OUT/hypotheses.npz) and the rounds (OUT/rounds.json) are written atomically,
+with the tuning key (checkpoint, LM, lexicon, set, beam...): an interrupted tuning resumes at
+its next round, and lists made for another key are never reused (started afresh, with a note).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import editdistance
+import numpy as np
+
+from w2v2_10min.common import UserError, atomic_path, write_json_atomic
+from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS
+from w2v2_10min.score import utterance_errors
+
+MAX_ROUNDS = 5  # decodes at most
+NEAR = 0.05  # pairs this close (a share of each weight's range) to a decoded one: its WER
+WEIGHTS = ("lm_weight", "word_score")  # what rescoring can change (the score's two terms)
+
+
+class Lists:
+    """Each utterance's kept hypotheses: a word string once, with its acoustic score, LM score
+    and word count (the best acoustic score of its copies with the same LM score: the one any
+    pair ranks first), and its word errors against the reference."""
+
+    def __init__(self, refs: list[str]):
+        self.refs = refs
+        self.kept: list[dict] = [{} for _ in refs]  # (words, lm, n) -> (acoustic, errors)
+        self._arrays = None
+
+    def merge(self, beams: list[list[tuple]]) -> int:
+        """Add each utterance's beam (w2v2_10min.lm.hypothesis tuples); the number new."""
+        if len(beams) != len(self.kept):
+            raise ValueError(f"{len(beams)} beams for {len(self.kept)} utterances")
+        new = 0
+        for ref, kept, beam in zip(self.refs, self.kept, beams):
+            for acoustic, lm, n, words in beam:
+                if not (np.isfinite(acoustic) and np.isfinite(lm)):
+                    continue  # no finite pair of weights chooses it
+                key = (words, round(lm, 4), n)
+                if key in kept:
+                    if acoustic > kept[key][0]:
+                        kept[key] = (acoustic, kept[key][1])
+                    continue
+                errors = editdistance.eval(ref.split(), words.split())
+                kept[key] = (acoustic, errors)
+                new += 1
+        self._arrays = None
+        return new
+
+    def __len__(self) -> int:
+        return sum(len(kept) for kept in self.kept)
+
+    def arrays(self):
+        """acoustic, LM, words, errors and utterance of every kept hypothesis, as arrays, and
+        their word strings."""
+        if self._arrays is None:
+            rows = [(a, lm, n, e, u, w) for u, kept in enumerate(self.kept)
+                    for (w, lm, n), (a, e) in kept.items()]
+            columns = list(zip(*rows)) if rows else [[]] * 6
+            self._arrays = tuple(np.asarray(c, dtype=t) for c, t in
+                                 zip(columns, (float, float, float, np.int64, np.int64))) \
+                + (list(columns[5]),)
+        return self._arrays
+
+    def chosen(self, lm_weight: float, word_score: float) -> np.ndarray:
+        """The row (of `arrays`) of each utterance's best hypothesis at these weights: the
+        highest acoustic + lm_weight * LM + word_score * words; one per utterance with any."""
+        acoustic, lm, n, _, utterance, _ = self.arrays()
+        score = acoustic + lm_weight * lm + word_score * n
+        best = np.full(len(self.kept), -np.inf)
+        np.maximum.at(best, utterance, score)
+        top = np.flatnonzero(score >= best[utterance])
+        _, first = np.unique(utterance[top], return_index=True)
+        return top[first]
+
+    def errors(self, lm_weight: float, word_score: float) -> int:
+        """Word errors of each utterance's best hypothesis at these weights, summed (an
+        utterance with none kept: all its words)."""
+        rows = self.chosen(lm_weight, word_score)
+        errors, utterance = self.arrays()[3], self.arrays()[4]
+        lost = sum(len(self.refs[u].split()) for u in
+                   set(range(len(self.kept))) - set(utterance[rows].tolist()))
+        return int(errors[rows].sum()) + lost
+
+    def best(self, lm_weight: float, word_score: float) -> list[str]:
+        """Each utterance's best word string at these weights ("" where none is kept)."""
+        out = [""] * len(self.kept)
+        words, utterance = self.arrays()[5], self.arrays()[4]
+        for row in self.chosen(lm_weight, word_score):
+            out[utterance[row]] = words[row]
+        return out
+
+    def save(self, path: Path, key: dict) -> None:
+        words, lm, n, acoustic, errors, utterance = [], [], [], [], [], []
+        for u, kept in enumerate(self.kept):
+            for (w, l, c), (a, e) in kept.items():
+                words.append(w)
+                lm.append(l)
+                n.append(c)
+                acoustic.append(a)
+                errors.append(e)
+                utterance.append(u)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, key=json.dumps(key, sort_keys=True), words=np.array(words, dtype=str),
+                         lm=np.array(lm, dtype=float), n=np.array(n, dtype=np.int64),
+                         acoustic=np.array(acoustic, dtype=float),
+                         errors=np.array(errors, dtype=np.int64),
+                         utterance=np.array(utterance, dtype=np.int64))
+
+    @classmethod
+    def load(cls, path: Path, key: dict, refs: list[str]) -> "Lists | None":
+        """The lists kept at `path` for exactly `key`, else None."""
+        try:
+            with np.load(path) as saved:
+                if str(saved["key"]) != json.dumps(key, sort_keys=True):
+                    return None
+                columns = [saved[name].tolist() for name in
+                           ("words", "lm", "n", "acoustic", "errors", "utterance")]
+        except (OSError, ValueError, KeyError):
+            return None
+        lists = cls(refs)
+        for w, lm, n, a, e, u in zip(*columns):
+            if u >= len(refs):
+                return None
+            lists.kept[u][(w, lm, n)] = (a, e)
+        lists._arrays = None
+        return lists
+
+
+def near(point: dict, other: dict, space: dict) -> bool:
+    """Whether two pairs are within NEAR of each weight's range of each other."""
+    return all(abs(point[n] - other[n]) <= NEAR * (space[n][1] - space[n][0]) for n in WEIGHTS)
+
+
+def search(lists: Lists, words: int, trials: int, seed: int, space: dict,
+           decoded: list[tuple[dict, float]]) -> tuple[dict, float, dict | None]:
+    """The pair with the lowest WER (percent of `words`) by Optuna's TPE, `trials` draws after
+    the pairs `decoded` (tried first): a pair near a decoded one (NEAR) takes that decode's
+    measured WER, any other its WER on the lists. Returns the pair, its WER and the decoded
+    pair it is near (None: a new pair to decode)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    for point, _ in decoded:
+        study.enqueue_trial(point)
+
+    def objective(trial) -> float:
+        drawn = {name: trial.suggest_float(name, *space[name]) for name in WEIGHTS}
+        for point, wer in decoded:
+            if near(drawn, point, space):
+                return wer
+        return 100.0 * lists.errors(drawn["lm_weight"], drawn["word_score"]) / words
+
+    study.optimize(objective, n_trials=len(decoded) + trials)
+    best = {name: study.best_trial.params[name] for name in WEIGHTS}
+    close = next((point for point, _ in decoded if near(best, point, space)), None)
+    return best, study.best_value, close
+
+
+def start_point(space: dict) -> dict:
+    """fairseq's example weights, within the space (else its middle)."""
+    return {name: DEFAULT_WEIGHTS[name] if space[name][0] <= DEFAULT_WEIGHTS[name] <=
+            space[name][1] else sum(space[name]) / 2 for name in WEIGHTS}
+
+
+def check_space(space: dict) -> None:
+    if set(space) != set(WEIGHTS):
+        raise UserError(f"TUNE=rescore tunes {' and '.join(WEIGHTS)} only, this decoder also "
+                        f"{', '.join(sorted(set(space) - set(WEIGHTS)))}; tune it with "
+                        "TUNE=search")
+
+
+def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, seed: int,
+         out: Path, key: dict, space: dict, start: dict | None = None) -> dict:
+    """Tune by rounds of decode, merge and rescoring search (see the module's docstring), the
+    first decode at `start` (default: start_point(space));
+    returns the rounds' record: `rounds` (each decode's point, measured and rescored WER,
+    hypotheses kept), the chosen `point` and its `wer`."""
+    check_space(space)
+    words = sum(len(ref.split()) for ref in refs)
+    lists_path, rounds_path = out / "hypotheses.npz", out / "rounds.json"
+    rounds: list[dict] = []
+    lists = Lists(refs)
+    if rounds_path.is_file():
+        saved = json.loads(rounds_path.read_text())
+        kept = Lists.load(lists_path, key, refs)
+        if saved.get("tuning_key") == key and kept is not None:
+            rounds, lists = saved["rounds"], kept
+            print(f"resuming after {len(rounds)} round(s) of {rounds_path}", flush=True)
+        else:
+            print(f"note: {out} holds hypotheses for another checkpoint, LM, lexicon, set or "
+                  "beam; tuning afresh", file=sys.stderr)
+    while True:
+        if rounds and (rounds[-1]["next"] is None or len(rounds) >= MAX_ROUNDS):
+            break
+        point = rounds[-1]["next"] if rounds else (start or start_point(space))
+        settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD, **point}
+        beams = hypotheses(utterances, settings)
+        if any(not beam_ for beam_ in beams):
+            raise UserError("a decode gave an utterance no hypothesis; check its emissions")
+        errors = sum(e for e, *_ in utterance_errors(refs, [b[0][3] for b in beams]))
+        new = lists.merge(beams)
+        decoded = [(r["point"], r["wer"]) for r in rounds] + [(point, 100.0 * errors / words)]
+        best, predicted, close = search(lists, words, trials, seed + len(rounds), space, decoded)
+        rounds.append({"point": point, "wer": 100.0 * errors / words, "errors": errors,
+                       "rescored_wer": 100.0 * lists.errors(**point) / words,
+                       "new_hypotheses": new, "hypotheses": len(lists),
+                       "next": None if close else best, "best": best,
+                       "best_wer": predicted})
+        lists.save(lists_path, key)  # first: a round in rounds.json always has its lists
+        write_json_atomic(rounds_path, {"tuning_key": key, "rounds": rounds})
+        said = ", ".join(f"{name} {point[name]:.3f}" for name in WEIGHTS)
+        print(f"round {len(rounds)}: decoded at {said} -> WER {rounds[-1]['wer']:.2f}; "
+              f"{len(lists)} hypotheses kept ({new} new); best: "
+              + ", ".join(f"{name} {best[name]:.3f}" for name in WEIGHTS)
+              + f" -> WER {predicted:.2f}" + (" (decoded: stop)" if close else " (rescored)"),
+              flush=True)
+    best = min(reversed(rounds), key=lambda r: r["errors"])
+    return {"rounds": rounds, "point": best["point"], "wer": best["wer"],
+            "round": rounds.index(best) + 1,
+            "converged": rounds[-1]["next"] is None}
