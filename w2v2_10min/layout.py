@@ -259,6 +259,11 @@ def best_checkpoint(run: Path) -> Path:
     return checkpoint_dir(run) / "checkpoint_best.pt"
 
 
+def last_checkpoint(run: Path) -> Path:
+    """What fine-tuning resumes from."""
+    return checkpoint_dir(run) / "checkpoint_last.pt"
+
+
 def logs_dir(run: Path) -> Path:
     return Path(run) / "logs"
 
