@@ -141,7 +141,7 @@ def test_each_warned_job_saves_and_is_requeued_at_once_and_the_run_ends_the_same
     logs = [p.read_text() for p in sorted((run / "logs").glob("finetune-*.log"))]
     resumed = [int(n) for log in logs for n in LOADED.findall(log)]
     stopped = [int(n) for log in logs for n in re.findall(r"saved at update (\d+) on signal "
-                                                          r"SIGUSR2", log)]
+                                                          r"SIGUSR1", log)]
     assert len(resumed) >= 1 and resumed == sorted(set(resumed)), resumed  # always onwards
     assert stopped and set(stopped) <= set(resumed), (stopped, resumed)
     assert any(u % 100 for u in stopped)  # saved on the warning, not at the save interval

@@ -13,10 +13,11 @@ finished (RUN/done and a wer.json for every EVAL_SET with DECODER) nor queued or
 
 On the node the job runs `make finetune` and then `make decode` with the sweep's knobs
 (LAUNCHER=local). It asks SLURM for GPUS GPUs (none for GPUS=0: a CPU job) and TIME_MIN
-minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit: fine-tuning
-finishes its current update, writes checkpoint_last.pt and stops (w2v2_plugin/no_work_lost.py),
-and submitit requeues the job at once (`scontrol requeue`); the next one resumes from that
-update, so every job that trained an update leaves it saved. (Decoding, or fine-tuning that has
+minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit (up to 30 s
+earlier): at `warning_seconds` before the limit the job sends fine-tuning SAVE_SIGNAL, on which
+it finishes its current update, writes checkpoint_last.pt and stops
+(w2v2_plugin/no_work_lost.py), and submitit requeues the job at once (`scontrol requeue`); the
+next one resumes from that update, so every job that trained an update leaves it saved. (Decoding, or fine-tuning that has
 not stopped REQUEUE_MARGIN seconds before the limit, is requeued then, from its last
 checkpoint.) A job requeued by the scheduler (preemption) resumes the same way. Either way a
 run comes back at most REQUEUES times; after that its job fails with a line in RUN/slurm.json.
@@ -58,10 +59,18 @@ MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 # after its current update; a job still going REQUEUE_MARGIN seconds before its limit is
 # requeued then.
 REQUEUE_MARGIN = 10
+SAVE_SIGNAL = signal.SIGUSR1  # what the job sends fine-tuning, save_before s before its limit
 FAILED_LINES = 30  # of a failed job's log, kept in RUN/slurm.json
 RESEND_SECONDS = 5  # the warning again, to fine-tuning that had no handler yet when it came
 # the `make` a job runs now (a Popen is no part of the pickled RunJob that submitit requeues)
 _RUNNING: dict = {}
+
+
+def ignore_warnings() -> None:
+    """In a job's `make` (and inherited by what it runs): SLURM's warning and SAVE_SIGNAL
+    ignored, but where a handler is set (fairseq's, for SAVE_SIGNAL)."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(SAVE_SIGNAL, signal.SIG_IGN)
 
 
 def warning_seconds(time_min: int) -> int:
@@ -140,8 +149,9 @@ class RunJob(submitit.helpers.Checkpointable):
     its checkpoint is the same call, since fine-tuning resumes from checkpoint_last.pt.
     """
 
-    def __init__(self, run: Path, make_args: list[str], requeues: int):
+    def __init__(self, run: Path, make_args: list[str], requeues: int, save_before: int = 60):
         self.run, self.make_args, self.requeues = Path(run), list(make_args), requeues
+        self.save_before = save_before  # seconds before the limit that fine-tuning saves
 
     def __call__(self) -> str:
         restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
@@ -189,23 +199,29 @@ class RunJob(submitit.helpers.Checkpointable):
         return code < 0 or bool(_RUNNING.get("terminated"))
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """SLURM's warning (USR2) arrived: fine-tuning saves after its current update and stops
-        (the warning reached it too, and is sent to it again every RESEND_SECONDS in case it
-        came before fairseq's handler was in place); once it has stopped, or REQUEUE_MARGIN
-        seconds before the limit at the latest, hand submitit the same call to requeue."""
+        """SLURM's warning (USR2) arrived, up to 30 s earlier than asked: fine-tuning trains on
+        until `save_before` seconds before the limit, when the job sends it SAVE_SIGNAL (again
+        every RESEND_SECONDS, in case fairseq had no handler yet): it saves after its current
+        update and stops. Once it has, or REQUEUE_MARGIN seconds before the limit at the
+        latest, hand submitit the same call to requeue."""
         try:
-            deadline = time.monotonic() + seconds_left() - REQUEUE_MARGIN
-        except UserError as err:  # squeue failed (a loaded controller): requeue now
+            left = seconds_left()
+        except UserError as err:  # squeue failed (a loaded controller): save and requeue now
             print(f"warned by SLURM; {err}", flush=True)
-            deadline = time.monotonic()
+            left = 0.0
+        now = time.monotonic()
+        deadline = now + left - REQUEUE_MARGIN
+        save_at = now + left - getattr(self, "save_before", 60)
         proc = _RUNNING.get("proc")
         if proc is not None and _RUNNING.get("target") == "finetune" and proc.poll() is None:
-            print(f"warned by SLURM; fine-tuning saves after its current update, then the job "
-                  f"is requeued (in {max(deadline - time.monotonic(), 0):.0f} s at the latest)",
-                  flush=True)
+            print(f"warned by SLURM; fine-tuning saves in {max(save_at - now, 0):.0f} s, after "
+                  "its update then, and the job is requeued once it has stopped (in "
+                  f"{max(deadline - now, 0):.0f} s at the latest)", flush=True)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(save_at - time.monotonic(), 0))
             while proc.poll() is None and time.monotonic() < deadline:
                 with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(proc.pid, signal.SIGUSR2)
+                    os.killpg(proc.pid, SAVE_SIGNAL)
                     proc.wait(timeout=max(min(RESEND_SECONDS, deadline - time.monotonic()), 0))
             if proc.poll() is not None:
                 self.echo_rest(proc)
@@ -231,17 +247,17 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def make(self, target: str) -> tuple[int, str]:
         """Run `make target` with the run's knobs, its output into the job's log: the exit
-        status and the last `error: ` line it printed. The warning signal is not for it
-        (SLURM sends it to every process of the job): it goes on until the requeue."""
-        env = {k: v for k, v in os.environ.items() if k not in MAKE_ENV}
+        status and the last `error: ` line it printed. SLURM's warning (sent to every process
+        of the job) is not for it, and SAVE_SIGNAL only for fine-tuning's fairseq process,
+        which has a handler for it (W2V2_SAVE_SIGNAL names it: w2v2_plugin/no_work_lost.py)."""
+        env = {**{k: v for k, v in os.environ.items() if k not in MAKE_ENV},
+               "W2V2_SAVE_SIGNAL": SAVE_SIGNAL.name.removeprefix("SIG")}
         said = ""
-        # its own process group, so that checkpoint() can send the warning to it alone
+        # its own process group, so that checkpoint() can signal it alone
         with subprocess.Popen(["make", "--no-print-directory", target, *self.make_args,
                                "LAUNCHER=local"], cwd=REPO, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGUSR2,
-                                                               signal.SIG_IGN)) as proc:
+                              start_new_session=True, preexec_fn=ignore_warnings) as proc:
             _RUNNING.update(proc=proc, target=target)
             for line in proc.stdout:
                 print(line, end="", flush=True)
@@ -291,7 +307,8 @@ def submit(run: Path, make_args: list[str], args) -> str:
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            job = executor(run, args).submit(RunJob(run, make_args, args.requeues))
+            job = executor(run, args).submit(RunJob(run, make_args, args.requeues,
+                                                    warning_seconds(int(args.time_min))))
     except Exception as err:  # submitit's FailedJobError carries sbatch's stderr
         lines = [line.strip() for line in (str(err) + "\n" + said.getvalue()).splitlines()
                  if line.strip()]

@@ -295,14 +295,15 @@ def stopped(code: int, run: Path, log: Path) -> str | None:
     """What fairseq's exit status says when training stopped on purpose (w2v2_plugin's
     no_work_lost): saved on the warning signal, or a checkpoint with no space to be written;
     None for any other failure."""
-    from w2v2_plugin.no_work_lost import NO_SPACE, SIGNAL, STOPPED
+    from w2v2_plugin.no_work_lost import NO_SPACE, STOPPED, save_signal
 
     folder = layout.checkpoint_dir(run)
     saved = re.findall(r"Saved checkpoint .* @ (\d+) updates",
                        log.read_text(errors="replace") if log.is_file() else "")
     if code == STOPPED:
-        return (f"stopped on signal {SIGNAL.name} after saving update {saved[-1] if saved else '?'}"
-                f" in {folder}; run the same command to resume from it")
+        return (f"stopped on signal {save_signal().name} after saving update "
+                f"{saved[-1] if saved else '?'} in {folder}; run the same command to resume "
+                "from it")
     if code != NO_SPACE:
         return None
     sizes = [p.stat().st_size for p in folder.glob("checkpoint*.pt")]

@@ -12,8 +12,9 @@ attributes are wrapped in this process:
   node lost); a save that fails for lack of space removes its own, logs one line and ends the
   process with status NO_SPACE: the checkpoints written before are as they were, and the same
   command resumes from `checkpoint_last.pt` once space is freed.
-- SIGNAL (USR2, SLURM's warning before a time limit; `kill -USR2 PID` by hand) asks for a
-  save: the current update finishes, fairseq saves through its own `save_checkpoint` (no
+- the save signal (USR2, `kill -USR2 PID` by hand; another one named by W2V2_SAVE_SIGNAL,
+  e.g. USR1: a SLURM job (w2v2_10min.cluster) sends that one shortly before its limit, and
+  leaves SLURM's early USR2 warning to itself) asks for a save: the current update finishes, fairseq saves through its own `save_checkpoint` (no
   validation; the checkpoint budget, checkpoint_budget.py, carries it out), and the process
   ends with status STOPPED, so that the job is requeued at once and resumes from this save.
   With several GPUs the ranks agree on the update to stop after (an all-reduce of the flag
@@ -31,9 +32,13 @@ import tempfile
 
 logger = logging.getLogger(__name__)
 
-STOPPED = 75  # exit status: saved on SIGNAL, stopped to be resumed (sysexits' EX_TEMPFAIL)
+STOPPED = 75  # exit status: saved on the save signal, stopped to resume (sysexits' EX_TEMPFAIL)
 NO_SPACE = 28  # exit status: a save failed for lack of space (as errno's ENOSPC)
-SIGNAL = signal.SIGUSR2
+SIGNAL_ENV = "W2V2_SAVE_SIGNAL"  # the save signal's name without SIG: USR2 unless it says
+
+
+def save_signal() -> signal.Signals:
+    return signal.Signals["SIG" + (os.environ.get(SIGNAL_ENV) or "USR2")]
 SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 _flags = {"signalled": False, "stopping": False}
@@ -94,13 +99,13 @@ def _on_signal(signum, frame) -> None:
 
 
 def stopping() -> bool:
-    """The save fairseq is about to carry out was asked for by SIGNAL (once asked, every rank
+    """The save fairseq is about to carry out was asked for by the save signal (once asked, every rank
     of a multi-GPU run has agreed on it)."""
     return _flags["stopping"]
 
 
 def _agreed(trainer) -> bool:
-    """SIGNAL arrived (on any rank, with several GPUs: each rank reaches this after the same
+    """The save signal arrived (on any rank, with several GPUs: each rank reaches this after the same
     update, so all stop after it)."""
     flag = _flags["signalled"]
     if getattr(trainer, "data_parallel_world_size", 1) > 1:
@@ -134,7 +139,7 @@ def install() -> None:
                                                          valid_subsets, end_of_epoch)
         if _flags["stopping"] and not checkpoint_budget.is_final(trainer, epoch_itr):
             logger.info(f"saved at update {trainer.get_num_updates()} on signal "
-                        f"{SIGNAL.name}; stopping (status {STOPPED}): run the same command "
+                        f"{save_signal().name}; stopping (status {STOPPED}): run the same command "
                         "to resume from this update")
             for handler in logging.getLogger().handlers:
                 handler.flush()
@@ -175,9 +180,9 @@ def install() -> None:
     checkpoint_utils.save_checkpoint = save_checkpoint
     PathManager.copy = staticmethod(copy)
     try:
-        signal.signal(SIGNAL, _on_signal)
+        signal.signal(save_signal(), _on_signal)
     except ValueError:  # not the main thread: no handler (the signal's default or SIG_IGN)
-        logger.warning(f"signal {SIGNAL.name} not handled in this thread")
+        logger.warning(f"signal {save_signal().name} not handled in this thread")
 
 
 if "fairseq_cli.train" in sys.modules:  # fairseq's training process (not decoding)
