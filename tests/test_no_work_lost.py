@@ -209,6 +209,7 @@ def test_killed_anywhere_it_ends_the_same(tiny_env, whole, tmp_path):
         proc.wait()
         kills.append(pattern)
     finetune(tiny_env, tmp_path)
+    print(f"kill -9: {len(kills)} survived ({', '.join(kills)})")  # for docs/finetuning.md
     assert len(kills) >= 6, kills
     assert (run / "done").exists() and updates(run) == UPDATES
     assert same_weights(weights(run), weights(whole))

@@ -206,9 +206,9 @@ class RunJob(submitit.helpers.Checkpointable):
         latest, hand submitit the same call to requeue."""
         try:
             left = seconds_left()
-        except UserError as err:  # squeue failed (a loaded controller): save and requeue now
-            print(f"warned by SLURM; {err}", flush=True)
-            left = 0.0
+        except UserError as err:  # squeue failed (a loaded controller): as asked, the
+            print(f"warned by SLURM; {err}", flush=True)  # warning came save_before s early
+            left = getattr(self, "save_before", 60)
         now = time.monotonic()
         deadline = now + left - REQUEUE_MARGIN
         save_at = now + left - getattr(self, "save_before", 60)
