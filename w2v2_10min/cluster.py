@@ -17,9 +17,9 @@ minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit (
 earlier): at `warning_seconds` before the limit the job sends fine-tuning SAVE_SIGNAL, on which
 it finishes its current update, writes checkpoint_last.pt and stops
 (w2v2_plugin/no_work_lost.py), and submitit requeues the job at once (`scontrol requeue`); the
-next one resumes from that update, so every job that trained an update leaves it saved. (Decoding, or fine-tuning that has
-not stopped REQUEUE_MARGIN seconds before the limit, is requeued then, from its last
-checkpoint.) A job requeued by the scheduler (preemption) resumes the same way. Either way a
+next one resumes from that update, so every job that trained an update leaves it saved.
+(Decoding, or fine-tuning that has not stopped REQUEUE_MARGIN seconds before the limit, is
+requeued then, from its last checkpoint.) A job requeued by the scheduler (preemption) resumes the same way. Either way a
 run comes back at most REQUEUES times; after that its job fails with a line in RUN/slurm.json.
 A `make` that SLURM's signals ended (a time limit, a requeue, scancel) is not the run's
 failure; any other failure records its last error line and its log in RUN/slurm.json.
@@ -318,7 +318,8 @@ def submit(run: Path, make_args: list[str], args) -> str:
         ([{k: v for k, v in before.items() if k != "earlier_failures"}]
          if before.get("state") == "failed" else [])
     write_json_atomic(layout.slurm_json(run), {
-        **({"earlier_failures": earlier} if earlier else {}), "job_id": job.job_id, "log": str(run / "slurm" / f"{job.job_id}_0_log.out"),
+        **({"earlier_failures": earlier} if earlier else {}), "job_id": job.job_id,
+        "log": str(run / "slurm" / f"{job.job_id}_0_log.out"),
         "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "partition": args.partition, "time_min": int(args.time_min),
         "gpus": int(args.knobs["GPUS"]), "requeues": args.requeues, "make_args": make_args})

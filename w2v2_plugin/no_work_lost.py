@@ -14,9 +14,9 @@ attributes are wrapped in this process:
   command resumes from `checkpoint_last.pt` once space is freed.
 - the save signal (USR2, `kill -USR2 PID` by hand; another one named by W2V2_SAVE_SIGNAL,
   e.g. USR1: a SLURM job (w2v2_10min.cluster) sends that one shortly before its limit, and
-  leaves SLURM's early USR2 warning to itself) asks for a save: the current update finishes, fairseq saves through its own `save_checkpoint` (no
-  validation; the checkpoint budget, checkpoint_budget.py, carries it out), and the process
-  ends with status STOPPED, so that the job is requeued at once and resumes from this save.
+  leaves SLURM's early USR2 warning to itself) asks for a save: the current update finishes,
+  fairseq saves through its own `save_checkpoint` (no validation; the checkpoint budget,
+  checkpoint_budget.py, carries it out), and the process ends with status STOPPED, so that the job is requeued at once and resumes from this save.
   With several GPUs the ranks agree on the update to stop after (an all-reduce of the flag
   after each update).
 """
@@ -99,14 +99,14 @@ def _on_signal(signum, frame) -> None:
 
 
 def stopping() -> bool:
-    """The save fairseq is about to carry out was asked for by the save signal (once asked, every rank
-    of a multi-GPU run has agreed on it)."""
+    """The save fairseq is about to carry out was asked for by the save signal (once asked,
+    every rank of a multi-GPU run has agreed on it)."""
     return _flags["stopping"]
 
 
 def _agreed(trainer) -> bool:
-    """The save signal arrived (on any rank, with several GPUs: each rank reaches this after the same
-    update, so all stop after it)."""
+    """The save signal arrived (on any rank, with several GPUs: each rank reaches this after
+    the same update, so all stop after it)."""
     flag = _flags["signalled"]
     if getattr(trainer, "data_parallel_world_size", 1) > 1:
         import torch
