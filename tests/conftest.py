@@ -42,6 +42,7 @@ CHAIN_FIXTURES = {"tiny_env", "demo"}  # tiny_run uses tiny_env
 STARTED_FIRST = {name: order for order, name in enumerate([
     "test_end_to_end.py", "test_slurm.py", "test_end_to_end_paths.py", "test_finetune.py",
     "test_transformer_lm.py", "test_fast.py", "test_hf_export.py", "test_seeded_runs.py",
+    "test_no_work_lost.py",
     "test_decode_original.py", "test_loading.py", "test_identity.py", "test_compare.py"])}
 
 

@@ -92,10 +92,11 @@ def test_help_groups_targets_and_knobs_by_stage():
     assert stage_of["decode"] == stage_of["DECODER"] == stage_of["compare"] == sections[3]
 
 
-# Environment variables the Make targets set for fairseq themselves, or that describe how a
-# measurement was taken (OMP_NUM_THREADS): no user's knob.
+# Environment variables the Make targets (or a sweep's SLURM jobs: W2V2_SAVE_SIGNAL) set for
+# fairseq themselves, or that describe how a measurement was taken (OMP_NUM_THREADS): no
+# user's knob.
 SET_BY_THE_TARGETS = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "HYDRA_FULL_ERROR", "OMP_NUM_THREADS",
-                      "WANDB_RESUME"}
+                      "WANDB_RESUME", "W2V2_SAVE_SIGNAL"}
 
 
 def test_help_lists_every_target_and_knob_the_docs_mention():

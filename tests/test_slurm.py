@@ -66,6 +66,8 @@ SWEEPS = {
     "two": ["SEEDS=1 2", "ARGS=optimization.max_update=20"],
     "requeue": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05"],
     "uninterrupted": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05"],  # the requeued run, left alone
+    # the same run in 1-minute jobs, with the tiny recipe's own save interval (100 updates)
+    "limited": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05", "TIME_MIN=1", "REQUEUES=30"],
 }
 
 
@@ -112,6 +114,41 @@ def test_requeue_mid_run_resumes_and_scancel_leaves_it_resumable(sweeps, tiny_en
     resumed = [int(n) for n in LOADED.findall(logs)]
     assert len(resumed) == 2 and 0 < resumed[0] <= resumed[1] < 600  # after each stop
     # a seed is a run: requeued, cancelled and resumed, it ends where the same run left alone did
+    alone = run_of(sweeps["uninterrupted"][0])
+    wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
+    weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
+               for r in (run, alone)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.needs("slurm")
+def test_each_warned_job_saves_and_is_requeued_at_once_and_the_run_ends_the_same(sweeps):
+    """TIME_MIN=1: SLURM warns each job (USR2) well before its 100-update save interval comes
+    round; fine-tuning saves after its current update and stops, the job is requeued at once,
+    and the next one resumes from that update (make status says which): every job moves the
+    run on, and it ends bit for bit as the same run left alone."""
+    run = run_of(sweeps["limited"][0])
+    seen = set()
+
+    def watch(line):
+        seen.add(line.partition(", resumed from update ")[2])
+        return not line.startswith(("queued", "running"))
+
+    line = wait_for(run, watch, timeout=900)
+    assert line.startswith("decoded: "), line
+    assert updates(run) == 600
+    logs = [p.read_text() for p in sorted((run / "logs").glob("finetune-*.log"))]
+    resumed = [int(n) for log in logs for n in LOADED.findall(log)]
+    stopped = [int(n) for log in logs for n in re.findall(r"saved at update (\d+) on signal "
+                                                          r"SIGUSR1", log)]
+    assert len(resumed) >= 1 and resumed == sorted(set(resumed)), resumed  # always onwards
+    assert stopped and set(stopped) <= set(resumed), (stopped, resumed)
+    assert any(u % 100 for u in stopped)  # saved on the warning, not at the save interval
+    job_log = (run / "slurm" / f"{job_of(run)}_0_log.out").read_text()
+    assert "fine-tuning stopped; requeued now" in job_log
+    shown = {n for text in seen for n in text.split(", ") if n}
+    assert shown and shown <= {str(u) for u in resumed}, (seen, resumed)
     alone = run_of(sweeps["uninterrupted"][0])
     wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
     weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
@@ -203,3 +240,55 @@ def test_without_sbatch_on_path_the_sweep_says_so(tmp_path):
     assert proc.stderr.splitlines()[0] == ("error: LAUNCHER=slurm needs SLURM's `sbatch` on "
                                            "PATH; run on the cluster's login node, or use "
                                            "LAUNCHER=local")
+
+
+def test_a_failing_squeue_in_the_warning_still_requeues(monkeypatch, tmp_path):
+    """The intermittent failure of issue 39: on a loaded machine squeue times out in the
+    warning's handler; its UserError used to escape into the job, which ended FAILED with
+    nothing in RUN/slurm.json. Now the job is requeued at once."""
+    from w2v2_10min import cluster
+    from w2v2_10min.common import UserError
+
+    def timed_out():
+        raise UserError("squeue -h -j 7 -o %e failed: slurm_load_jobs error: Socket timed out")
+
+    monkeypatch.setattr(cluster, "seconds_left", timed_out)
+    job = cluster.RunJob(tmp_path, [], 3)
+    again = job.checkpoint()
+    assert again.function is job
+
+
+@pytest.mark.parametrize("how", ["error", "exception", "terminated"])
+def test_a_failed_job_records_why_and_its_log(monkeypatch, tmp_path, how):
+    """A `make` that fails records its error line, its log and the log's last lines in
+    RUN/slurm.json (kept whatever later removes the log); an exception of the job's own too;
+    a `make` whose processes SLURM's SIGTERM ended is no failure."""
+    from w2v2_10min import cluster
+
+    log = tmp_path / "logs" / "finetune-1.log"
+    log.parent.mkdir()
+    log.write_text("".join(f"line {i}\n" for i in range(50)))
+
+    def make_fails(self, target):
+        if how == "exception":
+            raise OSError("the job's own failure")
+        if how == "terminated":
+            cluster._RUNNING["terminated"] = True
+        return 2, "fine-tuning failed; full log: x"
+
+    monkeypatch.setattr(cluster.RunJob, "make", make_fails)
+    monkeypatch.setattr(cluster, "_RUNNING", {})
+    with pytest.raises(RuntimeError):
+        cluster.RunJob(tmp_path, [], 3)()
+    record = json.loads((tmp_path / "slurm.json").read_text()) \
+        if (tmp_path / "slurm.json").is_file() else {}
+    if how == "terminated":
+        assert record.get("state") != "failed"
+        return
+    assert record["state"] == "failed"
+    if how == "error":
+        assert record["error"] == "fine-tuning failed; full log: x"
+        assert record["log"] == str(log)
+        assert record["log_tail"] == [f"line {i}" for i in range(20, 50)]
+    else:
+        assert record["error"] == "OSError: the job's own failure"

@@ -13,11 +13,16 @@ finished (RUN/done and a wer.json for every EVAL_SET with DECODER) nor queued or
 
 On the node the job runs `make finetune` and then `make decode` with the sweep's knobs
 (LAUNCHER=local). It asks SLURM for GPUS GPUs (none for GPUS=0: a CPU job) and TIME_MIN
-minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit: training goes
-on until REQUEUE_MARGIN seconds before the limit, then submitit requeues the job (`scontrol
-requeue`) and fine-tuning resumes from checkpoint_last.pt. A job requeued by the scheduler
-(preemption) resumes the same way. Either way a run comes back at most REQUEUES times; after
-that its job fails with a line in RUN/slurm.json.
+minutes, with SLURM's warning signal (USR2) `warning_seconds` before the limit (up to 30 s
+earlier): at `warning_seconds` before the limit the job sends fine-tuning SAVE_SIGNAL, on which
+it finishes its current update, writes checkpoint_last.pt and stops
+(w2v2_plugin/no_work_lost.py), and submitit requeues the job at once (`scontrol requeue`); the
+next one resumes from that update, so every job that trained an update leaves it saved.
+(Decoding, or fine-tuning that has not stopped REQUEUE_MARGIN seconds before the limit, is
+requeued then, from its last checkpoint.) A job requeued by the scheduler (preemption) resumes the same way. Either way a
+run comes back at most REQUEUES times; after that its job fails with a line in RUN/slurm.json.
+A `make` that SLURM's signals ended (a time limit, a requeue, scancel) is not the run's
+failure; any other failure records its last error line and its log in RUN/slurm.json.
 """
 from __future__ import annotations
 
@@ -50,9 +55,22 @@ MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 
 
 # slurmctld looks at time limits every 30 s: it sends the warning up to 30 s before the asked
-# time, and ends a job up to 30 s after its limit. A warned job trains on until REQUEUE_MARGIN
-# seconds before its limit, then submitit requeues it.
+# time, and ends a job up to 30 s after its limit. A warned job's fine-tuning saves and stops
+# after its current update; a job still going REQUEUE_MARGIN seconds before its limit is
+# requeued then.
 REQUEUE_MARGIN = 10
+SAVE_SIGNAL = signal.SIGUSR1  # what the job sends fine-tuning, save_before s before its limit
+FAILED_LINES = 30  # of a failed job's log, kept in RUN/slurm.json
+RESEND_SECONDS = 5  # the warning again, to fine-tuning that had no handler yet when it came
+# the `make` a job runs now (a Popen is no part of the pickled RunJob that submitit requeues)
+_RUNNING: dict = {}
+
+
+def ignore_warnings() -> None:
+    """In a job's `make` (and inherited by what it runs): SLURM's warning and SAVE_SIGNAL
+    ignored, but where a handler is set (fairseq's, for SAVE_SIGNAL)."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(SAVE_SIGNAL, signal.SIG_IGN)
 
 
 def warning_seconds(time_min: int) -> int:
@@ -131,49 +149,121 @@ class RunJob(submitit.helpers.Checkpointable):
     its checkpoint is the same call, since fine-tuning resumes from checkpoint_last.pt.
     """
 
-    def __init__(self, run: Path, make_args: list[str], requeues: int):
+    def __init__(self, run: Path, make_args: list[str], requeues: int, save_before: int = 60):
         self.run, self.make_args, self.requeues = Path(run), list(make_args), requeues
+        self.save_before = save_before  # seconds before the limit that fine-tuning saves
 
     def __call__(self) -> str:
         restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
         if restarts > self.requeues:
             self.fail(f"came back {restarts} times, more than REQUEUES={self.requeues}",
                       self.job_log())
-        for target in ("finetune", "decode"):
-            print(f"{self.run}: make {target} (restart {restarts})", flush=True)
-            code, said = self.make(target)
-            if code < 0:  # killed by SLURM (time limit, requeue, scancel): not a failure
-                raise RuntimeError(f"make {target} stopped by signal {-code}")
-            if code != 0:
-                self.fail(said or f"make {target} failed", self.stage_log(target))
+        previous = signal.getsignal(signal.SIGTERM)  # submitit's: SLURM's SIGTERM is let pass
+
+        def terminated(signum, frame):
+            _RUNNING["terminated"] = True
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:  # not under submitit: end as before
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, terminated)
+        try:
+            for target in ("finetune", "decode"):
+                print(f"{self.run}: make {target} (restart {restarts})", flush=True)
+                code, said = self.make(target)
+                if code != 0 and self.ended_by_slurm(code):
+                    # a time limit, a requeue or scancel: SIGTERM to every process of the job,
+                    # so `make` may end with its child's failure before its own signal
+                    raise RuntimeError(f"make {target} stopped by SLURM (status {code})")
+                if code != 0:
+                    self.fail(said or f"make {target} failed", self.stage_log(target))
+        except Exception as err:
+            if not isinstance(err, (RuntimeError, submitit.core.utils.UncompletedJobError)):
+                self.fail(f"{type(err).__name__}: {err}", self.job_log())  # this job's own
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         update_record(self.run, state="finished",
                       ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         return "finished"
 
+    @staticmethod
+    def ended_by_slurm(code: int, grace: float = 2.0) -> bool:
+        """`make` ended by a signal, or SLURM's SIGTERM reached this job (within `grace`
+        seconds: SLURM signals the job's processes one after another)."""
+        deadline = time.monotonic() + grace
+        while code > 0 and not _RUNNING.get("terminated") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return code < 0 or bool(_RUNNING.get("terminated"))
+
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """SLURM's warning (USR2) arrived: let training go on until REQUEUE_MARGIN seconds
-        before the limit, then hand submitit the same call to requeue."""
-        wait = seconds_left() - REQUEUE_MARGIN
-        print(f"warned by SLURM; requeued in {max(wait, 0):.0f} s", flush=True)
-        if wait > 0:
-            time.sleep(wait)
+        """SLURM's warning (USR2) arrived, up to 30 s earlier than asked: fine-tuning trains on
+        until `save_before` seconds before the limit, when the job sends it SAVE_SIGNAL (again
+        every RESEND_SECONDS, in case fairseq had no handler yet): it saves after its current
+        update and stops. Once it has, or REQUEUE_MARGIN seconds before the limit at the
+        latest, hand submitit the same call to requeue."""
+        try:
+            left = seconds_left()
+        except UserError as err:  # squeue failed (a loaded controller): as asked, the
+            print(f"warned by SLURM; {err}", flush=True)  # warning came save_before s early
+            left = getattr(self, "save_before", 60)
+        now = time.monotonic()
+        deadline = now + left - REQUEUE_MARGIN
+        save_at = now + left - getattr(self, "save_before", 60)
+        proc = _RUNNING.get("proc")
+        if proc is not None and _RUNNING.get("target") == "finetune" and proc.poll() is None:
+            print(f"warned by SLURM; fine-tuning saves in {max(save_at - now, 0):.0f} s, after "
+                  "its update then, and the job is requeued once it has stopped (in "
+                  f"{max(deadline - now, 0):.0f} s at the latest)", flush=True)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(save_at - time.monotonic(), 0))
+            while proc.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(proc.pid, SAVE_SIGNAL)
+                    proc.wait(timeout=max(min(RESEND_SECONDS, deadline - time.monotonic()), 0))
+            if proc.poll() is not None:
+                self.echo_rest(proc)
+                print("fine-tuning stopped; requeued now", flush=True)
+        else:
+            wait = deadline - time.monotonic()
+            print(f"warned by SLURM; requeued in {max(wait, 0):.0f} s", flush=True)
+            if wait > 0:
+                time.sleep(wait)
         return super().checkpoint(*args, **kwargs)
+
+    @staticmethod
+    def echo_rest(proc) -> None:
+        """What a stopped `make` wrote that the job's log has not shown yet (read from the pipe
+        itself: the main thread, interrupted by the signal, holds the text reader)."""
+        fd = proc.stdout.fileno()
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        if chunks:
+            print(b"".join(chunks).decode(errors="replace"), end="", flush=True)
 
     def make(self, target: str) -> tuple[int, str]:
         """Run `make target` with the run's knobs, its output into the job's log: the exit
-        status and the last `error: ` line it printed. The warning signal is not for it
-        (SLURM sends it to every process of the job): it goes on until the requeue."""
-        env = {k: v for k, v in os.environ.items() if k not in MAKE_ENV}
+        status and the last `error: ` line it printed. SLURM's warning (sent to every process
+        of the job) is not for it, and SAVE_SIGNAL only for fine-tuning's fairseq process,
+        which has a handler for it (W2V2_SAVE_SIGNAL names it: w2v2_plugin/no_work_lost.py)."""
+        env = {**{k: v for k, v in os.environ.items() if k not in MAKE_ENV},
+               "W2V2_SAVE_SIGNAL": SAVE_SIGNAL.name.removeprefix("SIG")}
         said = ""
+        # its own process group, so that checkpoint() can signal it alone
         with subprocess.Popen(["make", "--no-print-directory", target, *self.make_args,
                                "LAUNCHER=local"], cwd=REPO, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              preexec_fn=lambda: signal.signal(signal.SIGUSR2,
-                                                               signal.SIG_IGN)) as proc:
+                              start_new_session=True, preexec_fn=ignore_warnings) as proc:
+            _RUNNING.update(proc=proc, target=target)
             for line in proc.stdout:
                 print(line, end="", flush=True)
                 if line.startswith("error: "):
                     said = line.strip().removeprefix("error: ")
+        _RUNNING.pop("proc", None)
         return proc.returncode, said
 
     def job_log(self) -> Path:
@@ -185,7 +275,14 @@ class RunJob(submitit.helpers.Checkpointable):
         return logs[-1] if target == "finetune" and logs else self.job_log()
 
     def fail(self, why: str, log: Path) -> None:
-        update_record(self.run, state="failed", error=why, log=str(log),
+        """Record the failure in RUN/slurm.json, with the last lines of its log (kept there
+        whatever later removes or overwrites the log), then end the job."""
+        try:
+            tail = Path(log).read_text(errors="replace").splitlines()[-FAILED_LINES:]
+        except OSError:
+            tail = []
+        update_record(self.run, state="failed", error=why, log=str(log), log_tail=tail,
+                      job=os.environ.get("SLURM_JOB_ID", ""),
                       ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         raise RuntimeError(f"{why}; log: {log}")
 
@@ -210,13 +307,19 @@ def submit(run: Path, make_args: list[str], args) -> str:
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            job = executor(run, args).submit(RunJob(run, make_args, args.requeues))
+            job = executor(run, args).submit(RunJob(run, make_args, args.requeues,
+                                                    warning_seconds(int(args.time_min))))
     except Exception as err:  # submitit's FailedJobError carries sbatch's stderr
         lines = [line.strip() for line in (str(err) + "\n" + said.getvalue()).splitlines()
                  if line.strip()]
         raise UserError(f"sbatch refused {run}: {lines[-1] if lines else err}") from None
+    before = read_record(run)
+    earlier = before.get("earlier_failures", []) + \
+        ([{k: v for k, v in before.items() if k != "earlier_failures"}]
+         if before.get("state") == "failed" else [])
     write_json_atomic(layout.slurm_json(run), {
-        "job_id": job.job_id, "log": str(run / "slurm" / f"{job.job_id}_0_log.out"),
+        **({"earlier_failures": earlier} if earlier else {}), "job_id": job.job_id,
+        "log": str(run / "slurm" / f"{job.job_id}_0_log.out"),
         "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "partition": args.partition, "time_min": int(args.time_min),
         "gpus": int(args.knobs["GPUS"]), "requeues": args.requeues, "make_args": make_args})

@@ -5,6 +5,7 @@ Nothing here runs on its own; the stage modules of this package import what they
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -37,25 +38,81 @@ def run_main(main) -> None:
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to continue", file=sys.stderr)
         sys.exit(130)
+    except OSError as err:  # a write that no stage expected to fail: a full disk
+        if not out_of_space(err):
+            raise
+        where = f" in {Path(err.filename).parent}" if err.filename else ""
+        print(f"error: no space left on device{where} (writing "
+              f"{Path(err.filename).name if err.filename else 'a file'}); free space there, "
+              "then run the same command to continue", file=sys.stderr)
+        sys.exit(1)
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path beside `path`; rename it onto `path` only on success.
 
-    Works for files and folders: a failure or interruption leaves `path` as it was.
+    Works for files and folders: a failure or interruption leaves `path` as it was, and no
+    temporary file beside it. A write that fails for lack of space is a one-line UserError
+    naming the folder (no_space).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise no_space(err, path) or err
     target = tmp / path.name
     try:
         yield target
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(target, path)
+    except Exception as err:
+        said = no_space(err, path)
+        if said is None:
+            raise
+        raise said from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def out_of_space(err: BaseException | None) -> bool:
+    """An OSError ENOSPC or EDQUOT in the error's chain (numpy's and torch's writers raise
+    errors of their own whose context is that OSError)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in SPACE_ERRNOS:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def no_space(err: BaseException, path: Path, needed: int | None = None) -> UserError | None:
+    """The one-line error for writing `path` (a file or folder) on a full disk, with the space `needed` when known; None when `err` is not about space."""
+    if not out_of_space(err):
+        return None
+    folder = Path(path).parent
+    try:
+        free = f", {size_text(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = ""
+    need = f": {size_text(needed)} needed{free}" if needed else free
+    return UserError(f"no space left on device in {folder}{need} (writing {Path(path).name}); "
+                     "free space there, then run the same command to continue")
+
+
+def size_text(n: int) -> str:
+    """`12.3 MB` (decimal units, as df -H)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -133,15 +190,20 @@ def timestamp() -> str:
 def stage(name: str, detail: str = "", log: Path | None = None):
     """Print one timestamped start line and one end line (with the duration) for a stage.
 
-    The lines go to stderr and, when given, to the stage's log file as well.
+    The lines go to stderr and, when given, to the stage's log file as well (unless the disk
+    it is on is full: the stage's own one-line error says so).
     """
     def say(text: str) -> None:
         line = f"[{timestamp()}] {name}: {text}"
         print(line, file=sys.stderr, flush=True)
         if log is not None:
-            Path(log).parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+            try:
+                Path(log).parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            except OSError as err:  # a full disk: the line is on stderr, the error follows
+                if not out_of_space(err):
+                    raise
 
     say(f"start{' (' + detail + ')' if detail else ''}")
     started = time.monotonic()

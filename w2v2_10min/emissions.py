@@ -12,6 +12,7 @@ the manifest's bytes, so LM decoding and tuning run the model once however often
 """
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -111,10 +112,13 @@ def load_cached(path: Path, key: dict) -> list[np.ndarray] | None:
 
 def save_cached(path: Path, key: dict, emissions: list[np.ndarray]) -> None:
     arrays = {f"u{i}": np.asarray(e, dtype=np.float16) for i, e in enumerate(emissions)}
+    # zipped in memory, then written: numpy's zip writer, failing on a full disk, would
+    # print a traceback of its own when collected
+    data = io.BytesIO()
+    np.savez(data, key=np.array(json.dumps(key, sort_keys=True)),
+             count=np.array(len(emissions)), **arrays)
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, key=np.array(json.dumps(key, sort_keys=True)),
-                     count=np.array(len(emissions)), **arrays)
+        tmp.write_bytes(data.getbuffer())
 
 
 def from_cache(cache_dir: Path, checkpoint_sha256: str, manifest: Path, subsets: list[str],

@@ -38,6 +38,7 @@ import platform
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import warnings
@@ -49,8 +50,8 @@ from omegaconf import OmegaConf
 
 from w2v2_10min import layout
 from w2v2_10min.checkpoints import PRETRAINED_FILES, verify_checkpoint
-from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, stage, versions,
-                               write_json_atomic, write_text_atomic)
+from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, size_text, stage,
+                               versions, write_json_atomic, write_text_atomic)
 from w2v2_10min.fast import fast_overrides
 from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import LAUNCHERS, knob
@@ -291,6 +292,34 @@ def same_training(config: str) -> dict:
     return parsed
 
 
+def stopped(code: int, run: Path, log: Path) -> str | None:
+    """What fairseq's exit status says when training stopped on purpose (w2v2_plugin's
+    no_work_lost): saved on the warning signal, or a checkpoint with no space to be written;
+    None for any other failure."""
+    from w2v2_plugin.no_work_lost import NO_SPACE, STOPPED, save_signal
+
+    folder = layout.checkpoint_dir(run)
+    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates",
+                       log.read_text(errors="replace") if log.is_file() else "")
+    if code == STOPPED:
+        return (f"stopped on signal {save_signal().name} after saving update "
+                f"{saved[-1] if saved else '?'} in {folder}; run the same command to resume "
+                "from it")
+    if code != NO_SPACE:
+        return None
+    sizes = [p.stat().st_size for p in folder.glob("checkpoint*.pt")]
+    # a save writes its first file, then copies it onto checkpoint_last.pt: twice its size
+    needed = f"about {size_text(2 * max(sizes))} needed, " if sizes else ""
+    try:
+        free = f"{size_text(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "full"
+    kept = f"{layout.last_checkpoint(run).name} is kept as it was" \
+        if layout.last_checkpoint(run).is_file() else "no checkpoint yet"
+    return (f"no space left on device in {folder} ({needed}{free}); {kept}; free space "
+            "there, then run the same command to resume")
+
+
 def summary(log: Path) -> str | None:
     """`num_updates N, best_wer W on dev_other` from fairseq's last validation line."""
     sources = [log, *sorted(log.parent.parent.glob("hydra/.submitit/*/*_log.out"))]
@@ -415,9 +444,11 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
             code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                   env=environment(args, run, training=True)).returncode
         if code != 0:
-            print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
-                  file=sys.stderr)
-            raise UserError(f"fine-tuning failed; full log: {log}; "
+            said = stopped(code, run, log)
+            if said is None:
+                print("\n".join(log.read_text(errors="replace").splitlines()[-20:]),
+                      file=sys.stderr)
+            raise UserError(said or f"fine-tuning failed; full log: {log}; "
                             "rerun the same command to resume")
     layout.done_file(run).touch()
     said = summary(log)

@@ -261,7 +261,7 @@ def best_checkpoint(run: Path) -> Path:
 
 
 def last_checkpoint(run: Path) -> Path:
-    """Where training resumes from."""
+    """What fine-tuning resumes from."""
     return checkpoint_dir(run) / "checkpoint_last.pt"
 
 

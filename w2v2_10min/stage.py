@@ -19,13 +19,14 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from w2v2_10min import layout
 from w2v2_10min.checkpoints import released_file
-from w2v2_10min.common import UserError, stage, write_json_atomic
+from w2v2_10min.common import UserError, no_space, out_of_space, stage, write_json_atomic
 from w2v2_10min.knobs import KNOBS, knob
 
 
@@ -164,10 +165,19 @@ def device(args) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class QuietWhenFull(logging.FileHandler):
+    """A log file that, on a full disk, drops its lines instead of printing a traceback for
+    each (the stage's own one-line error says that the disk is full)."""
+
+    def handleError(self, record):
+        if not out_of_space(sys.exc_info()[1]):
+            super().handleError(record)
+
+
 def log_to(path: Path) -> None:
     """Send fairseq's and Python's log lines and warnings to `path` instead of the terminal."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = QuietWhenFull(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
@@ -186,6 +196,9 @@ def fairseq_stage(name: str, detail: str, folder: Path, log_name: str):
             raise
         except Exception as err:  # fairseq's own failures: the details are in the log
             logging.exception("%s failed", name)
+            if out_of_space(err):
+                raise no_space(err, Path(getattr(err, "filename", None) or folder / "outputs")) \
+                    from None
             if isinstance(err.__context__, KeyboardInterrupt):  # a library failing on Ctrl-C
                 raise KeyboardInterrupt from None  # (optuna's trial loop does): an interruption
             raise UserError(f"{name} failed ({type(err).__name__}: {err}); full log: {log}") \

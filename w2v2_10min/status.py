@@ -4,7 +4,8 @@ Usage:
   python scripts/status.py --run-root runs
 
   queued       its SLURM job waits (job id and SLURM's reason)
-  running      its job runs: update N of M, from the newest RUN/logs/finetune-*.log
+  running      its job runs: update N of M, from the newest RUN/logs/finetune-*.log, and the
+               update each requeue (or rerun) resumed from
   decoded      WER on dev-other of each decoder, from RUN/decode*/dev_other/wer.json
   failed       its job said why (RUN/slurm.json) and which log shows it
   interrupted  no job runs it and it is not finished (scancel, a node lost, REQUEUES spent
@@ -28,6 +29,7 @@ from w2v2_10min.cluster import ACTIVE, job_states, read_record
 
 UPDATE = re.compile(r"num_updates[= ](\d+)")
 SAVED = re.compile(r"Saved checkpoint .* @ (\d+) updates")
+LOADED = re.compile(r"Loaded checkpoint .* @ (\d+) updates")
 
 
 def max_update(run: Path) -> str:
@@ -45,6 +47,13 @@ def last_match(run: Path, pattern: re.Pattern) -> int | None:
         if found:
             return int(found[-1])
     return None
+
+
+def resumed_from(run: Path) -> list[int]:
+    """The update each resumption of fine-tuning started from (a requeued job's, a rerun's),
+    oldest first, from the fine-tuning logs."""
+    return [int(n) for log in sorted(layout.logs_dir(run).glob("finetune-*.log"))
+            for n in LOADED.findall(log.read_text(errors="replace"))]
 
 
 def decoded(run: Path) -> str | None:
@@ -66,7 +75,9 @@ def describe(run: Path, states: dict[str, str] | None) -> str:
     if state in ACTIVE:
         if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING"):
             return f"queued (job {job}, {state.lower()})"
-        return f"running (job {job}): update {last_match(run, UPDATE) or 0} {of}"
+        resumed = resumed_from(run)
+        since = f", resumed from update {', '.join(map(str, resumed))}" if resumed else ""
+        return f"running (job {job}): update {last_match(run, UPDATE) or 0} {of}{since}"
     wer = decoded(run)
     if wer and layout.done_file(run).exists():
         return f"decoded: {wer}"

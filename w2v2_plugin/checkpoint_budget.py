@@ -7,7 +7,8 @@ files exist at the end does not depend on how often that happens, only how much 
 loses does. `install(minutes)` wraps fairseq's `checkpoint_utils.save_checkpoint` in this
 process (fairseq's files are not changed) once training has begun, so that a save fairseq asks for is carried out when
 
-- it is the last one (max_update or max_epoch reached, stop_time_hours passed),
+- it is the last one (max_update or max_epoch reached, stop_time_hours passed, or the run
+  stops on SLURM's warning signal: `no_work_lost.py`),
 - the validation it follows is as good as the best so far (fairseq writes `checkpoint_best.pt`
   then, and `checkpoint_last.pt` with it, so `last` is never older than `best`),
 - or `minutes` have passed since the last write (or since training started);
@@ -23,6 +24,8 @@ import math
 import time
 
 from fairseq import checkpoint_utils
+
+from w2v2_plugin import no_work_lost
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def install(minutes: float) -> None:
         since = time.monotonic() - last_write[0]
         if not (always_written(trainer.cfg) or must_write(
                 seconds_since_write=since, minutes=save_checkpoint.budget_minutes,
-                final=is_final(trainer, epoch_itr),
+                final=is_final(trainer, epoch_itr) or no_work_lost.stopping(),
                 as_good_as_best=as_good_as_best(cfg, val_loss,
                                                 getattr(save_checkpoint, "best", None)))):
             logger.info(f"checkpoint write skipped at update {trainer.get_num_updates()}: last "
