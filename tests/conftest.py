@@ -41,9 +41,10 @@ CHAIN_FIXTURES = {"tiny_env", "demo"}  # tiny_run uses tiny_env
 # (2 Dec 2026: 220 s down to 28 s each); the files not named take seconds and come last.
 STARTED_FIRST = {name: order for order, name in enumerate([
     "test_end_to_end.py", "test_slurm.py", "test_end_to_end_paths.py", "test_finetune.py",
-    "test_transformer_lm.py", "test_fast.py", "test_hf_export.py", "test_seeded_runs.py",
-    "test_no_work_lost.py",
-    "test_decode_original.py", "test_loading.py", "test_identity.py", "test_compare.py"])}
+    "test_transformers_trainer.py", "test_transformer_lm.py", "test_no_work_lost.py",
+    "test_fast.py", "test_hf_export.py", "test_seeded_runs.py", "test_lm.py",
+    "test_gpu_check.py", "test_decode_original.py", "test_loading.py", "test_identity.py",
+    "test_compare.py"])}
 
 
 def pytest_configure(config):

@@ -12,7 +12,7 @@ import os
 import pytest
 import yaml
 
-from conftest import PYTHON, REPO, make, on_terminal, run_script
+from conftest import PYTHON, REPO, make, on_terminal, run_script, squeeze
 from demo_bounds import HELD_OUT, HELD_OUT_BOUND, RUN, held_out_wer
 from w2v2_10min.common import file_digest
 from w2v2_10min import emissions
@@ -43,7 +43,7 @@ def demo(tmp_path_factory):
 def test_demo_ends_with_the_table(demo):
     root, _, stdout = demo
     assert "# 10-minute fine-tuning: WER (%) against the paper's Table 9" in stdout
-    table = (root / "demo/results/table9.md").read_text()
+    table = squeeze((root / "demo/results/table9.md").read_text())
     for subset in ["dev_clean", "dev_other", "test_clean", "test_other", "librivox_real"]:
         record = json.loads((root / "demo" / RUN / "decode" / subset / "wer.json").read_text())
         assert record["utterances"] == EVAL_UTTERANCES[subset]
@@ -100,6 +100,7 @@ def test_demo_shows_its_training_set_apart_from_the_held_out_sets(demo):
     """The table itself shows that fine-tuning learned: the split's own training utterances,
     read back almost perfectly, in a table of their own under the held-out rows."""
     root, _, stdout = demo
+    stdout = squeeze(stdout)
     train = json.loads((root / "demo" / RUN / "decode/train/wer.json").read_text())
     assert train["utterances"] == TRAIN_UTTERANCES and train["wer"] <= 15
     assert (f"| split 0, seed 1 | {train['wer']:.1f} | {train['cer']:.1f} | "
