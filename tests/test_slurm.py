@@ -86,6 +86,16 @@ def sweeps(tiny_env, slurm, tmp_path_factory):
     return done
 
 
+def ends_as_the_uninterrupted_run(run, sweeps) -> None:
+    """A seed is a run: `run` ends with the weights of the same run left alone."""
+    alone = run_of(sweeps["uninterrupted"][0])
+    wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
+    weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
+               for r in (run, alone)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 @pytest.mark.needs("slurm")
 def test_requeue_mid_run_resumes_and_scancel_leaves_it_resumable(sweeps, tiny_env, slurm):
     """scontrol requeue (what a scheduler does to a preempted job): the same job comes back
@@ -114,12 +124,7 @@ def test_requeue_mid_run_resumes_and_scancel_leaves_it_resumable(sweeps, tiny_en
     resumed = [int(n) for n in LOADED.findall(logs)]
     assert len(resumed) == 2 and 0 < resumed[0] <= resumed[1] < 600  # after each stop
     # a seed is a run: requeued, cancelled and resumed, it ends where the same run left alone did
-    alone = run_of(sweeps["uninterrupted"][0])
-    wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
-    weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
-               for r in (run, alone)]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    ends_as_the_uninterrupted_run(run, sweeps)
 
 
 @pytest.mark.needs("slurm")
@@ -149,12 +154,7 @@ def test_each_warned_job_saves_and_is_requeued_at_once_and_the_run_ends_the_same
     assert "fine-tuning stopped; requeued now" in job_log
     shown = {n for text in seen for n in text.split(", ") if n}
     assert shown and shown <= {str(u) for u in resumed}, (seen, resumed)
-    alone = run_of(sweeps["uninterrupted"][0])
-    wait_for(alone, lambda s: not s.startswith(("queued", "running")), what="the uninterrupted run")
-    weights = [torch.load(r / "checkpoints/checkpoint_last.pt", weights_only=False)["model"]
-               for r in (run, alone)]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    ends_as_the_uninterrupted_run(run, sweeps)
 
 
 @pytest.mark.needs("slurm")

@@ -22,7 +22,6 @@ attributes are wrapped in this process:
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -39,21 +38,19 @@ SIGNAL_ENV = "W2V2_SAVE_SIGNAL"  # the save signal's name without SIG: USR2 unle
 
 def save_signal() -> signal.Signals:
     return signal.Signals["SIG" + (os.environ.get(SIGNAL_ENV) or "USR2")]
-SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
 
 _flags = {"signalled": False, "stopping": False}
 
 
 def out_of_space(err: BaseException, folder: str) -> bool:
     """An error of a write that failed for lack of space: an OSError ENOSPC or EDQUOT in its
-    chain (torch.save raises a RuntimeError whose context is that OSError), or, when torch
-    kept no OSError, a folder with under 1 MiB free."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, OSError) and err.errno in SPACE_ERRNOS:
-            return True
-        err = err.__cause__ or err.__context__
+    chain (w2v2_10min.common.out_of_space; torch.save raises a RuntimeError whose context is
+    that OSError), or, when torch kept no OSError, a folder with under 1 MiB free."""
+    from w2v2_10min.common import out_of_space as space_error
+
+    if space_error(err):
+        return True
     try:
         return shutil.disk_usage(folder).free < (1 << 20)
     except OSError:
