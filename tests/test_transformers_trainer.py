@@ -298,3 +298,22 @@ def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):
         if complete:
             (tmp_path / f"checkpoint-{step}" / COMPLETE).write_text(f"{step}\n")
     assert last_saved(tmp_path) == tmp_path / "checkpoint-16"
+
+
+def test_a_transformers_version_the_proof_did_not_cover_is_refused(monkeypatch):
+    """The pinned version is the proven one; with another, make finetune stops in one line
+    (finetune.check_transformers runs before anything is written)."""
+    import argparse
+    from importlib.metadata import version
+
+    from w2v2_10min import finetune
+    from w2v2_10min.common import UserError
+    from w2v2_10min.trainers import transformers_trainer
+
+    assert version("transformers") in transformers_trainer.PROVEN
+    monkeypatch.setattr(transformers_trainer, "PROVEN", ("9.0.0",))
+    with pytest.raises(UserError) as caught:
+        finetune.check_transformers(argparse.Namespace(launcher="local"), "")
+    assert str(caught.value).startswith(
+        f"transformers {version('transformers')}: the transformers trainer was shown equal to "
+        "fairseq with 9.0.0 only; install that")

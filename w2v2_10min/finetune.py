@@ -421,6 +421,12 @@ def check_transformers(args, config: str) -> None:
 
     from w2v2_10min.trainers import transformers_trainer
 
+    installed = transformers_trainer.unproven_version()
+    if installed:
+        raise UserError(f"transformers {installed}: the transformers trainer was shown equal to "
+                        f"fairseq with {', '.join(transformers_trainer.PROVEN)} only; install "
+                        "that (make setup installs requirements.txt's pin), or run "
+                        "tests/test_transformers_trainer.py with yours and add it to PROVEN")
     refused = transformers_trainer.refusals(transformers_trainer.resolve(
         OmegaConf.create(yaml.safe_load(config)), args.manifests))
     if refused:
