@@ -180,9 +180,7 @@ def test_demo_shows_the_4gram_row_decoded_with_the_tuned_weights(demo):
     run = root / "demo" / RUN
     tuned = json.loads((run / "tune-4gram/weights.json").read_text())
     trials = json.loads((run / "tune-4gram/trials.json").read_text())
-    # TUNE=rescore (the default): trials.json lists each decode, 16 rescorings a round
-    assert tuned["tuning_method"] == "rescore" and tuned["trials"] == 16
-    assert len(trials) == tuned["decodes"] <= tuned["max_rounds"] and tuned["beam"] == 500
+    assert len(trials) == tuned["trials"] == 16 and tuned["beam"] == 500
     assert tuned["wer"] == min(t["wer"] for t in trials)
     assert 0 <= tuned["lm_weight"] <= 5 and -5 <= tuned["word_score"] <= 5
     lm = root / "demo/lm/4-gram.arpa.gz"
