@@ -27,7 +27,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-startup export-hf export-hf-original
+	tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-trainers bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -178,7 +178,7 @@ BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
 TRIALS ?= 128## trials of `make tune-lm` (the paper's 128): full decodes (TUNE=search) or, per round, rescorings (TUNE=rescore)
-TUNE ?= rescore## how `make tune-lm` tunes: rescore (a few decodes, the weights searched by rescoring their beams' hypotheses; docs/lm.md) or search (a full decode per trial, the paper's)
+TUNE ?= search## how `make tune-lm` tunes: search (a full decode per trial, the paper's) or rescore (a few decodes, the weights searched by rescoring their beams' hypotheses; not yet shown as good: docs/lm.md)
 TUNE_SET ?= dev-other## the set `make tune-lm` tunes on
 LM_JOBS ?=## processes for the 4-gram search (default: all cores)
 RESULTS ?= results## where `make compare` writes the report
@@ -308,6 +308,9 @@ bench-manifests: setup ## time manifests.py against fairseq's manifest scripts o
 	$(PY) bench/bench_manifests.py --tree .bench/tree
 
 SHAPE ?= tiny## bench-transformer-lm's LM: tiny (the demo's) or released (untrained, of the released LM's shape)
+bench-trainers: setup ## seconds per update of TRAINER=fairseq (FAST=0, FAST=1) and TRAINER=transformers side by side (MODEL=tiny|base; base: random weights, synthetic split)
+	$(PY) bench/bench_trainers.py --model $(if $(filter base,$(MODEL)),base,tiny)
+
 bench-startup: setup ## time a process's start-up (import torch, fairseq) with and without w2v2_10min/startup.py
 	$(PY) bench/bench_startup.py
 

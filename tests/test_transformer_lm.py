@@ -263,7 +263,7 @@ def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_e
     tuned = run[1] / "tune-transformer" / "weights.json"
     searched = json.loads(tuned.read_text())
     assert searched["tuning_method"] == "search" and searched["decodes"] == 3
-    make("tune-lm", *knobs, "TRIALS=3")  # TUNE=rescore: another method, tuned again
+    make("tune-lm", *knobs, "TRIALS=3", "TUNE=rescore")  # another method, tuned again
     weights = json.loads(tuned.read_text())
     assert weights["tuning_method"] == "rescore" and weights["tuning_key"]["method"] == "rescore"
     assert 1 <= weights["decodes"] <= weights["max_rounds"]

@@ -1,5 +1,5 @@
-"""Tune an LM's weight and word score on one set: by rescoring the beam's hypotheses (the
-default), or as the paper did, 128 full decodes (`make tune-lm [TUNE=search]`).
+"""Tune an LM's weight and word score on one set: as the paper did, 128 full decodes (the
+default, `make tune-lm [TUNE=search]`), or by rescoring a few decodes' beams (`TUNE=rescore`).
 
 Usage:
   python scripts/tune_lm.py --run RUN_DIR --manifests MANIFEST_DIR \
@@ -15,11 +15,11 @@ with dict.txt, --decoder transformer). The decoder (w2v2_10min.decoders) gives w
 needs: its search space, tuning beam, files' key and search; one without weights (Make's default
 DECODER=viterbi) names the default's, 4gram. The model runs once (`RUN_DIR/emissions/`).
 
---tune search (the paper's way): Optuna's TPE sampler proposes the pairs; each trial decodes
+--tune search (the paper's way, the default): Optuna's TPE sampler proposes the pairs; each trial decodes
 the whole subset from the cached emissions and scores its WER. Trials are kept in
 RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it stopped.
 
---tune rescore (the default; w2v2_10min.rescore): a few decodes, each keeping every
+--tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few decodes, each keeping every
 utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
 the kept hypotheses (a pair near a decoded one: that decode's WER), until its best pair is near
 one already decoded (at most rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER
@@ -48,7 +48,8 @@ from w2v2_10min.lm import BEAM_THRESHOLD, SEARCH_SPACE
 from w2v2_10min.score import summarise, utterance_errors
 
 STUDY = "lm-weights"
-METHODS = ("rescore", "search")  # --tune: rescoring the beams' hypotheses; a full decode a trial
+METHODS = ("search", "rescore")  # --tune: a full decode a trial (the default); rescoring the
+# beams' hypotheses (not yet shown to choose as well: docs/lm.md)
 
 
 def tune(decode, utterances, refs, trials: int, beam: int, seed: int, storage: Path,
