@@ -360,7 +360,7 @@ def test_tune_lm_refuses_a_set_without_words_and_an_unknown_method(tmp_path, tin
     common = ["--checkpoint", checkpoint, "--manifests", data, "--run", tmp_path / "run",
               "--lm", tiny_lm / "lm.arpa", "--lexicon", tiny_lm / "lexicon.ltr.lst"]
     for extra, message in [([], "dev_other.ltr: no words to tune on"),
-                           (["--tune", "grid"], "TUNE=grid: TUNE accepts rescore or search")]:
+                           (["--tune", "grid"], "TUNE=grid: TUNE accepts search or rescore")]:
         proc = run_script("tune_lm.py", *common, *extra, check=False)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
