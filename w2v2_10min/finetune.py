@@ -2,7 +2,8 @@
 
 Usage:
   python scripts/finetune.py --model base --protocol fairseq --split 0 --seed 1 \
-      --manifests manifests/10min-0 [--pretrained-dir pretrained | --pretrained CKPT] [--run-root runs] \
+      --manifests manifests/10min-0 [--pretrained-dir pretrained | --pretrained CKPT] \
+      [--run-root runs] [--trainer fairseq|transformers] \
       [--gpus 1] [--max-tokens N] [--lr LR] [--lr-decay linear|exponential] [--fp16 true|false] \
       [--launcher local|slurm|...] [--fast 1|0] [--seeded 1|0] [--checkpoint-minutes 10] \
       [--print-config] [--args 'model.mask_prob=0.5 ...']
@@ -24,8 +25,9 @@ Usage:
 3. Train: RUN/run.json records settings, seed, overrides, checkpoint SHA-256, commit and
    versions; fairseq resumes from RUN/checkpoints/checkpoint_last.pt when there is one; the log
    goes to RUN/logs/finetune-<time>.log; RUN/done marks the end, with a one-line summary.
-RUN is RUN_ROOT/<model>-<protocol>[-<LR_DECAY>][-lr<LR>]/10min-<split>/seed-<seed>
-(w2v2_10min.layout): LR_DECAY, when given, names the folder even if it is the protocol's own.
+RUN is RUN_ROOT/<model>-<protocol>[-<LR_DECAY>][-<TRAINER>][-lr<LR>]/10min-<split>/seed-<seed>
+(w2v2_10min.layout.RunId): LR_DECAY, when given, names the folder even if it is the protocol's
+own; TRAINER=transformers trains the same composed config with w2v2_10min/trainers/.
 """
 from __future__ import annotations
 
