@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -167,8 +168,25 @@ def _installed_versions() -> dict:
     from importlib.metadata import packages_distributions, version
 
     providers = packages_distributions()  # the package fairseq comes from ve-fairseq
-    return {"python": platform.python_version(),
-            **{name: version(providers.get(name, [name])[0]) for name in ("torch", "fairseq")}}
+    found = {name: version(providers.get(name, [name])[0]) for name in ("torch", "fairseq")}
+    return {"python": platform.python_version(), **found, "torch": _torch_version(found["torch"])}
+
+
+def _torch_version(distribution: str) -> str:
+    """torch.__version__ read from torch/version.py without importing torch: PyPI's CUDA
+    wheels carry the build (`2.13.0+cu130`) there, not in their distribution's version."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            said = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]",
+                             (Path(folder) / "version.py").read_text(), re.M)
+        except OSError:
+            continue
+        if said:
+            return said.group(1)
+    return distribution
 
 
 def progress(desc: str, total: int | None, **options):
