@@ -71,7 +71,7 @@ test: setup ## run the test suite (unit tests and the end-to-end chain on the ti
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder tests
 
 test-unit: setup ## the unit tests alone (no fairseq training or decoding): the developer's loop
-	$(VENV)/bin/pytest -q -m "not chain" tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not chain" tests
 
 ##@ Data: download, verify, manifests
 DATA ?= data## folder holding librispeech_finetuning/ and LibriSpeech/
