@@ -649,7 +649,7 @@ def progress(update: dict, max_update: int, every: int) -> None:
               f"of {max_update}", flush=True)
 
 
-def write_fairseq_checkpoint(cfg, model, updates: int, path: Path) -> None:
+def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> None:
     """The trained Wav2Vec2ForCTC as a fairseq checkpoint of the recipe's Wav2VecCtc (the
     state fairseq's Trainer saves: cfg, model, optimizer history), written atomically, so that
     decode, tune-lm, export-hf and compare read a transformers run as they read fairseq's."""
@@ -669,9 +669,10 @@ def write_fairseq_checkpoint(cfg, model, updates: int, path: Path) -> None:
                                     "lr_scheduler_state": {}, "num_updates": updates}],
              "task_state": {}, "extra_state": {"trainer": "transformers"},
              "last_optimizer_state": None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    for path in paths:  # the state is built (and fairseq's model loaded) once for all
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
 
 
 def main(argv=None) -> int:
@@ -694,8 +695,8 @@ def main(argv=None) -> int:
     cfg = resolve(OmegaConf.load(args.config), args.manifests)
     record = train(cfg, args.manifests, args.run)
     updates = len(record["updates"])
-    write_fairseq_checkpoint(cfg, record["model"], updates, layout.last_checkpoint(args.run))
-    write_fairseq_checkpoint(cfg, record["model"], updates, layout.best_checkpoint(args.run))
+    write_fairseq_checkpoint(cfg, record["model"], updates,
+                             [layout.last_checkpoint(args.run), layout.best_checkpoint(args.run)])
     print(f"transformers trainer: {updates} updates; wrote {layout.checkpoint_dir(args.run)}",
           flush=True)
     return 0
