@@ -15,7 +15,8 @@ MANIFESTS = $(MANIFEST_ROOT)/10min-$(SPLIT)
 SUBSETS = $(subst -,_,$(EVAL_SETS))
 # the knobs that name a run (a --option per key of w2v2_10min.layout.RunId, which alone makes its folder)
 RUN_KNOBS = --run-root $(RUN_ROOT) --model $(MODEL) --protocol $(PROTOCOL) --split '$(SPLIT)' \
-	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --trainer '$(TRAINER)'
+	--seed '$(SEED)' --lr '$(LR)' --lr-decay '$(LR_DECAY)' --trainer '$(TRAINER)' --rung '$(RUNG)' \
+	--optim '$(OPTIM)'
 # MODEL's checkpoint files: w2v2_10min.checkpoints (PRETRAINED_FILES, RELEASED_FILES) names them
 RELEASED_KNOBS = --run-root $(RUN_ROOT) --released $(MODEL) --released-dir $(RELEASED_DIR) --verify-sha256
 # download MODEL's released 10-minute checkpoint (refused, in one line, for a MODEL without one)
@@ -27,7 +28,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-trainers bench-startup export-hf export-hf-original
+	ladder tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-trainers bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -106,7 +107,7 @@ manifests: setup ## write MANIFEST_ROOT/10min-K/ for each fold in SPLITS and 10m
 
 ##@ Fine-tuning: one run is MODEL x PROTOCOL x SPLIT x SEED
 MODEL ?= base## pre-trained checkpoint: base, large, vox (or tiny)
-PROTOCOL ?= fairseq## fine-tuning protocol: fairseq or paper (or tiny)
+PROTOCOL ?= fairseq## fine-tuning protocol: fairseq or paper (or tiny); seed: the seed's transformers recipe (TRAINER=transformers, docs/seed-study.md)
 SPLIT ?= 0## Libri-light 10-minute fold 0..5, sSEED for a drawn sample, c100sSEED for a train-clean-100 sample
 SEED ?= 1## training seed
 RUN_ROOT ?= runs## where runs/<model>-<protocol>/10min-K/seed-S/ are written
@@ -115,6 +116,8 @@ MAX_TOKENS ?=## samples per GPU batch, lower to fit memory (default: the recipe'
 LR ?=## learning rate instead of the recipe's (runs go to <model>-<protocol>-lr<LR>/)
 LR_DECAY ?=## linear or exponential lr decay instead of the protocol's (paper: linear, others: exponential); runs go to <model>-<protocol>-<LR_DECAY>/
 TRAINER ?= fairseq## who trains the run: fairseq, or transformers (its Trainer on Wav2Vec2ForCTC, shown equal update by update; runs go to <model>-<protocol>-transformers/)
+RUNG ?=## PROTOCOL=seed with the paper's value for each departure up to this rung: norm, updates, freeze, masks, dropouts, schedule, optimizer (runs go to <model>-seed+<RUNG>-.../)
+OPTIM ?=## TRAINER=transformers' optimizer instead of the recipe's: adam (fairseq's), adamw (torch's) or adamw_bnb_8bit (the seed's, GPU)
 FP16 ?=## true or false instead of the recipe's (recipes: true; tiny: false)
 ARGS ?=## extra Hydra overrides for fairseq, e.g. ARGS='model.mask_prob=0.5'
 CFG ?=## CFG=1: print the composed fairseq config and exit
@@ -141,7 +144,7 @@ finetune: setup ## fine-tune MODEL on SPLIT with PROTOCOL and SEED (CFG=1: print
 SWEEP_RUNS = $(foreach k,$(SPLITS),$(foreach s,$(SEEDS),$(foreach l,$(or $(LRS),default),sweep_$(k)_$(s)_$(l))))
 # what a run's SLURM job passes to its own `make finetune` and `make decode` on the node
 # (tests/test_status.py: every knob of those two stages but the run's own and the sweep's)
-JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST SEEDED \
+JOB_KNOBS = MODEL PROTOCOL LR_DECAY TRAINER RUNG OPTIM RUN_ROOT GPUS MAX_TOKENS FP16 ARGS WANDB_PROJECT FAST SEEDED \
 	CHECKPOINT_MINUTES DATA MANIFEST_ROOT PRETRAINED_DIR EVAL_SETS DECODER DECODE_TRAIN LM_ARPA \
 	LEXICON TRANSFORMER_LM TRANSFORMER_LEXICON LM_PARALLEL LM_BATCH LM_CACHE LM_FP16 BEAM \
 	LM_WEIGHT WORD_SCORE LM_JOBS
@@ -154,6 +157,14 @@ ifeq ($(LAUNCHER),slurm)
 else
 	$(MAKE) --no-print-directory -j$(JOBS) $(SWEEP_RUNS)
 endif
+
+LADDER ?= seed norm updates freeze masks dropouts schedule optimizer## rungs `make ladder` trains, from the seed's recipe (seed) up
+ladder: setup ## the departure ladder: PROTOCOL=seed TRAINER=transformers, then one more departure returned to the paper's value per rung; fine-tune and decode each rung of LADDER for each seed in SEEDS
+	@$(PY) -m w2v2_10min.knobs SEEDS='$(SEEDS)'
+	@rungs="$$($(PY) -m w2v2_10min.ladder $(LADDER))"; \
+	for seed in $(SEEDS); do while IFS= read -r rung; do \
+		$(MAKE) --no-print-directory finetune decode PROTOCOL=seed TRAINER=transformers "$$rung" SEED=$$seed || exit 1; \
+	done <<< "$$rungs"; done
 
 status: setup ## one line per run under RUN_ROOT: queued, running (update N of M), decoded (WER), failed (log), interrupted
 	@$(PY) scripts/status.py --run-root $(RUN_ROOT)

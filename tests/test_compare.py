@@ -13,9 +13,9 @@ from w2v2_10min.tables import HELD_OUT_NOTES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
-CSV_COLUMNS = ["model", "protocol", "split", "seed", "lr", "lr_decay", "trainer", "trained_lr",
-               "decoder", "subset", "wer", "ci_low", "ci_high", "errors", "words", "cer", "utterances",
-               "checkpoint_sha256", "commit", "path"]
+CSV_COLUMNS = ["model", "protocol", "split", "seed", "lr", "lr_decay", "trainer", "rung", "optim",
+               "trained_lr", "decoder", "subset", "wer", "ci_low", "ci_high", "errors", "words",
+               "cer", "utterances", "checkpoint_sha256", "commit", "path"]
 TRAINED_LR = "5e-05"  # the learning rate the fabricated runs say they were trained with
 
 

@@ -95,5 +95,5 @@ def test_released_checkpoints_get_their_identity_from_decode_original(tmp_path):
     assert folder == tmp_path / "base-released"
     assert read_identity(folder) == {"model": "base", "protocol": "released", "lr": "",
                                      "lr_decay": "", "split": "-", "seed": "-",
-                                     "trainer": "fairseq"}
+                                     "trainer": "fairseq", "rung": "", "optim": ""}
     assert json.loads((folder / "run.json").read_text())["checkpoint_sha256"] == "ab" * 32

@@ -22,7 +22,7 @@ def test_folder_name_label_and_record():
     assert RunId.of(ident.record()) == ident and ident.lr_value == 3e-5
     assert RunId("base", "fairseq", "s2", 3).record() == {
         "model": "base", "protocol": "fairseq", "split": "s2", "seed": "3", "lr": "",
-        "lr_decay": "", "trainer": "fairseq"}
+        "lr_decay": "", "trainer": "fairseq", "rung": "", "optim": ""}
     released = RunId.released("vox")
     assert released.is_released and released.folder(Path("r")) == Path("r/vox-released")
     # another trainer is another run, and never pooled with fairseq's in the report

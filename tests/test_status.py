@@ -92,7 +92,7 @@ def test_make_status_prints_one_line_per_run(tmp_path):
 # (an environment variable, exported to the job as it is)
 NOT_A_JOB_KNOB = {"SPLIT", "SEED", "LR", "LAUNCHER", "PARTITION", "TIME_MIN", "REQUEUES", "SEEDS",
                   "LRS", "JOBS", "TRIALS", "TUNE", "TUNE_SET", "RESULTS", "HF_VERIFY", "CFG",
-                  "WANDB_MODE"}
+                  "WANDB_MODE", "LADDER"}
 
 
 def test_a_slurm_sweep_passes_every_knob_of_its_runs_stages_to_the_job():

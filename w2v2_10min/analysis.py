@@ -54,7 +54,9 @@ def analyse(records: list[dict]) -> list[dict]:
     for r in trained:
         settings[(r["model"], layout.RunId.of(r).label, decoder(r))].append(r)
     out = []
-    for (model, protocol, name), runs in sorted(settings.items()):
+    for (model, protocol, name), runs in sorted(
+            settings.items(), key=lambda item: (item[0][0], layout.label_order(item[0][1]),
+                                                item[0][2])):
         paper = paper_row(model, name)
         choices = selected.get((model, protocol), {})
         setting = {"model": model, "protocol": protocol, "decoder": name,

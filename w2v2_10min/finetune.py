@@ -50,7 +50,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from w2v2_10min import layout
+from w2v2_10min import ladder, layout
 from w2v2_10min.checkpoints import PRETRAINED_FILES, verify_checkpoint
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, git_commit, size_text, stage,
                                versions, write_json_atomic, write_text_atomic)
@@ -394,16 +394,59 @@ def finished_record(run: Path) -> dict | None:
     return record if record.get("pretrained_sha256") and "normalize" in record else None
 
 
+def check_seed_knobs(args) -> None:
+    """RUNG and OPTIM: the departure ladder's and the transformers trainer's knobs."""
+    if args.rung and args.protocol != ladder.SEED_PROTOCOL:
+        raise UserError(f"RUNG={args.rung} climbs from the seed's recipe toward the paper's: "
+                        f"give PROTOCOL={ladder.SEED_PROTOCOL} (not {args.protocol})")
+    if args.optim and args.trainer != TRANSFORMERS:
+        raise UserError(f"OPTIM={args.optim} picks the transformers trainer's optimizer "
+                        f"(TRAINER={args.trainer} trains with its recipe's): add "
+                        "TRAINER=transformers")
+
+
+def climb_ladder(args, run: Path, config: str, overrides: list[str]) -> str:
+    """The composed config of RUNG: the seed's, with the paper's recipe's values (composed for
+    the same MODEL, ARGS and batch) for every departure up to RUNG (w2v2_10min.ladder)."""
+    paper_args = argparse.Namespace(**{**vars(args), "rung": "", "optim": "",
+                                       "protocol": ladder.paper_protocol(args.model)})
+    paper = compose_config(paper_args, run, overrides)
+    seed_values, paper_values = (OmegaConf.to_container(OmegaConf.create(text))
+                                 for text in (config, paper))
+    return OmegaConf.to_yaml(OmegaConf.create(ladder.climb(seed_values, paper_values,
+                                                           args.rung)))
+
+
+def refuse_transformers_keys(config: str) -> None:
+    """The fairseq trainer refuses, in one line, what only the transformers trainer honours."""
+    values = OmegaConf.to_container(OmegaConf.create(config))
+    said = [f"{key}={value}" for key, default in ladder.TRAINER_DEFAULTS.items()
+            for group, _, field in [key.partition(".")]
+            if (value := values.get(group, {}).get(field, default)) != default]
+    if values.get("optimizer", {}).get("_name") in ("adamw", "adamw_bnb_8bit"):
+        said.append(f"optimizer._name={values['optimizer']['_name']}")
+    if said:
+        raise UserError(f"TRAINER=fairseq cannot honour {', '.join(said)} (transformers' ways: "
+                        "PROTOCOL=seed is the seed's transformers recipe): add "
+                        "TRAINER=transformers")
+
+
 def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
     """fairseq's composed config, the overrides, the fast path's overrides (last), run.json."""
+    check_seed_knobs(args)
     overrides, record = plan(args, finished_record(run))
-    config = compose_config(args, run, overrides)
+    chosen = [*overrides, *([f"optimizer._name={args.optim}"] if args.optim else [])]
+    config = compose_config(args, run, chosen)
+    if args.rung:
+        config = climb_ladder(args, run, config, overrides)
+        record["ladder"] = {"paper_protocol": ladder.paper_protocol(args.model),
+                            "returned": list(ladder.rungs_up_to(args.rung))}
     fast, said = fast_overrides(yaml.safe_load(config))  # after ARGS: they depend on them
     if fast:
         print(said, file=sys.stderr)
         record["fast_overrides"] = fast
-        config = compose_config(args, run, overrides, last=fast)
-    return config, overrides, fast, record
+        config = compose_config(args, run, chosen, last=fast)
+    return config, chosen, fast, record
 
 
 def transformers_command(args, run: Path) -> list[str]:
@@ -473,6 +516,8 @@ def main(argv=None) -> int:
         return 0
     if args.trainer == TRANSFORMERS:
         check_transformers(args, config)
+    else:
+        refuse_transformers_keys(config)
     if layout.config_file(run).is_file() and \
             same_training(layout.config_file(run).read_text()) != same_training(config):
         raise UserError(f"{run} was made with other settings (see its config.yaml); delete it, "

@@ -16,7 +16,7 @@ import sys
 from typing import Callable
 
 from w2v2_10min.common import UserError, run_main
-from w2v2_10min.layout import POOLS, parse_pool_split
+from w2v2_10min.layout import POOLS, RUNGS, parse_pool_split
 
 
 def _whole(minimum: int) -> Callable[[str], bool]:
@@ -51,6 +51,14 @@ def _each(check: Callable[[str], bool]) -> Callable[[str], bool]:
 NO_SPACE = r"\S+"
 LAUNCHERS = ("local", "slurm", "submitit_local")
 TRAINERS = ("fairseq", "transformers")  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
+# OPTIM: the optimizer of a TRAINER=transformers run: fairseq's Adam (the recipes'), torch's
+# AdamW, or bitsandbytes' 8-bit Adam (the seed's, GPU only)
+OPTIMIZERS = ("adam", "adamw", "adamw_bnb_8bit")
+
+
+def _split(value: str) -> bool:
+    return re.fullmatch(r"[0-5]|s[0-9]+", value) is not None or \
+        parse_pool_split(value) is not None
 
 # knob: (what it accepts, in words; the check). MODEL and PROTOCOL are checked against the recipes
 # themselves (finetune.compose), DECODER against decoders.DECODERS (decoders.knob).
@@ -58,8 +66,9 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "SPLIT": ("a fold 0..5 or sSEED for a drawn sample of the 9h pool (e.g. s1), or c100sSEED "
               "for 48 utterances of train-clean-100 drawn with sample seed SEED (c100sSEEDnN for "
               "N utterances, N not 48; e.g. c100s42)",
-              lambda v: _matches(r"[0-5]|s[0-9]+")(v) or parse_pool_split(v) is not None),
-    "SPLITS": ("folds 0..5, space-separated, e.g. SPLITS=\"0 1 2\"", _each(_matches("[0-5]"))),
+              _split),
+    "SPLITS": ("splits as SPLIT takes them, space-separated, e.g. SPLITS=\"0 1 2\" or "
+               "SPLITS=\"c100s42 c100s43\"", _each(_split)),
     "SAMPLE": ("sample seeds, whole numbers >= 0, space-separated, e.g. SAMPLE=\"1 2 3\"",
                _each(_whole(0))),
     "MINUTES": ("minutes of audio > 0, e.g. MINUTES=10", _positive_number),
@@ -78,6 +87,11 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "LR_DECAY": ("linear or exponential (empty: the protocol's own)",
                  _matches("linear|exponential")),
     "TRAINER": (" or ".join(TRAINERS), lambda v: v in TRAINERS),
+    "RUNG": (f"a rung of the departure ladder, one of {', '.join(RUNGS)} (empty: "
+             "PROTOCOL=seed itself)", lambda v: v in RUNGS),
+    "LADDER": (f"rungs, space-separated, from seed {' '.join(RUNGS)}",
+               _each(lambda v: v in ("seed", *RUNGS))),
+    "OPTIM": (" or ".join(OPTIMIZERS), lambda v: v in OPTIMIZERS),
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",
              _matches("[01]")),

@@ -8,7 +8,7 @@ Usage:
     RunId.of(json.loads(run_json(run).read_text()))     # parsed back, checked
     decode_dir(run, "4gram") / "dev_other" / WER_JSON
 
-  runs/<model>-<protocol>[-<lr_decay>][-<trainer>][-lr<lr>]/10min-<split>/seed-<seed>/  one run
+  runs/<model>-<protocol>[+<rung>][-<lr_decay>][-<optim>][-<trainer>][-lr<lr>]/10min-<split>/seed-<seed>/
       checkpoints/ config.yaml run.json done logs/ tensorboard/ hydra/ wandb/ wandb-id
       slurm.json slurm/           its SLURM job's record and submitit's files (LAUNCHER=slurm)
       hf/                         `make export-hf`
@@ -60,6 +60,8 @@ class RunId:
     lr: str = key("LR", "")
     lr_decay: str = key("LR_DECAY", "")
     trainer: str = key("TRAINER", FAIRSEQ, absent=FAIRSEQ)
+    rung: str = key("RUNG", "", absent="")
+    optim: str = key("OPTIM", "", absent="")
 
     def __post_init__(self):
         for name in self.keys():
@@ -111,9 +113,11 @@ class RunId:
     @property
     def label(self) -> str:
         """The protocol as the report groups runs: `paper`, `paper-exponential` when LR_DECAY
-        named the run, `paper-transformers` for another trainer (runs of every learning rate
-        compete within one label; trainers are never pooled)."""
-        parts = [self.protocol, self.lr_decay, "" if self.trainer == FAIRSEQ else self.trainer]
+        named the run, `paper-transformers` for another trainer, `seed+masks-adamw-transformers`
+        for a rung of the departure ladder (RUNG) trained with another optimizer (OPTIM) (runs
+        of every learning rate compete within one label; trainers are never pooled)."""
+        parts = [self.protocol + (f"+{self.rung}" if self.rung else ""), self.lr_decay,
+                 self.optim, "" if self.trainer == FAIRSEQ else self.trainer]
         return "-".join(p for p in parts if p)
 
     @property
@@ -145,6 +149,18 @@ class RunId:
 
 
 IDENTITY = RunId.keys()
+
+# The departure ladder (`make ladder`, w2v2_10min/ladder.py): from PROTOCOL=seed, each rung
+# returns one more of the seed's departures to the paper's value, in this order.
+RUNGS = ("norm", "updates", "freeze", "masks", "dropouts", "schedule", "optimizer")
+
+
+def label_order(label: str) -> tuple:
+    """The report's order of labels: by protocol, a ladder's rungs in climbing order, then
+    the rest of the label."""
+    head, _, rest = label.partition("-")
+    protocol, _, rung = head.partition("+")
+    return (protocol, RUNGS.index(rung) + 1 if rung in RUNGS else 0, rung, rest)
 
 
 def learning_rate(text) -> float | None:

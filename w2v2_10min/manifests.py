@@ -43,6 +43,7 @@ import argparse
 import hashlib
 import os
 import random
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ from pathlib import Path
 from w2v2_10min.common import (REPO, SAMPLE_RATE, UserError, atomic_path, cpu_cores,
                                write_json_atomic)
 from w2v2_10min.formats import LETTERS, dict_text, letters, read_transcripts, subset_name
-from w2v2_10min.knobs import knob
+from w2v2_10min.knobs import check, knob
 from w2v2_10min.layout import POOL_SAMPLE_SEED, POOL_UTTERANCES, pool_split
 from w2v2_10min.paper import EVAL_SETS
 
@@ -482,7 +483,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder holding "
                         "librispeech_finetuning/ and LibriSpeech/")
-    parser.add_argument("--split", nargs="+", default=[], metavar="K", type=knob("SPLITS"),
+    parser.add_argument("--split", nargs="+", default=[], metavar="K", type=lambda v: check(
+                            "SPLITS", v, "Libri-light folds 0..5 here (a sample: SAMPLE=S, "
+                            "with POOL=train-clean-100 for the seed's pool)",
+                            re.fullmatch("[0-5]", v) is not None),
                         help="Libri-light folds 0..5 (1h/K is one 10-minute split)")
     parser.add_argument("--sample", nargs="+", default=[], metavar="SEED",
                         type=lambda v: int(knob("SAMPLE")(v)),

@@ -8,8 +8,11 @@ stage of D = decay_steps updates goes on a straight line from `lr` to `lr * fina
     lr(u) = lr - (lr - lr * final_lr_scale) * (u - warmup_steps - hold_steps) / D
 
 and stays at `lr * final_lr_scale` after it. Warm-up, hold, the phase boundaries and every
-setting (phase_ratio, init_lr_scale, final_lr_scale) are fairseq's `tri_stage`, unchanged.
+setting (phase_ratio, init_lr_scale, final_lr_scale) are fairseq's `tri_stage`, unchanged,
+except that final_lr_scale may be 0 (a straight line to 0, as the seed's schedule,
+recipes/finetune/protocol/seed.yaml), which fairseq's exponential cannot take (log 0).
 """
+import copy
 from dataclasses import dataclass
 
 from fairseq.optim.lr_scheduler import register_lr_scheduler
@@ -25,6 +28,16 @@ class TriStageLinearConfig(TriStageLRScheduleConfig):
 @register_lr_scheduler("tri_stage_linear", dataclass=TriStageLinearConfig)
 class TriStageLinearSchedule(TriStageLRSchedule):
     """fairseq's tri-stage schedule whose third stage is a straight line, not an exponential."""
+
+    def __init__(self, cfg, optimizer):
+        if cfg.final_lr_scale != 0:
+            super().__init__(cfg, optimizer)
+            return
+        # fairseq's __init__ takes log(final_lr_scale) for its exponential, unused here
+        positive = copy.deepcopy(cfg)
+        positive.final_lr_scale = 1.0
+        super().__init__(positive, optimizer)
+        self.cfg, self.final_lr = cfg, 0.0
 
     def step_update(self, num_updates):
         stage, steps_in_stage = self._decide_stage(num_updates)
