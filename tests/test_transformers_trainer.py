@@ -289,6 +289,46 @@ def test_killed_and_resumed_it_ends_as_the_uninterrupted_run(runs, tmp_path):
     assert updates == runs["hf"]["updates"]
 
 
+def test_on_the_save_signal_it_saves_stops_and_resumes_to_the_same_weights(runs, tmp_path):
+    """The save signal a SLURM job sends before its time limit (USR2 here; w2v2_plugin's
+    no_work_lost): the trainer saves at the end of the current epoch, stops with one line
+    naming the update saved, and the same command resumes there and ends with the
+    uninterrupted run's weights, bit for bit."""
+    import os
+    import subprocess
+    import time
+
+    import torch
+
+    from conftest import REPO
+
+    knobs = [k for k in runs["knobs"] if not k.startswith("RUN_ROOT=")] + \
+        ["TRAINER=transformers", f"RUN_ROOT={tmp_path}"]
+    run = tmp_path / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    proc = subprocess.Popen(["make", "--no-print-directory", "finetune", *knobs,
+                             "WANDB_PROJECT="], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not any("num_updates 31 of" in p.read_text() for p in run.glob("logs/finetune-*.log")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no update 31"
+        time.sleep(0.1)
+    subprocess.run(["pkill", "-USR2", "-s", str(os.getpgid(proc.pid)), "-f",
+                    "w2v2_10min.trainers.transformers_trainer"], check=True)
+    _, stderr = proc.communicate(timeout=600)
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and len(errors) == 1, stderr
+    saved = int(re.search(r"after saving update (\d+)", errors[0]).group(1))
+    assert 31 <= saved <= 34 and "run the same command to resume" in errors[0]
+    assert not (run / "done").exists() and not (run / "checkpoints").exists()
+    said = make("finetune", *knobs).stdout + "".join(
+        p.read_text() for p in sorted(run.glob("logs/finetune-*.log")))
+    assert f"checkpoint-{saved} ({saved} updates done)" in said
+    ours = torch.load(run / "checkpoints/checkpoint_best.pt", weights_only=False)["model"]
+    theirs = torch.load(runs["hf_run"] / "checkpoints/checkpoint_best.pt",
+                        weights_only=False)["model"]
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
 def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):
     from w2v2_10min.trainers.transformers_trainer import COMPLETE, last_saved
 

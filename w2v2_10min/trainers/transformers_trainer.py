@@ -103,16 +103,30 @@ HONOURED = {
     "task.max_sample_size": "fairseq's dataset", "task.min_sample_size": "fairseq's dataset",
     "task.enable_padding": "fairseq's dataset", "task.sample_rate": "fairseq's dataset",
     "task.autoregressive": "fairseq's dataset (false)", "task.eval_wer": "validation only",
+    # the seed's ways (recipes/finetune/protocol/seed.yaml), each with fairseq's as its default
+    "task.input_normalization": "fairseq: task.normalize (F.layer_norm); transformers: "
+                                "Wav2Vec2FeatureExtractor's do_normalize (eps 1e-7)",
+    "model.mask_draws": "fairseq: compute_mask_indices; transformers: "
+                        "Wav2Vec2Model._mask_hidden_states (both seeded per update and batch)",
+    "criterion.loss_divisor": "update: the update's utterances or letters (fairseq); "
+                              "accumulation: gradient_accumulation_steps (transformers 4)",
+    "optimizer._name": "adam: fairseq's Adam; adamw: torch.optim.AdamW; adamw_bnb_8bit: "
+                       "bitsandbytes.optim.Adam8bit (transformers' adamw_bnb_8bit)",
 }
+# fairseq's value of each of the seed's keys (w2v2_10min.ladder.TRAINER_DEFAULTS says the same)
+TRAINER_ONLY = {"task.input_normalization": "fairseq", "model.mask_draws": "fairseq",
+                "criterion.loss_divisor": "update"}
+OPTIMIZERS = ("adam", "adamw", "adamw_bnb_8bit")
+TRANSFORMERS_MASK_STREAM = 3  # seeded_draws' streams: masks 0, 1, LayerDrop 2
 TRAINING_GROUPS = ("model", "task", "criterion", "optimizer", "lr_scheduler")
 # Keys outside those groups that change training, with the only values honoured here.
 REQUIRED = {
-    "common.fp16": False, "common.bf16": False, "common.memory_efficient_fp16": False,
+    "common.bf16": False, "common.memory_efficient_fp16": False,
     "common.memory_efficient_bf16": False, "common.amp": False,
     "distributed_training.distributed_world_size": 1, "optimization.max_epoch": 0,
     "optimization.stop_time_hours": 0, "optimization.use_bmuf": False,
     "optimization.skip_remainder_batch": False, "ema.store_ema": False,
-    "model._name": "wav2vec_ctc", "criterion._name": "ctc", "optimizer._name": "adam",
+    "model._name": "wav2vec_ctc", "criterion._name": "ctc",
     "task.seeded_draws": True, "model.blank_weight": 0, "model.checkpoint_activations": False,
 }
 SCHEDULERS = ("tri_stage", "tri_stage_linear")
@@ -174,7 +188,56 @@ def refusals(cfg) -> list[str]:
         refused.append(f"optimization.update_freq={values['optimization.update_freq']}")
     if values.get("model.feature_grad_mult", 0.0) not in (0.0, 1.0):
         refused.append(f"model.feature_grad_mult={values['model.feature_grad_mult']}")
+    for key, allowed in (("task.input_normalization", ("fairseq", "transformers")),
+                         ("model.mask_draws", ("fairseq", "transformers")),
+                         ("criterion.loss_divisor", ("update", "accumulation")),
+                         ("optimizer._name", OPTIMIZERS)):
+        if values.get(key, allowed[0]) not in allowed:
+            refused.append(f"{key}={values[key]} (one of {', '.join(allowed)})")
+    return refused + device_refusals(values)
+
+
+def device_refusals(values: dict) -> list[str]:
+    """What needs a CUDA GPU (or a package) this machine does not have, with the fix."""
+    import torch
+
+    gpu = torch.cuda.is_available() and not values.get("common.cpu")
+    refused = []
+    if values.get("common.fp16") and not gpu:
+        refused.append(f"common.fp16={values['common.fp16']} (transformers' fp16 autocast "
+                       "needs a CUDA GPU: give FP16=false)")
+    if values.get("optimizer._name") == "adamw_bnb_8bit":
+        try:
+            import bitsandbytes  # noqa: F401
+            found = True
+        except ImportError:
+            found = False
+        if not (gpu and found):
+            missing = " and ".join(w for w, ok in (
+                ("bitsandbytes (.venv/bin/pip install bitsandbytes)", found),
+                ("a CUDA GPU", gpu)) if not ok)
+            refused.append(f"optimizer._name=adamw_bnb_8bit (8-bit Adam needs {missing}: "
+                           "give OPTIM=adamw, torch's AdamW with 32-bit states)")
     return refused
+
+
+def fairseq_view(cfg):
+    """The config without the keys only this trainer reads, as fairseq's task and model take it."""
+    from omegaconf import OmegaConf, open_dict
+
+    out = OmegaConf.create(OmegaConf.to_container(cfg))
+    with open_dict(out):
+        for key in TRAINER_ONLY:
+            group, _, field = key.partition(".")
+            if out.get(group) is not None and field in out[group]:
+                del out[group][field]
+    return out
+
+
+def setting(cfg, key: str):
+    """The value of one of TRAINER_ONLY's keys in the config (fairseq's where it is not set)."""
+    group, _, field = key.partition(".")
+    return (cfg.get(group) or {}).get(field, TRAINER_ONLY[key])
 
 
 def unproven_version() -> str | None:
@@ -238,6 +301,11 @@ def seeded_model_class():
             if not (self.training and self.apply_mask):
                 return hidden_states
             update, ids = self.draws.current()
+            if self.config.fairseq_masks["draws"] == "transformers":  # the seed's masks
+                with data_utils.numpy_seed(self.draws.seed, TRANSFORMERS_MASK_STREAM, update,
+                                           *sorted(ids.tolist())):
+                    return type(self.wav2vec2)._mask_hidden_states(
+                        self.wav2vec2, hidden_states, attention_mask=attention_mask)
             m, c = self.config.fairseq_masks, self.config
             x = hidden_states
             B, T, C = x.shape
@@ -313,6 +381,7 @@ class FairseqBatches:
         from fairseq import utils
 
         self.cfg, self.task = cfg, task
+        self.normalize = setting(cfg, "task.input_normalization") == "transformers"
         self.max_positions = utils.resolve_max_positions(
             task.max_positions(), model.max_positions(), cfg.dataset.max_tokens)
         task.load_dataset(cfg.dataset.train_subset, epoch=1, combine=True)
@@ -363,13 +432,27 @@ class FairseqBatches:
         net, target = sample["net_input"], sample["target"]
         dictionary = self.task.target_dictionary
         padding = net.get("padding_mask")
-        return {"input_values": net["source"],
-                "attention_mask": (~padding).long() if padding is not None else
-                torch.ones_like(net["source"], dtype=torch.long),
+        mask = (~padding).long() if padding is not None else \
+            torch.ones_like(net["source"], dtype=torch.long)
+        return {"input_values": transformers_normalized(net["source"], mask)
+                if self.normalize else net["source"],
+                "attention_mask": mask,
                 # fairseq's CTC targets: neither pad nor eos (the trailing | kept)
                 "labels": target.masked_fill((target == dictionary.pad()) |
                                              (target == dictionary.eos()), -100),
                 "id": sample["id"]}
+
+
+def transformers_normalized(audio, mask):
+    """Each utterance as Wav2Vec2FeatureExtractor(do_normalize=True) gives it: zero mean and unit
+    variance over its own samples (biased variance, eps 1e-7), padding left 0."""
+    import torch
+
+    out = torch.zeros_like(audio)
+    for row, length in enumerate(mask.sum(-1).tolist()):
+        x = audio[row, :length]
+        out[row, :length] = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
+    return out
 
 
 def fairseq_rate(cfg):
@@ -397,12 +480,14 @@ def fairseq_setup(cfg):
     from fairseq import tasks, utils
     from fairseq.dataclass.initialize import add_defaults
 
+    cfg = fairseq_view(cfg)
     utils.import_user_module(cfg.common)
     add_defaults(cfg)
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
+    model.fairseq_cfg = cfg  # with the pre-training's w2v_args, as the checkpoint keeps it
     return task, model
 
 
@@ -430,6 +515,7 @@ def hf_model(fairseq_model, cfg, head=None):
         "no_mask_channel_overlap": w2v.no_mask_channel_overlap,
         "mask_channel_min_space": w2v.mask_channel_min_space,
         "mask_channel_before": w2v.mask_channel_before}.items()}  # enums as their strings
+    config.fairseq_masks["draws"] = setting(cfg, "model.mask_draws")
     # torch's scaled_dot_product_attention, as fairseq's attention uses on CPU: measured on the
     # tiny recipe with update_freq 3, "eager" attention drifts from fairseq 15 times as far
     model.set_attn_implementation("sdpa")
@@ -446,27 +532,31 @@ def training_arguments(cfg, out: Path):
     """TrainingArguments for the recipe (the optimizer and schedule are passed separately)."""
     from transformers import TrainingArguments
 
-    betas = optimizer_config(cfg)["betas"]
+    settings = optimizer_config(cfg)
+    betas = settings["betas"]
     return TrainingArguments(
         output_dir=str(out / "trainer"), max_steps=int(cfg.optimization.max_update),
         gradient_accumulation_steps=int(cfg.optimization.update_freq[0]),
         per_device_train_batch_size=1,  # the batches are fairseq's (max_tokens)
         learning_rate=float(cfg.optimization.lr[0]), adam_beta1=betas[0], adam_beta2=betas[1],
-        adam_epsilon=float(cfg.optimizer.adam_eps),
-        weight_decay=float(cfg.optimizer.weight_decay),
+        adam_epsilon=settings["eps"], weight_decay=settings["weight_decay"],
         max_grad_norm=float(cfg.optimization.clip_norm), seed=int(cfg.common.seed),
         use_cpu=bool(cfg.common.cpu), save_strategy="no", eval_strategy="no", report_to=[],
         logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
-        remove_unused_columns=False, fp16=False, bf16=False)
+        remove_unused_columns=False, fp16=bool(cfg.common.fp16), bf16=False)
 
 
 def optimizer_config(cfg) -> dict:
-    """fairseq's FairseqAdam.optimizer_config for the recipe."""
-    betas = cfg.optimizer.adam_betas
+    """fairseq's FairseqAdam.optimizer_config for the recipe (FairseqAdamConfig's defaults for
+    what it leaves out)."""
+    from fairseq.optim.adam import FairseqAdamConfig
+
+    defaults = FairseqAdamConfig()
+    betas = cfg.optimizer.get("adam_betas", defaults.adam_betas)
     betas = eval(betas) if isinstance(betas, str) else list(betas)  # as fairseq does
     return {"lr": float(cfg.optimization.lr[0]), "betas": tuple(betas),
-            "eps": float(cfg.optimizer.adam_eps),
-            "weight_decay": float(cfg.optimizer.weight_decay)}
+            "eps": float(cfg.optimizer.get("adam_eps", defaults.adam_eps)),
+            "weight_decay": float(cfg.optimizer.get("weight_decay", defaults.weight_decay))}
 
 
 COMPLETE = "complete"  # written last into a transformers checkpoint-N folder: the save finished
@@ -479,10 +569,25 @@ def last_saved(folder: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
+SAVE_SIGNALLED = {"signalled": False}  # set by the save signal (save_on_signal)
+
+
+def save_on_signal() -> None:
+    """The save signal of w2v2_plugin.no_work_lost (USR2, or the one W2V2_SAVE_SIGNAL names: a
+    SLURM job's USR1 before its time limit) asks for a save at the end of the current epoch
+    (an update or a few with 10 minutes of audio), then a stop with status STOPPED (main)."""
+    import signal
+
+    from w2v2_plugin.no_work_lost import save_signal
+
+    signal.signal(save_signal(), lambda *_: SAVE_SIGNALLED.update(signalled=True))
+
+
 def epoch_end_saves(every: int):
     """A callback: save at the end of an epoch once `every` updates (the recipe's
-    checkpoint.save_interval_updates) have passed since the last save. At an epoch's end a
-    resumed run needs no position inside fairseq's epoch, only the epoch (set_epoch)."""
+    checkpoint.save_interval_updates) have passed since the last save, or the save signal came
+    (then stop). At an epoch's end a resumed run needs no position inside fairseq's epoch, only
+    the epoch (set_epoch)."""
     from transformers import TrainerCallback
 
     class EpochEndSaves(TrainerCallback):
@@ -490,22 +595,146 @@ def epoch_end_saves(every: int):
             self.last = state.global_step  # a resumed run counts from its checkpoint
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            if every > 0 and state.global_step - self.last >= every and \
-                    state.global_step < state.max_steps:
+            if state.global_step >= state.max_steps:
+                return control
+            if SAVE_SIGNALLED["signalled"]:
+                control.should_save = control.should_training_stop = True
+            elif every > 0 and state.global_step - self.last >= every:
                 control.should_save, self.last = True, state.global_step
             return control
 
     return EpochEndSaves()
 
 
-def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
+def optimizer_class_for(cfg):
+    """The optimizer class optimizer._name names (refusals has checked it can be built here)."""
+    import torch
+    from fairseq.optim.adam import Adam
+
+    name = cfg.optimizer._name
+    if name == "adamw":
+        return torch.optim.AdamW
+    if name == "adamw_bnb_8bit":
+        # transformers 4.19's adamw_bnb_8bit; weight decay 0 in the seed, so Adam = AdamW here
+        from bitsandbytes.optim import Adam8bit
+        return Adam8bit
+    return Adam
+
+
+class Validation:
+    """fairseq's validation on dataset.valid_subset as its CTC criterion scores it (greedy CTC
+    output, letters post-processed to words, word errors / reference words), at the updates
+    fairseq's train loop validates at; the best so far (lowest WER, the later of equals, as
+    fairseq's checkpoint_best) kept in transformers/best/ with its WER."""
+
+    def __init__(self, cfg, task, batches, out: Path):
+        d = cfg.dataset
+        self.cfg, self.task, self.batches = cfg, task, batches
+        self.subset = str(d.valid_subset).split(",")[0]
+        self.folder = out / "best"
+        task.load_dataset(self.subset, combine=False, epoch=1)
+        self.best = json.loads((self.folder / "wer.json").read_text())["wer"] \
+            if (self.folder / COMPLETE).is_file() else None
+
+    def due(self, update: int, max_update: int, epoch_end: int | None = None) -> bool:
+        """fairseq_cli/train.py's validate_and_save: at the end, every validate_interval_updates
+        and every validate_interval epochs, none before validate_after_updates."""
+        d = self.cfg.dataset
+        if update >= max_update:
+            return True
+        if update < int(d.validate_after_updates or 0):
+            return False
+        every = int(d.validate_interval_updates or 0)
+        return (every > 0 and update % every == 0) or \
+            (epoch_end is not None and epoch_end % max(int(d.validate_interval), 1) == 0)
+
+    def wer(self, model) -> float:
+        import editdistance
+        import torch
+        from fairseq.data.data_utils import post_process
+
+        d, dictionary = self.cfg.dataset, self.task.target_dictionary
+        itr = self.task.get_batch_iterator(
+            dataset=self.task.dataset(self.subset), max_tokens=d.max_tokens_valid,
+            max_sentences=d.batch_size_valid, max_positions=self.batches.max_positions,
+            ignore_invalid_inputs=d.skip_invalid_size_inputs_valid_test,
+            required_batch_size_multiple=d.required_batch_size_multiple,
+            seed=self.cfg.common.seed, num_workers=0).next_epoch_itr(shuffle=False)
+        errors = words = 0
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            for sample in itr:
+                inputs = self.batches.inputs(sample)
+                logits = model(input_values=inputs["input_values"].to(device),
+                               attention_mask=inputs["attention_mask"].to(device)).logits
+                frames = model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1))
+                for row, target in enumerate(inputs["labels"]):
+                    toks = logits[row, :int(frames[row])].argmax(-1).unique_consecutive()
+                    hyp = post_process(dictionary.string(toks[toks != dictionary.bos()].cpu()),
+                                       "letter").split()
+                    ref = post_process(dictionary.string(target[target >= 0]), "letter").split()
+                    errors += editdistance.eval(hyp, ref)
+                    words += len(ref)
+        model.train(was_training)
+        return 100.0 * errors / max(words, 1)
+
+    def __call__(self, model, update: int) -> float:
+        """Validate; keep the model as the best when it is."""
+        import shutil
+
+        wer = self.wer(model)
+        print(f"[{self.subset}] valid on '{self.subset}' subset | wer {wer:.3f} | "
+              f"num_updates {update}", flush=True)
+        if self.best is None or wer <= self.best:
+            self.best = wer
+            partial = self.folder.with_name(self.folder.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            plain_copy(model).save_pretrained(partial)
+            (partial / "wer.json").write_text(json.dumps({"wer": wer, "update": update}) + "\n")
+            (partial / COMPLETE).write_text(f"{update}\n")
+            shutil.rmtree(self.folder, ignore_errors=True)
+            partial.rename(self.folder)
+        return wer
+
+
+def plain_copy(model):
+    """The model as a plain Wav2Vec2ForCTC (what save_pretrained writes and others load)."""
+    import transformers
+
+    plain = transformers.Wav2Vec2ForCTC(model.config)
+    plain.load_state_dict(model.state_dict())
+    return plain.eval()
+
+
+def validations(validation: Validation):
+    """A callback: validate after the updates (and epochs) fairseq validates at."""
+    from transformers import TrainerCallback
+
+    class Validations(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if validation.due(state.global_step, state.max_steps):
+                validation(model, state.global_step)
+
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            epoch = round(state.epoch or 0)
+            if not validation.due(state.global_step, state.max_steps) and \
+                    validation.due(state.global_step, state.max_steps, epoch_end=epoch):
+                validation(model, state.global_step)
+
+    return Validations()
+
+
+def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validation=None):
     """transformers' Trainer on the model with fairseq's Adam, schedule and batches."""
     import torch
     from fairseq import utils
-    from fairseq.optim.adam import Adam
     from transformers import Trainer
 
     sentence_avg = bool(cfg.optimization.sentence_avg)
+    # transformers 4's Trainer divides each batch's loss by the accumulation steps (the seed's)
+    per_accumulation = setting(cfg, "criterion.loss_divisor") == "accumulation"
     seed = int(cfg.common.seed)
     log_interval = int(cfg.common.log_interval)
 
@@ -546,9 +775,10 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             self.micro += 1
             if self.micro == self.current_gradient_accumulation_steps:  # the update's last
+                divisor = float(self.micro if per_accumulation else num_items_in_batch)
                 for p in model.parameters():  # fairseq's optimizer.multiply_grads
                     if p.grad is not None:
-                        p.grad.mul_(1.0 / float(num_items_in_batch))
+                        p.grad.mul_(1.0 / divisor)
                 self.updates.append({
                     "update": self.state.global_step + 1,
                     "loss": self.sums / float(num_items_in_batch) / math.log(2),
@@ -569,14 +799,15 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None):
 
     params = [p for p in model.parameters() if p.requires_grad]
     settings = optimizer_config(cfg)
-    optimizer = (optimizer_class or Adam)(params, **{**settings, "lr": 1.0})
+    optimizer = (optimizer_class or optimizer_class_for(cfg))(params, **{**settings, "lr": 1.0})
     rate = fairseq_rate(cfg)
     # base rate 1: the factor is fairseq's rate itself, so update k runs at lr(k) exactly
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     trainer = FairseqStepTrainer(model=model, args=training_arguments(cfg, out),
                                  optimizers=(optimizer, schedule),
                                  callbacks=[epoch_end_saves(
-                                     int(cfg.checkpoint.save_interval_updates or 0))])
+                                     int(cfg.checkpoint.save_interval_updates or 0)),
+                                     *([validations(validation)] if validation else [])])
     return trainer
 
 
@@ -610,18 +841,19 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     start = max_logit_difference(fairseq_model, model,
                                  [train_set[i]["source"] for i in range(min(2, len(train_set)))])
     del fairseq_model
-    trainer = make_trainer(cfg, model, batches, out, optimizer_class)
+    validation = Validation(cfg, task, batches, out)
+    trainer = make_trainer(cfg, model, batches, out, optimizer_class, validation)
     resume = last_saved(Path(trainer.args.output_dir))
     if resume is not None:  # an interrupted run: on from its last complete checkpoint
         trainer.updates = json.loads((resume / "updates.json").read_text())
         print(f"resuming from {resume} ({len(trainer.updates)} updates done)", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.state.global_step < trainer.args.max_steps:  # stopped on the save signal
+        return {"updates": trainer.updates, "stopped": True}
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    plain = transformers.Wav2Vec2ForCTC(model.config)
-    plain.load_state_dict(model.state_dict())
-    plain.save_pretrained(out)
-    processor(task.target_dictionary, bool(cfg.task.normalize), model.config, out) \
+    plain_copy(model).save_pretrained(out)
+    processor(task.target_dictionary, normalized_input(cfg), model.config, out) \
         .save_pretrained(out)
     with open(out / "updates.jsonl", "w") as f:
         for row in trainer.updates:
@@ -635,7 +867,8 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
                   "adam_beta2", "adam_epsilon", "weight_decay", "max_grad_norm", "seed")},
               "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
               "versions": {**versions(), "transformers": transformers.__version__},
-              "updates": len(trainer.updates)}
+              "updates": len(trainer.updates),
+              "best": json.loads((validation.folder / "wer.json").read_text())}
     (out / "trainer.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return {**record, "updates": trainer.updates, "model": model, "task": task}
 
@@ -649,10 +882,20 @@ def progress(update: dict, max_update: int, every: int) -> None:
               f"of {max_update}", flush=True)
 
 
+def normalized_input(cfg) -> bool:
+    """Whether the model was trained on normalised audio (fairseq's task.normalize, or the
+    seed's transformers normalisation)."""
+    return bool(cfg.task.normalize) or \
+        setting(cfg, "task.input_normalization") == "transformers"
+
+
 def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> None:
     """The trained Wav2Vec2ForCTC as a fairseq checkpoint of the recipe's Wav2VecCtc (the
     state fairseq's Trainer saves: cfg, model, optimizer history), written atomically, so that
-    decode, tune-lm, export-hf and compare read a transformers run as they read fairseq's."""
+    decode, tune-lm, export-hf and compare read a transformers run as they read fairseq's.
+    A model trained on transformers-normalised audio (the seed's) says task.normalize true,
+    so that fairseq normalises its input too (F.layer_norm: eps 1e-5 where transformers has
+    1e-7; docs/seed-study.md)."""
     import torch
     from omegaconf import OmegaConf
 
@@ -661,8 +904,12 @@ def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> Non
 
     _, fairseq_model = fairseq_setup(cfg)
     to_fairseq(model, fairseq_model)
+    saved = OmegaConf.to_container(fairseq_model.fairseq_cfg, resolve=True, enum_to_str=True)
+    if normalized_input(cfg) and not cfg.task.normalize:
+        saved["task"]["normalize"] = saved["model"]["normalize"] = True
+        saved["model"]["w2v_args"]["task"]["normalize"] = True  # fairseq asserts they agree
     state = {"args": None,
-             "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+             "cfg": saved,
              "model": fairseq_model.state_dict(), "criterion": None,
              "optimizer_history": [{"criterion_name": "CtcCriterion",
                                     "optimizer_name": "transformers.Trainer (fairseq Adam)",
@@ -680,12 +927,16 @@ def main(argv=None) -> int:
     --manifests MANIFESTS --run RUN   (make finetune TRAINER=transformers runs it)
 
     Trains the composed recipe, then writes RUN/checkpoints/checkpoint_last.pt and
-    checkpoint_best.pt (the final model: this trainer does not validate during training yet)."""
+    checkpoint_best.pt (the model of the lowest WER on dataset.valid_subset, validated when
+    fairseq validates, as fairseq's checkpoint_best)."""
     import argparse
 
     from omegaconf import OmegaConf
+    from transformers import Wav2Vec2ForCTC
 
     from w2v2_10min import layout
+    from w2v2_10min.common import out_of_space
+    from w2v2_plugin.no_work_lost import NO_SPACE, STOPPED
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
@@ -693,12 +944,31 @@ def main(argv=None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     args = parser.parse_args(argv)
     cfg = resolve(OmegaConf.load(args.config), args.manifests)
-    record = train(cfg, args.manifests, args.run)
-    updates = len(record["updates"])
-    write_fairseq_checkpoint(cfg, record["model"], updates,
-                             [layout.last_checkpoint(args.run), layout.best_checkpoint(args.run)])
-    print(f"transformers trainer: {updates} updates; wrote {layout.checkpoint_dir(args.run)}",
-          flush=True)
+    save_on_signal()
+    try:
+        record = train(cfg, args.manifests, args.run)
+    except OSError as err:  # a save with no space left: the complete saves stay as they were
+        if not out_of_space(err):
+            raise
+        print(f"no space left on device while saving in {args.run}: {err}", flush=True)
+        return NO_SPACE
+    if record.get("stopped"):
+        print(f"stopped on the save signal after saving update {len(record['updates'])}",
+              flush=True)
+        return STOPPED
+    updates, best = len(record["updates"]), record["best"]
+    if best["update"] == updates:  # the last is the best: its state built once for both
+        write_fairseq_checkpoint(cfg, record["model"], updates, [
+            layout.last_checkpoint(args.run), layout.best_checkpoint(args.run)])
+    else:
+        write_fairseq_checkpoint(cfg, record["model"], updates,
+                                 [layout.last_checkpoint(args.run)])
+        write_fairseq_checkpoint(cfg, Wav2Vec2ForCTC.from_pretrained(
+            args.run / "transformers" / "best"), best["update"],
+            [layout.best_checkpoint(args.run)])
+    print(f"transformers trainer: {updates} updates, the best on {cfg.dataset.valid_subset} "
+          f"at update {best['update']} (WER {best['wer']:.2f}); wrote "
+          f"{layout.checkpoint_dir(args.run)}", flush=True)
     return 0
 
 
