@@ -28,7 +28,7 @@ DEMO = MODEL=tiny PROTOCOL=tiny DATA=$(TINY_CORPUS) \
 
 .PHONY: help setup test test-unit demo data pretrained manifests bench-manifests pretrain-tiny tiny-pretrained finetune \
 	decode decode-original sweep status compare tiny-corpus clean-demo lm tune-lm tune-lm-original \
-	ladder tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-trainers bench-startup export-hf export-hf-original
+	ladder tiny-lm tiny-transformer-lm bench-lm bench-tune bench-transformer-lm bench-trainers bench-spread bench-startup export-hf export-hf-original
 
 help: ## list targets and knobs, stage by stage
 	@awk 'function flush() { printf "%s", targets knobs; targets = ""; knobs = "" } \
@@ -321,6 +321,9 @@ bench-manifests: setup ## time manifests.py against fairseq's manifest scripts o
 SHAPE ?= tiny## bench-transformer-lm's LM: tiny (the demo's) or released (untrained, of the released LM's shape)
 bench-trainers: setup ## seconds per update of TRAINER=fairseq (FAST=0, FAST=1) and TRAINER=transformers side by side (MODEL=tiny|base; base: random weights, synthetic split)
 	$(PY) bench/bench_trainers.py --model $(if $(filter base,$(MODEL)),base,tiny)
+
+bench-spread: setup ## seed-to-seed spread of dev-other WER, TRAINER=fairseq beside TRAINER=transformers, the tiny recipe with its dropouts (SEEDS)
+	$(PY) bench/bench_spread.py --seeds $(SEEDS)
 
 bench-startup: setup ## time a process's start-up (import torch, fairseq) with and without w2v2_10min/startup.py
 	$(PY) bench/bench_startup.py

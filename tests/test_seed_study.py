@@ -174,6 +174,8 @@ def test_the_seed_protocol_and_a_rung_compose_as_the_recipes_say(tiny_env, tmp_p
     (["PROTOCOL=tiny", "RUNG=masks"], ["RUNG=masks", "PROTOCOL=seed"]),
     (["OPTIM=adamw", "RUNG=everything"], ["RUNG=everything: RUNG accepts"]),
     (["TRAINER=fairseq", "PROTOCOL=tiny", "OPTIM=adamw"], ["OPTIM=adamw", "TRAINER=transformers"]),
+    (["OPTIM=adamw", "ARGS=dataset.valid_subset=test_noisy"],
+     ["dataset.valid_subset=test_noisy", "test_noisy.tsv not found", "EVAL_SETS"]),
 ])
 def test_what_the_seed_study_cannot_do_here_is_one_line_before_anything_is_written(
         tiny_env, tmp_path, extra, says):

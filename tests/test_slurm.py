@@ -68,6 +68,9 @@ SWEEPS = {
     "uninterrupted": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05"],  # the requeued run, left alone
     # the same run in 1-minute jobs, with the tiny recipe's own save interval (100 updates)
     "limited": ["SEEDS=1", "CHECKPOINT_MINUTES=0.05", "TIME_MIN=1", "REQUEUES=30"],
+    # the same in 1-minute jobs, trained by the transformers trainer
+    "transformers": ["SEEDS=1", "TRAINER=transformers", "CHECKPOINT_MINUTES=0.05", "TIME_MIN=1",
+                     "REQUEUES=30"],
 }
 
 
@@ -155,6 +158,30 @@ def test_each_warned_job_saves_and_is_requeued_at_once_and_the_run_ends_the_same
     shown = {n for text in seen for n in text.split(", ") if n}
     assert shown and shown <= {str(u) for u in resumed}, (seen, resumed)
     ends_as_the_uninterrupted_run(run, sweeps)
+
+
+@pytest.mark.needs("slurm")
+def test_a_transformers_sweep_is_warned_saves_requeues_and_finishes(sweeps):
+    """make sweep TRAINER=transformers LAUNCHER=slurm: one job per run; each job warned before
+    its 1-minute limit sends the trainer the save signal, it saves at the end of its epoch (an
+    update here) and stops, the job is requeued at once and the next resumes there, until the
+    run is trained (600 updates) and decoded."""
+    root = sweeps["transformers"][0]
+    run = root / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    line = wait_for(run, lambda s: not s.startswith(("queued", "running")), timeout=900)
+    assert line.startswith("decoded: "), line
+    assert json.loads((run / "run.json").read_text())["trainer"] == "transformers"
+    assert updates(run) == 600
+    logs = "".join(p.read_text() for p in sorted((run / "logs").glob("finetune-*.log")))
+    stopped = [int(n) for n in re.findall(r"stopped on the save signal after saving update "
+                                          r"(\d+)", logs)]
+    resumed = [int(n) for n in re.findall(r"resuming from \S+ \((\d+) updates done\)", logs)]
+    # every stop resumed from; a job ended otherwise (its limit while it wrote the final
+    # checkpoints) resumes from the last complete save: always onwards
+    assert stopped and set(stopped) <= set(resumed), (stopped, resumed)
+    assert resumed == sorted(set(resumed)), resumed
+    assert "fine-tuning stopped; requeued now" in \
+        (run / "slurm" / f"{job_of(run)}_0_log.out").read_text()
 
 
 @pytest.mark.needs("slurm")

@@ -329,6 +329,22 @@ def test_on_the_save_signal_it_saves_stops_and_resumes_to_the_same_weights(runs,
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
+def test_one_wandb_run_per_training_run_holding_its_losses_and_validations(tiny_env, tmp_path):
+    """WANDB_PROJECT: as for fairseq's runs, one offline wandb run in RUN/wandb/ with the run's
+    own id (RUN/wandb-id, so that a resumed run logs on in it), holding the logged losses and
+    the dev-other WERs."""
+    make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "TRAINER=transformers", "GPUS=0",
+         f"PRETRAINED_DIR={tiny_env / 'pretrained'}", f"MANIFEST_ROOT={tiny_env / 'manifests'}",
+         f"RUN_ROOT={tmp_path}", "WANDB_PROJECT=w2v2-test",
+         "ARGS=optimization.max_update=6 common.log_interval=2")
+    run = tmp_path / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    folders = list((run / "wandb").glob("offline-run-*"))
+    wandb_id = (run / "wandb-id").read_text().strip()
+    assert len(folders) == 1 and folders[0].name.endswith(f"-{wandb_id}")
+    logged = (folders[0] / f"run-{wandb_id}.wandb").read_bytes()
+    assert b"train/loss" in logged and b"dev_other_wer" in logged
+
+
 def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):
     from w2v2_10min.trainers.transformers_trainer import COMPLETE, last_saved
 

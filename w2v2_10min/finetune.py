@@ -157,13 +157,19 @@ def plan(args, finished: dict | None = None) -> tuple[list[str], dict]:
         overrides.append(f"task.checkpoint_minutes={args.checkpoint_minutes}")
     if args.fp16:
         overrides.append(f"common.fp16={args.fp16}")
-    print(f"effective batch: {batch['gpu_equivalents']} GPU-equivalents x "
-          f"{recipe.dataset.max_tokens:,} samples = {batch['effective_batch_seconds']:,.0f} s "
-          f"of audio per update; here {batch['gpus']} GPU(s) x update_freq "
-          f"{batch['update_freq']} x max_tokens {batch['max_tokens']:,}", file=sys.stderr)
+    utterances = recipe.dataset.get("batch_size")
+    if utterances:  # batches of N utterances (the seed's), max_tokens only a cap
+        print(f"effective batch: {batch['gpu_equivalents']} batches of {utterances} utterances "
+              f"(each at most {recipe.dataset.max_tokens:,} samples) per update; here "
+              f"{batch['gpus']} GPU(s) x update_freq {batch['update_freq']}", file=sys.stderr)
+    else:
+        print(f"effective batch: {batch['gpu_equivalents']} GPU-equivalents x "
+              f"{recipe.dataset.max_tokens:,} samples = {batch['effective_batch_seconds']:,.0f} "
+              f"s of audio per update; here {batch['gpus']} GPU(s) x update_freq "
+              f"{batch['update_freq']} x max_tokens {batch['max_tokens']:,}", file=sys.stderr)
     _, rows = read_tsv(args.manifests / "train.tsv")
     batch["split_seconds"] = sum(n for _, n in rows) / SAMPLE_RATE
-    if batch["split_seconds"] < batch["effective_batch_seconds"]:
+    if batch["split_seconds"] < batch["effective_batch_seconds"] and not utterances:
         print(f"the split holds {batch['split_seconds']:,.0f} s, less than that: fairseq "
               "ends an update at the end of an epoch, so each update sees the whole split "
               "once", file=sys.stderr)

@@ -194,6 +194,11 @@ def refusals(cfg) -> list[str]:
                          ("optimizer._name", OPTIMIZERS)):
         if values.get(key, allowed[0]) not in allowed:
             refused.append(f"{key}={values[key]} (one of {', '.join(allowed)})")
+    subset = str(values.get("dataset.valid_subset") or "valid").split(",")[0]
+    manifest = Path(str(values.get("task.data"))) / f"{subset}.tsv"
+    if not values.get("dataset.disable_validation") and not manifest.is_file():
+        refused.append(f"dataset.valid_subset={subset} ({manifest} not found: make manifests "
+                       f"with EVAL_SETS holding {subset.replace('_', '-')})")
     return refused + device_refusals(values)
 
 
@@ -530,8 +535,12 @@ def hf_model(fairseq_model, cfg, head=None):
 
 def training_arguments(cfg, out: Path):
     """TrainingArguments for the recipe (the optimizer and schedule are passed separately)."""
+    import os
+
     from transformers import TrainingArguments
 
+    if cfg.common.get("wandb_project"):  # transformers' WandbCallback reads the variable
+        os.environ["WANDB_PROJECT"] = str(cfg.common.wandb_project)
     settings = optimizer_config(cfg)
     betas = settings["betas"]
     return TrainingArguments(
@@ -541,7 +550,11 @@ def training_arguments(cfg, out: Path):
         learning_rate=float(cfg.optimization.lr[0]), adam_beta1=betas[0], adam_beta2=betas[1],
         adam_epsilon=settings["eps"], weight_decay=settings["weight_decay"],
         max_grad_norm=float(cfg.optimization.clip_norm), seed=int(cfg.common.seed),
-        use_cpu=bool(cfg.common.cpu), save_strategy="no", eval_strategy="no", report_to=[],
+        use_cpu=bool(cfg.common.cpu), save_strategy="no", eval_strategy="no",
+        # wandb as fairseq's runs have it (common.wandb_project, WANDB_PROJECT): one run per
+        # training run in RUN/wandb/, offline unless WANDB_MODE=online, resumed on its id
+        report_to=["wandb"] if cfg.common.get("wandb_project") else [],
+        run_name=os.environ.get("WANDB_NAME"),
         logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
         remove_unused_columns=False, fp16=bool(cfg.common.fp16), bf16=False)
 
@@ -635,15 +648,17 @@ class Validation:
         task.load_dataset(self.subset, combine=False, epoch=1)
         self.best = json.loads((self.folder / "wer.json").read_text())["wer"] \
             if (self.folder / COMPLETE).is_file() else None
+        self.log = None  # the Trainer's log (wandb), when it reports
 
     def due(self, update: int, max_update: int, epoch_end: int | None = None) -> bool:
         """fairseq_cli/train.py's validate_and_save: at the end, every validate_interval_updates
-        and every validate_interval epochs, none before validate_after_updates."""
+        and every validate_interval epochs; none before validate_after_updates, none with
+        disable_validation."""
         d = self.cfg.dataset
+        if d.get("disable_validation") or update < int(d.validate_after_updates or 0):
+            return False
         if update >= max_update:
             return True
-        if update < int(d.validate_after_updates or 0):
-            return False
         every = int(d.validate_interval_updates or 0)
         return (every > 0 and update % every == 0) or \
             (epoch_end is not None and epoch_end % max(int(d.validate_interval), 1) == 0)
@@ -682,21 +697,28 @@ class Validation:
 
     def __call__(self, model, update: int) -> float:
         """Validate; keep the model as the best when it is."""
-        import shutil
-
         wer = self.wer(model)
         print(f"[{self.subset}] valid on '{self.subset}' subset | wer {wer:.3f} | "
               f"num_updates {update}", flush=True)
+        if self.log is not None:
+            self.log({f"{self.subset}_wer": wer})
         if self.best is None or wer <= self.best:
-            self.best = wer
-            partial = self.folder.with_name(self.folder.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            plain_copy(model).save_pretrained(partial)
-            (partial / "wer.json").write_text(json.dumps({"wer": wer, "update": update}) + "\n")
-            (partial / COMPLETE).write_text(f"{update}\n")
-            shutil.rmtree(self.folder, ignore_errors=True)
-            partial.rename(self.folder)
+            self.keep(model, update, wer)
         return wer
+
+    def keep(self, model, update: int, wer: float | None) -> None:
+        """The model as the best (wer None: not validated), written whole before it replaces
+        the one before."""
+        import shutil
+
+        self.best = wer
+        partial = self.folder.with_name(self.folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        plain_copy(model).save_pretrained(partial)
+        (partial / "wer.json").write_text(json.dumps({"wer": wer, "update": update}) + "\n")
+        (partial / COMPLETE).write_text(f"{update}\n")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        partial.rename(self.folder)
 
 
 def plain_copy(model):
@@ -784,7 +806,9 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
                     "loss": self.sums / float(num_items_in_batch) / math.log(2),
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "sample_size": int(num_items_in_batch)})
-                progress(self.updates[-1], self.args.max_steps, log_interval)
+                if progress(self.updates[-1], self.args.max_steps, log_interval) and \
+                        self.args.report_to:
+                    self.log({k: self.updates[-1][k] for k in ("loss", "lr", "sample_size")})
                 self.micro, self.sums = 0, 0.0
             return loss
 
@@ -803,11 +827,16 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
     rate = fairseq_rate(cfg)
     # base rate 1: the factor is fairseq's rate itself, so update k runs at lr(k) exactly
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    from transformers.trainer_callback import PrinterCallback
+
     trainer = FairseqStepTrainer(model=model, args=training_arguments(cfg, out),
                                  optimizers=(optimizer, schedule),
                                  callbacks=[epoch_end_saves(
                                      int(cfg.checkpoint.save_interval_updates or 0)),
                                      *([validations(validation)] if validation else [])])
+    trainer.remove_callback(PrinterCallback)  # its dicts: the progress lines say it already
+    if validation is not None and trainer.args.report_to:
+        validation.log = trainer.log
     return trainer
 
 
@@ -822,6 +851,7 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     cfg = resolve(cfg, manifests)
     check(cfg)  # before anything is built
+
     import transformers
 
     from w2v2_10min.hf_export import max_logit_difference, processor
@@ -850,6 +880,9 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step < trainer.args.max_steps:  # stopped on the save signal
         return {"updates": trainer.updates, "stopped": True}
+    if validation.best is None:  # never validated (validate_after_updates beyond the end)
+        print("no validation ran: checkpoint_best.pt is the last update's", flush=True)
+        validation.keep(model, len(trainer.updates), None)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     plain_copy(model).save_pretrained(out)
@@ -873,13 +906,15 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     return {**record, "updates": trainer.updates, "model": model, "task": task}
 
 
-def progress(update: dict, max_update: int, every: int) -> None:
+def progress(update: dict, max_update: int, every: int) -> bool:
     """A line per `every` updates (and the last) in the run's log, as fairseq's train_inner
-    lines say it (`make status` reads num_updates from them)."""
+    lines say it (`make status` reads num_updates from them); whether it was one."""
     if update["update"] % max(every, 1) == 0 or update["update"] == max_update:
         print(f"[train_inner] loss {update['loss']:.3f} | lr {update['lr']:.4g} | "
               f"sample_size {update['sample_size']} | num_updates {update['update']} "
               f"of {max_update}", flush=True)
+        return True
+    return False
 
 
 def normalized_input(cfg) -> bool:
@@ -966,8 +1001,10 @@ def main(argv=None) -> int:
         write_fairseq_checkpoint(cfg, Wav2Vec2ForCTC.from_pretrained(
             args.run / "transformers" / "best"), best["update"],
             [layout.best_checkpoint(args.run)])
-    print(f"transformers trainer: {updates} updates, the best on {cfg.dataset.valid_subset} "
-          f"at update {best['update']} (WER {best['wer']:.2f}); wrote "
+    said = "" if best["wer"] is None else \
+        f", the best on {cfg.dataset.valid_subset} at update {best['update']} " \
+        f"(WER {best['wer']:.2f})"
+    print(f"transformers trainer: {updates} updates{said}; wrote "
           f"{layout.checkpoint_dir(args.run)}", flush=True)
     return 0
 
