@@ -115,6 +115,9 @@ def test_help_lists_every_target_and_knob_the_docs_mention():
     ("decode", "SEED", "x", ""), ("decode", "LR", "abc", ""), ("decode", "DECODER", "beam", ""),
     ("decode", "DECODE_TRAIN", "yes", ""), ("decode-original", "SPLIT", "9", ""),
     ("sweep", "JOBS", "0", ""), ("sweep", "SEEDS", "1 b", ""), ("sweep", "LRS", "-1", ""),
+    ("manifests", "SPLITS", "c100s42", ""), ("sweep", "SPLITS", "c100", ""),
+    ("finetune", "RUNG", "best", ""), ("finetune", "OPTIM", "sgd", ""),
+    ("ladder", "LADDER", "seed best", ""),
 ])
 def test_every_stage_checks_its_knobs_before_anything_runs(tmp_path, target, knob, value, also):
     """One line naming the knob and what it accepts; nothing read, downloaded or written."""

@@ -121,6 +121,12 @@ def test_a_rung_takes_the_papers_values_for_its_departures_and_all_below():
     assert seed["model"]["dropout"] == 0.1  # the seed's config is not changed
 
 
+def test_a_sweep_takes_pool_samples_beside_folds_and_9h_samples():
+    from w2v2_10min.knobs import check
+
+    assert check("SPLITS", "0 s3 c100s42 c100s7n96") == "0 s3 c100s42 c100s7n96"
+
+
 def test_the_report_lists_the_ladder_in_climbing_order():
     labels = ["seed+optimizer-adamw-transformers", "seed-adamw-transformers", "paper",
               "seed+masks-adamw-transformers", "seed+norm-adamw-transformers"]
