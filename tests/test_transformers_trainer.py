@@ -250,6 +250,21 @@ def test_what_transformers_cannot_honour_stops_before_anything_is_written(runs, 
     assert not any(tmp_path.iterdir())
 
 
+def test_more_processes_than_gpus_is_refused_naming_the_gpus_there():
+    """GPUS=n on CUDA needs n devices (a recipe on CPU, common.cpu, runs n gloo processes)."""
+    import torch
+
+    from w2v2_10min.trainers.transformers_trainer import device_refusals
+
+    found = torch.cuda.device_count()
+    asked = max(found + 1, 2)
+    said = device_refusals({"distributed_training.distributed_world_size": asked})
+    assert said == [f"distributed_training.distributed_world_size={asked} ({found} CUDA "
+                    f"devices here: give GPUS={max(found, 1)})"]
+    assert device_refusals({"distributed_training.distributed_world_size": 2,
+                            "common.cpu": True}) == []
+
+
 def test_killed_and_resumed_it_ends_as_the_uninterrupted_run(runs, tmp_path):
     """A seed is a run with this trainer too: the same command, `kill -9`ed after its
     checkpoint at update 100 (the tiny recipe's save interval, at an epoch's end) and run again,
@@ -343,6 +358,38 @@ def test_one_wandb_run_per_training_run_holding_its_losses_and_validations(tiny_
     assert len(folders) == 1 and folders[0].name.endswith(f"-{wandb_id}")
     logged = (folders[0] / f"run-{wandb_id}.wandb").read_bytes()
     assert b"train/loss" in logged and b"dev_other_wer" in logged
+
+
+def test_two_processes_make_the_updates_of_one_with_twice_the_update_freq(tiny_env, tmp_path):
+    """GPUS=2: one process per device under torchrun (here two CPU processes, gloo), each on
+    its shard of fairseq's batches (a dummy batch x 0 where a shard is a batch short), the
+    update's gradients summed over both and divided by its utterances, as fairseq's
+    distributed training does: the same losses and weights as one process with twice the
+    update_freq (MAX_TOKENS keeps the batches: 4 and 2 per process, 6 updates crossing the
+    unfreezing, LayerDrop drawn per batch). Measured: losses equal to fairseq's 3 logged
+    decimals, weights 1.1e-5 apart (float reassociation of the gradient sum)."""
+    import torch
+
+    runs = {}
+    for gpus in (1, 2):
+        root = tmp_path / f"gpus-{gpus}"
+        make("finetune", "MODEL=tiny", "PROTOCOL=tiny", "TRAINER=transformers",
+             f"GPUS={gpus}", "MAX_TOKENS=100000", f"PRETRAINED_DIR={tiny_env / 'pretrained'}",
+             f"MANIFEST_ROOT={tiny_env / 'manifests'}", f"RUN_ROOT={root}",
+             "ARGS=common.cpu=true optimization.max_update=6 common.log_interval=1 "
+             "model.activation_dropout=0 model.layerdrop=0.2 model.freeze_finetune_updates=3 "
+             "optimizer.adam_eps=1e-4")
+        runs[gpus] = root / "tiny-tiny-transformers" / "10min-0" / "seed-1"
+    config = {g: (runs[g] / "config.yaml").read_text() for g in runs}
+    assert "distributed_world_size: 2" in config[2] and "update_freq:\n  - 4" in config[2]
+    assert "update_freq:\n  - 8" in config[1]
+    losses = {g: [json.loads(line)["loss"] for line in
+                  (runs[g] / "transformers" / "updates.jsonl").read_text().splitlines()]
+              for g in runs}
+    assert len(losses[1]) == 6 and losses[1] == pytest.approx(losses[2], rel=1e-5)
+    weights = {g: torch.load(runs[g] / "checkpoints" / "checkpoint_last.pt",
+                             weights_only=False)["model"] for g in runs}
+    assert max(float((weights[1][k] - weights[2][k]).abs().max()) for k in weights[1]) < 1e-4
 
 
 def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):

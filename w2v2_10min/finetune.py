@@ -307,9 +307,11 @@ def stopped(code: int, run: Path, log: Path) -> str | None:
     from w2v2_plugin.no_work_lost import NO_SPACE, STOPPED, save_signal
 
     folder = layout.checkpoint_dir(run)
-    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates",
-                       log.read_text(errors="replace") if log.is_file() else "")
-    if code == STOPPED:
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates", text)
+    # the transformers trainer's processes under torchrun: its own failure status, not theirs
+    if code == STOPPED or (code != 0 and
+                           "stopped on the save signal after saving update" in text[-20000:]):
         return (f"stopped on signal {save_signal().name} after saving update "
                 f"{saved[-1] if saved else '?'} in {folder}; run the same command to resume "
                 "from it")
@@ -455,11 +457,16 @@ def configure(args, run: Path) -> tuple[str, list[str], list[str], dict]:
     return config, chosen, fast, record
 
 
-def transformers_command(args, run: Path) -> list[str]:
-    """The transformers trainer on the run's composed config (RUN/config.yaml)."""
-    return [sys.executable, "-m", "w2v2_10min.trainers.transformers_trainer",
+def transformers_command(args, run: Path, config: str) -> list[str]:
+    """The transformers trainer on the run's composed config (RUN/config.yaml): one process,
+    or one per GPU (distributed_world_size, GPUS) started by torchrun on this node."""
+    processes = int(yaml.safe_load(config)["distributed_training"]["distributed_world_size"])
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={processes}"]
+    return [*launcher, "-m", "w2v2_10min.trainers.transformers_trainer",
             "--config", str(layout.config_file(run).resolve()),
-            "--manifests", str(args.manifests.resolve()), "--run", str(run.resolve())]
+            "--manifests", str(args.manifests.resolve()), "--run-dir", str(run.resolve())]
 
 
 def check_transformers(args, config: str) -> None:
@@ -491,7 +498,7 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
     a failure is one line."""
     log = layout.logs_dir(run) / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
     if args.trainer == TRANSFORMERS:
-        command = transformers_command(args, run)
+        command = transformers_command(args, run, layout.config_file(run).read_text())
     else:
         command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
                                   last=fast) + launcher_overrides(args, run)

@@ -38,7 +38,10 @@ How each difference between the two trainers is bridged (docs: transformers-vs-f
 - freeze_finetune_updates: the whole wav2vec2 module under `torch.no_grad()` until update N, the
   head trained from update 0 (parameters without gradients are skipped by Adam, as in fairseq's
   fp32 runs); feature_grad_mult 0: the CNN frozen (`freeze_feature_encoder`);
-- torch re-seeded with common.seed + update before each update, as fairseq's Trainer does.
+- torch re-seeded with common.seed + update before each update, as fairseq's Trainer does;
+- several processes (GPUS, under torchrun): fairseq's shards of the batches, a dummy batch x 0
+  for a shard a batch short, gradients summed over processes / the update's utterances;
+- validation on dataset.valid_subset when fairseq validates, the best kept as checkpoint_best.
 """
 from __future__ import annotations
 
@@ -123,7 +126,7 @@ TRAINING_GROUPS = ("model", "task", "criterion", "optimizer", "lr_scheduler")
 REQUIRED = {
     "common.bf16": False, "common.memory_efficient_fp16": False,
     "common.memory_efficient_bf16": False, "common.amp": False,
-    "distributed_training.distributed_world_size": 1, "optimization.max_epoch": 0,
+    "optimization.max_epoch": 0,
     "optimization.stop_time_hours": 0, "optimization.use_bmuf": False,
     "optimization.skip_remainder_batch": False, "ema.store_ema": False,
     "model._name": "wav2vec_ctc", "criterion._name": "ctc",
@@ -202,12 +205,24 @@ def refusals(cfg) -> list[str]:
     return refused + device_refusals(values)
 
 
+def world() -> tuple[int, int]:
+    """(rank, processes) of this training process: torchrun's, or (0, 1)."""
+    import os
+
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
 def device_refusals(values: dict) -> list[str]:
     """What needs a CUDA GPU (or a package) this machine does not have, with the fix."""
     import torch
 
     gpu = torch.cuda.is_available() and not values.get("common.cpu")
     refused = []
+    processes = int(values.get("distributed_training.distributed_world_size") or 1)
+    if processes > 1 and not values.get("common.cpu") and torch.cuda.device_count() < processes:
+        found = torch.cuda.device_count()
+        refused.append(f"distributed_training.distributed_world_size={processes} ({found} "
+                       f"CUDA devices here: give GPUS={max(found, 1)})")
     if values.get("common.fp16") and not gpu:
         refused.append(f"common.fp16={values['common.fp16']} (transformers' fp16 autocast "
                        "needs a CUDA GPU: give FP16=false)")
@@ -402,7 +417,7 @@ class FairseqBatches:
             ignore_invalid_inputs=True,
             required_batch_size_multiple=d.required_batch_size_multiple,
             seed=(cfg.common.seed + epoch) if d.update_ordered_indices_seed else cfg.common.seed,
-            num_shards=1, shard_id=0, num_workers=d.num_workers, epoch=epoch,
+            num_shards=world()[1], shard_id=world()[0], num_workers=d.num_workers, epoch=epoch,
             data_buffer_size=d.data_buffer_size, disable_iterator_cache=False,
             skip_remainder_batch=cfg.optimization.skip_remainder_batch,
             grouped_shuffling=d.grouped_shuffling, update_epoch_batch_itr=d.update_epoch_batch_itr)
@@ -431,21 +446,33 @@ class FairseqBatches:
             shuffle=self.itr.next_epoch_idx > self.cfg.dataset.curriculum)
         return (self.inputs(sample) for sample in itr)
 
-    def inputs(self, sample) -> dict:
+    def dummy(self) -> dict:
+        """fairseq's dummy batch: where one process's shard of an epoch has a batch fewer than
+        another's, it trains on the last batch it saw with its loss x 0, so that every process
+        takes part in each update's gradient exchange."""
+        return {**self.last, "dummy": True}
+
+    def inputs(self, sample, training: bool = True) -> dict:
+        """The transformers inputs of a fairseq sample (`training`: remembered for a dummy)."""
         import torch
 
+        if not sample:  # an empty shard batch (fairseq's ShardedIterator fills with [])
+            return self.dummy()
         net, target = sample["net_input"], sample["target"]
         dictionary = self.task.target_dictionary
         padding = net.get("padding_mask")
         mask = (~padding).long() if padding is not None else \
             torch.ones_like(net["source"], dtype=torch.long)
-        return {"input_values": transformers_normalized(net["source"], mask)
-                if self.normalize else net["source"],
-                "attention_mask": mask,
-                # fairseq's CTC targets: neither pad nor eos (the trailing | kept)
-                "labels": target.masked_fill((target == dictionary.pad()) |
-                                             (target == dictionary.eos()), -100),
-                "id": sample["id"]}
+        out = {"input_values": transformers_normalized(net["source"], mask)
+               if self.normalize else net["source"],
+               "attention_mask": mask,
+               # fairseq's CTC targets: neither pad nor eos (the trailing | kept)
+               "labels": target.masked_fill((target == dictionary.pad()) |
+                                            (target == dictionary.eos()), -100),
+               "id": sample["id"], "dummy": False}
+        if training:
+            self.last = out
+        return out
 
 
 def transformers_normalized(audio, mask):
@@ -556,7 +583,12 @@ def training_arguments(cfg, out: Path):
         report_to=["wandb"] if cfg.common.get("wandb_project") else [],
         run_name=os.environ.get("WANDB_NAME"),
         logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
-        remove_unused_columns=False, fp16=bool(cfg.common.fp16), bf16=False)
+        remove_unused_columns=False, fp16=bool(cfg.common.fp16), bf16=False,
+        # GPUS: one process per device under torchrun (gloo on CPU); frozen or dropped layers
+        # leave parameters without gradients in some updates
+        ddp_backend="gloo" if cfg.common.cpu and world()[1] > 1 else None,
+        ddp_find_unused_parameters=True,
+        average_tokens_across_devices=False)
 
 
 def optimizer_config(cfg) -> dict:
@@ -610,13 +642,26 @@ def epoch_end_saves(every: int):
         def on_epoch_end(self, args, state, control, **kwargs):
             if state.global_step >= state.max_steps:
                 return control
-            if SAVE_SIGNALLED["signalled"]:
+            if all_summed(SAVE_SIGNALLED["signalled"])[0]:  # any process's: all stop there
+                SAVE_SIGNALLED["signalled"] = True
                 control.should_save = control.should_training_stop = True
             elif every > 0 and state.global_step - self.last >= every:
                 control.should_save, self.last = True, state.global_step
             return control
 
     return EpochEndSaves()
+
+
+def all_summed(*values: float) -> list[float]:
+    """The values summed over the training processes (themselves with one)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    total = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    dist.all_reduce(total)
+    return total.tolist()
 
 
 def optimizer_class_for(cfg):
@@ -681,7 +726,7 @@ class Validation:
         device = next(model.parameters()).device
         with torch.no_grad():
             for sample in itr:
-                inputs = self.batches.inputs(sample)
+                inputs = self.batches.inputs(sample, training=False)
                 logits = model(input_values=inputs["input_values"].to(device),
                                attention_mask=inputs["attention_mask"].to(device)).logits
                 frames = model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1))
@@ -736,12 +781,12 @@ def validations(validation: Validation):
 
     class Validations(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if validation.due(state.global_step, state.max_steps):
+            if world()[0] == 0 and validation.due(state.global_step, state.max_steps):
                 validation(model, state.global_step)
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
             epoch = round(state.epoch or 0)
-            if not validation.due(state.global_step, state.max_steps) and \
+            if world()[0] == 0 and not validation.due(state.global_step, state.max_steps) and \
                     validation.due(state.global_step, state.max_steps, epoch_end=epoch):
                 validation(model, state.global_step)
 
@@ -755,6 +800,7 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
     from transformers import Trainer
 
     sentence_avg = bool(cfg.optimization.sentence_avg)
+    rank, processes = world()
     # transformers 4's Trainer divides each batch's loss by the accumulation steps (the seed's)
     per_accumulation = setting(cfg, "criterion.loss_divisor") == "accumulation"
     seed = int(cfg.common.seed)
@@ -777,6 +823,9 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
             import shutil
 
             super()._save_checkpoint(model, trial)
+            self.accelerator.wait_for_everyone()  # each process's RNG state saved
+            if rank != 0:
+                return
             folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
             (folder / "updates.json").write_text(json.dumps(self.updates))
             (folder / COMPLETE).write_text(f"{self.state.global_step}\n")
@@ -787,9 +836,10 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
             print(f"Saved checkpoint {folder} @ {self.state.global_step} updates", flush=True)
 
         def _get_num_items_in_batch(self, batch_samples, device):
+            real = [b for b in batch_samples if not b["dummy"]]
             if sentence_avg:  # fairseq's sample_size
-                return sum(len(b["id"]) for b in batch_samples)
-            return sum(int((b["labels"] != -100).sum()) for b in batch_samples)
+                return sum(len(b["id"]) for b in real)
+            return sum(int((b["labels"] != -100).sum()) for b in real)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             if self.micro == 0:
@@ -797,7 +847,11 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
             loss = super().training_step(model, inputs, num_items_in_batch)
             self.micro += 1
             if self.micro == self.current_gradient_accumulation_steps:  # the update's last
-                divisor = float(self.micro if per_accumulation else num_items_in_batch)
+                # over processes (GPUS): the update's utterances and losses, as fairseq's
+                # all-reduce; DDP has averaged the gradients, fairseq sums them: x processes
+                num_items_in_batch, self.sums = all_summed(num_items_in_batch, self.sums)
+                divisor = float(self.micro if per_accumulation else num_items_in_batch) / \
+                    (1 if per_accumulation else processes)
                 for p in model.parameters():  # fairseq's optimizer.multiply_grads
                     if p.grad is not None:
                         p.grad.mul_(1.0 / divisor)
@@ -806,8 +860,8 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
                     "loss": self.sums / float(num_items_in_batch) / math.log(2),
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "sample_size": int(num_items_in_batch)})
-                if progress(self.updates[-1], self.args.max_steps, log_interval) and \
-                        self.args.report_to:
+                if rank == 0 and progress(self.updates[-1], self.args.max_steps,
+                                          log_interval) and self.args.report_to:
                     self.log({k: self.updates[-1][k] for k in ("loss", "lr", "sample_size")})
                 self.micro, self.sums = 0, 0.0
             return loss
@@ -818,8 +872,9 @@ def make_trainer(cfg, model, batches, out: Path, optimizer_class=None, validatio
             with core.draws.batch(self.state.global_step, inputs["id"]):
                 outputs = model(input_values=inputs["input_values"],
                                 attention_mask=inputs["attention_mask"], labels=inputs["labels"])
-            self.sums += outputs.loss.item()  # fairseq logs the criterion's sums
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
+            loss = outputs.loss * 0.0 if inputs["dummy"] else outputs.loss  # fairseq's ignore_grad
+            self.sums += loss.item()  # fairseq logs the criterion's sums
+            return (loss, outputs) if return_outputs else loss
 
     params = [p for p in model.parameters() if p.requires_grad]
     settings = optimizer_config(cfg)
@@ -880,6 +935,8 @@ def train(cfg, manifests: Path, run_folder: Path, head=None, optimizer_class=Non
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step < trainer.args.max_steps:  # stopped on the save signal
         return {"updates": trainer.updates, "stopped": True}
+    if world()[0] != 0:  # the first process writes what the run keeps
+        return {"updates": trainer.updates, "worker": True}
     if validation.best is None:  # never validated (validate_after_updates beyond the end)
         print("no validation ran: checkpoint_best.pt is the last update's", flush=True)
         validation.keep(model, len(trainer.updates), None)
@@ -959,7 +1016,7 @@ def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> Non
 
 def main(argv=None) -> int:
     """Usage: python -m w2v2_10min.trainers.transformers_trainer --config RUN/config.yaml
-    --manifests MANIFESTS --run RUN   (make finetune TRAINER=transformers runs it)
+    --manifests MANIFESTS --run-dir RUN   (make finetune TRAINER=transformers runs it)
 
     Trains the composed recipe, then writes RUN/checkpoints/checkpoint_last.pt and
     checkpoint_best.pt (the model of the lowest WER on dataset.valid_subset, validated when
@@ -976,17 +1033,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--manifests", type=Path, required=True)
-    parser.add_argument("--run", type=Path, required=True)
+    # not --run: torchrun would take it for an abbreviation of its own --run-path
+    parser.add_argument("--run-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     cfg = resolve(OmegaConf.load(args.config), args.manifests)
     save_on_signal()
     try:
-        record = train(cfg, args.manifests, args.run)
+        record = train(cfg, args.manifests, args.run_dir)
     except OSError as err:  # a save with no space left: the complete saves stay as they were
         if not out_of_space(err):
             raise
-        print(f"no space left on device while saving in {args.run}: {err}", flush=True)
+        print(f"no space left on device while saving in {args.run_dir}: {err}", flush=True)
         return NO_SPACE
+    if record.get("worker"):
+        return 0
     if record.get("stopped"):
         print(f"stopped on the save signal after saving update {len(record['updates'])}",
               flush=True)
@@ -994,18 +1054,18 @@ def main(argv=None) -> int:
     updates, best = len(record["updates"]), record["best"]
     if best["update"] == updates:  # the last is the best: its state built once for both
         write_fairseq_checkpoint(cfg, record["model"], updates, [
-            layout.last_checkpoint(args.run), layout.best_checkpoint(args.run)])
+            layout.last_checkpoint(args.run_dir), layout.best_checkpoint(args.run_dir)])
     else:
         write_fairseq_checkpoint(cfg, record["model"], updates,
-                                 [layout.last_checkpoint(args.run)])
+                                 [layout.last_checkpoint(args.run_dir)])
         write_fairseq_checkpoint(cfg, Wav2Vec2ForCTC.from_pretrained(
-            args.run / "transformers" / "best"), best["update"],
-            [layout.best_checkpoint(args.run)])
+            args.run_dir / "transformers" / "best"), best["update"],
+            [layout.best_checkpoint(args.run_dir)])
     said = "" if best["wer"] is None else \
         f", the best on {cfg.dataset.valid_subset} at update {best['update']} " \
         f"(WER {best['wer']:.2f})"
     print(f"transformers trainer: {updates} updates{said}; wrote "
-          f"{layout.checkpoint_dir(args.run)}", flush=True)
+          f"{layout.checkpoint_dir(args.run_dir)}", flush=True)
     return 0
 
 
