@@ -59,6 +59,7 @@ from w2v2_10min.formats import read_tsv
 from w2v2_10min.knobs import LAUNCHERS, knob
 from w2v2_10min.loading import pretrained_normalize
 from w2v2_10min.stage import add_identity_arguments, identity_of
+from w2v2_10min.trainers.transformers_trainer import OPTIMIZERS
 
 RECIPES = REPO / "recipes" / "finetune"
 TRANSFORMERS = "transformers"  # TRAINER: the transformers trainer (w2v2_10min/trainers/)
@@ -431,7 +432,7 @@ def refuse_transformers_keys(config: str) -> None:
     said = [f"{key}={value}" for key, default in ladder.TRAINER_DEFAULTS.items()
             for group, _, field in [key.partition(".")]
             if (value := values.get(group, {}).get(field, default)) != default]
-    if values.get("optimizer", {}).get("_name") in ("adamw", "adamw_bnb_8bit"):
+    if values.get("optimizer", {}).get("_name") in OPTIMIZERS[1:]:  # not fairseq's adam
         said.append(f"optimizer._name={values['optimizer']['_name']}")
     if said:
         raise UserError(f"TRAINER=fairseq cannot honour {', '.join(said)} (transformers' ways: "

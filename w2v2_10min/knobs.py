@@ -17,6 +17,7 @@ from typing import Callable
 
 from w2v2_10min.common import UserError, run_main
 from w2v2_10min.layout import POOLS, RUNGS, parse_pool_split
+from w2v2_10min.trainers.transformers_trainer import OPTIMIZERS
 
 
 def _whole(minimum: int) -> Callable[[str], bool]:
@@ -51,9 +52,6 @@ def _each(check: Callable[[str], bool]) -> Callable[[str], bool]:
 NO_SPACE = r"\S+"
 LAUNCHERS = ("local", "slurm", "submitit_local")
 TRAINERS = ("fairseq", "transformers")  # who trains a run (a key of its identity, w2v2_10min.layout.RunId)
-# OPTIM: the optimizer of a TRAINER=transformers run: fairseq's Adam (the recipes'), torch's
-# AdamW, or bitsandbytes' 8-bit Adam (the seed's, GPU only)
-OPTIMIZERS = ("adam", "adamw", "adamw_bnb_8bit")
 
 
 def _split(value: str) -> bool:
@@ -91,6 +89,8 @@ KNOBS: dict[str, tuple[str, Callable[[str], bool]]] = {
              "PROTOCOL=seed itself)", lambda v: v in RUNGS),
     "LADDER": (f"rungs, space-separated, from seed {' '.join(RUNGS)}",
                _each(lambda v: v in ("seed", *RUNGS))),
+    # the optimizer of a TRAINER=transformers run: fairseq's Adam (the recipes'), torch's
+    # AdamW, or bitsandbytes' 8-bit Adam (the seed's, GPU only)
     "OPTIM": (" or ".join(OPTIMIZERS), lambda v: v in OPTIMIZERS),
     "FP16": ("true or false", _matches("true|false")),
     "FAST": ("1 (this project's fast data path, docs/speed.md) or 0 (fairseq's own)",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 
 from w2v2_10min.layout import RUNGS
+from w2v2_10min.trainers.transformers_trainer import TRAINER_ONLY
 
 SEED_PROTOCOL = "seed"
 # each rung: the composed config's keys (`group.key`) or whole groups (`group`) it takes from
@@ -36,8 +37,7 @@ DEPARTURES = {
 assert tuple(DEPARTURES) == RUNGS
 # keys only the transformers trainer reads: their value where a recipe does not set them
 # (fairseq's way), which is what the paper's recipe means
-TRAINER_DEFAULTS = {"task.input_normalization": "fairseq", "model.mask_draws": "fairseq",
-                    "criterion.loss_divisor": "update"}
+TRAINER_DEFAULTS = TRAINER_ONLY
 
 
 def paper_protocol(model: str) -> str:

@@ -116,7 +116,7 @@ HONOURED = {
     "optimizer._name": "adam: fairseq's Adam; adamw: torch.optim.AdamW; adamw_bnb_8bit: "
                        "bitsandbytes.optim.Adam8bit (transformers' adamw_bnb_8bit)",
 }
-# fairseq's value of each of the seed's keys (w2v2_10min.ladder.TRAINER_DEFAULTS says the same)
+# fairseq's value of each of the seed's keys (the paper's, for w2v2_10min.ladder)
 TRAINER_ONLY = {"task.input_normalization": "fairseq", "model.mask_draws": "fairseq",
                 "criterion.loss_divisor": "update"}
 OPTIMIZERS = ("adam", "adamw", "adamw_bnb_8bit")
