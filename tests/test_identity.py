@@ -37,7 +37,8 @@ def test_finetune_writes_the_identity_into_run_json_and_names_the_folder_from_it
     record = json.loads((run / "run.json").read_text())
     ident = {key: record[key] for key in layout.IDENTITY}
     assert ident == {"model": "tiny", "protocol": "tiny", "lr": "3e-3",
-                     "lr_decay": "exponential", "split": "0", "seed": "1", "trainer": "fairseq"}
+                     "lr_decay": "exponential", "split": "0", "seed": "1", "trainer": "fairseq",
+                     "rung": "", "optim": ""}
     assert layout.RunId.of(ident).folder(trained) == run
     assert record["trained_lr"] == "3e-3" and record["trained_lr_decay"] == "exponential"
 
