@@ -186,6 +186,25 @@ AIMS = [(r"Preparing to save checkpoint", 0.02), (r"begin validation on", 0.3),
         (r"num_updates=\d+", 0.2), (r"\[fairseq.trainer\]\[INFO\] - Preparing to load", 0.5)]
 
 
+def test_killed_after_its_last_save_it_is_done_without_another_update(whole, tiny_env,
+                                                                       tmp_path):
+    """A kill after the save of the last update and before `done` (the case the kill test
+    below once hit: fairseq resumed from that checkpoint trains one update more, 41 of 40):
+    the same command sees the last save at max_update in the logs, marks the run done, and
+    the checkpoint stays the uninterrupted run's."""
+    import shutil
+
+    run = run_of(tmp_path)
+    shutil.copytree(whole, run)
+    config = run / "config.yaml"  # the same run, moved: its paths say where it is now
+    config.write_text(config.read_text().replace(str(whole), str(run)))
+    (run / "done").unlink()
+    said = finetune(tiny_env, tmp_path).stdout
+    assert f"was saved at its last update ({UPDATES}) before it was stopped; done" in said
+    assert (run / "done").exists() and updates(run) == UPDATES
+    assert same_weights(weights(run), weights(whole))
+
+
 def test_killed_anywhere_it_ends_the_same(tiny_env, whole, tmp_path):
     """kill -9 of the whole run at seeded random moments, each aimed at a checkpoint write,
     validation, an update or the start; after each the same command goes on; it ends bit for

@@ -494,9 +494,28 @@ def check_transformers(args, config: str) -> None:
                         "TRAINER=fairseq")
 
 
+def saved_at_the_end(run: Path) -> int | None:
+    """The update of fairseq's last save when it is the recipe's max_update and
+    checkpoint_last.pt is there (a run killed after its last save, before `done`): fairseq
+    resumed from it would train one update more before it checks max_update. None otherwise.
+    fairseq logs "Saved checkpoint" once every copy of a save is written."""
+    if not layout.last_checkpoint(run).is_file():
+        return None
+    text = "".join(p.read_text(errors="replace")
+                   for p in sorted(layout.logs_dir(run).glob("finetune-*.log")))
+    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates", text)
+    last = yaml.safe_load(layout.config_file(run).read_text())["optimization"]["max_update"]
+    return int(saved[-1]) if saved and int(saved[-1]) >= int(last) else None
+
+
 def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
     """fairseq-hydra-train (or the transformers trainer) on the run; its log in RUN/logs/;
     a failure is one line."""
+    end = saved_at_the_end(run) if args.trainer != TRANSFORMERS else None
+    if end is not None:
+        print(f"{run} was saved at its last update ({end}) before it was stopped; done")
+        layout.done_file(run).touch()
+        return
     log = layout.logs_dir(run) / f"finetune-{datetime.now():%Y%m%d-%H%M%S}.log"
     if args.trainer == TRANSFORMERS:
         command = transformers_command(args, run, layout.config_file(run).read_text())
