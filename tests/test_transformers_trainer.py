@@ -16,6 +16,7 @@ softmax ignores), so both trainers move them by rounding noise alone, which Adam
 normalisation magnifies to steps of the learning rate's size (measured: 2e-2 apart).
 """
 import json
+import os
 import math
 import re
 from pathlib import Path
@@ -336,6 +337,7 @@ def test_on_the_save_signal_it_saves_stops_and_resumes_to_the_same_weights(runs,
     # at an epoch's end after the signal (2 updates an epoch), before the save interval's 100
     assert 31 <= saved < 100 and saved % 2 == 0 and "run the same command to resume" in errors[0]
     assert not (run / "done").exists() and not (run / "checkpoints").exists()
+    assert (run / "logs" / "stop-status").read_text() == "75\n"  # STOPPED, said for torchrun
     said = make("finetune", *knobs).stdout + "".join(
         p.read_text() for p in sorted(run.glob("logs/finetune-*.log")))
     assert f"checkpoint-{saved} ({saved} updates done)" in said
@@ -391,6 +393,36 @@ def test_two_processes_make_the_updates_of_one_with_twice_the_update_freq(tiny_e
     weights = {g: torch.load(runs[g] / "checkpoints" / "checkpoint_last.pt",
                              weights_only=False)["model"] for g in runs}
     assert max(float((weights[1][k] - weights[2][k]).abs().max()) for k in weights[1]) < 1e-4
+
+
+@pytest.mark.parametrize("written, said", [
+    ("75", "stopped on signal SIGUSR2 after saving update 12 in "),
+    ("28", "no space left on device in "),
+    (None, "fine-tuning failed; full log: ")])
+def test_torchruns_failure_status_is_read_as_the_stop_the_trainer_wrote(written, said, tmp_path,
+                                                                        monkeypatch):
+    """Under torchrun (GPUS>1) a process that stops on the save signal or for lack of space
+    makes torchrun exit 1 ("failed"); the trainer's stop-status file says which stop it was,
+    and one left by an earlier attempt is never read as this one's."""
+    import argparse
+    import sys
+
+    from w2v2_10min import finetune, layout
+    from w2v2_10min.common import UserError
+
+    run = tmp_path / "run"
+    layout.logs_dir(run).mkdir(parents=True)
+    layout.stop_status_file(run).write_text("75\n")  # an earlier attempt's stop
+    write = "" if written is None else \
+        f"open({str(layout.stop_status_file(run))!r}, 'w').write('{written}\\n'); "
+    monkeypatch.setattr(finetune, "transformers_command", lambda *_: [
+        sys.executable, "-c", write + "print('Saved checkpoint x @ 12 updates'); exit(1)"])
+    monkeypatch.setattr(finetune, "environment", lambda *_, **__: dict(os.environ))
+    monkeypatch.delenv("W2V2_SAVE_SIGNAL", raising=False)
+    layout.config_file(run).write_text("optimization:\n  max_update: 20\n")
+    with pytest.raises(UserError) as caught:
+        finetune.train(argparse.Namespace(trainer="transformers"), run, [], [])
+    assert str(caught.value).startswith(said)
 
 
 def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path):

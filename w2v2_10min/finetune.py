@@ -310,9 +310,7 @@ def stopped(code: int, run: Path, log: Path) -> str | None:
     folder = layout.checkpoint_dir(run)
     text = log.read_text(errors="replace") if log.is_file() else ""
     saved = re.findall(r"Saved checkpoint .* @ (\d+) updates", text)
-    # the transformers trainer's processes under torchrun: its own failure status, not theirs
-    if code == STOPPED or (code != 0 and
-                           "stopped on the save signal after saving update" in text[-20000:]):
+    if code == STOPPED:
         return (f"stopped on signal {save_signal().name} after saving update "
                 f"{saved[-1] if saved else '?'} in {folder}; run the same command to resume "
                 "from it")
@@ -523,10 +521,13 @@ def train(args, run: Path, overrides: list[str], fast: list[str]) -> None:
         command = fairseq_command(args, run, overrides, multirun=args.launcher != "local",
                                   last=fast) + launcher_overrides(args, run)
     print(f"training {run} with {args.trainer} (log: {log})")
+    layout.stop_status_file(run).unlink(missing_ok=True)  # this attempt's, not an earlier one's
     with stage("finetune", str(run), log):
         with open(log, "a") as out:
             code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                   env=environment(args, run, training=True)).returncode
+        if code != 0 and layout.stop_status_file(run).is_file():  # torchrun's "failed"
+            code = int(layout.stop_status_file(run).read_text())
         if code != 0:
             said = stopped(code, run, log)
             if said is None:

@@ -281,6 +281,12 @@ def last_checkpoint(run: Path) -> Path:
     return checkpoint_dir(run) / "checkpoint_last.pt"
 
 
+def stop_status_file(run: Path) -> Path:
+    """The status a trainer stopped with on purpose (saved on the save signal, or no space for
+    a save), written by the trainer: torchrun reports any process's stop as a failure."""
+    return Path(run) / "logs" / "stop-status"
+
+
 def logs_dir(run: Path) -> Path:
     return Path(run) / "logs"
 

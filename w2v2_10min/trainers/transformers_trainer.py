@@ -709,9 +709,13 @@ class Validation:
             (epoch_end is not None and epoch_end % max(int(d.validate_interval), 1) == 0)
 
     def wer(self, model) -> float:
-        import editdistance
+        """Greedy CTC on the subset, scored as `make decode`'s Viterbi rows are (the Viterbi
+        decoder's best path and letters to words, score.corpus_scores): fairseq's WER."""
         import torch
-        from fairseq.data.data_utils import post_process
+
+        from w2v2_10min.decoders.viterbi import best_path
+        from w2v2_10min.formats import words_of
+        from w2v2_10min.score import corpus_scores
 
         d, dictionary = self.cfg.dataset, self.task.target_dictionary
         itr = self.task.get_batch_iterator(
@@ -720,7 +724,7 @@ class Validation:
             ignore_invalid_inputs=d.skip_invalid_size_inputs_valid_test,
             required_batch_size_multiple=d.required_batch_size_multiple,
             seed=self.cfg.common.seed, num_workers=0).next_epoch_itr(shuffle=False)
-        errors = words = 0
+        refs, hyps = [], []
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -730,15 +734,13 @@ class Validation:
                 logits = model(input_values=inputs["input_values"].to(device),
                                attention_mask=inputs["attention_mask"].to(device)).logits
                 frames = model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1))
-                for row, target in enumerate(inputs["labels"]):
-                    toks = logits[row, :int(frames[row])].argmax(-1).unique_consecutive()
-                    hyp = post_process(dictionary.string(toks[toks != dictionary.bos()].cpu()),
-                                       "letter").split()
-                    ref = post_process(dictionary.string(target[target >= 0]), "letter").split()
-                    errors += editdistance.eval(hyp, ref)
-                    words += len(ref)
+                paths = best_path(logits.float().cpu(), frames.tolist(), dictionary.bos())
+                for tokens, target in zip(paths, inputs["labels"]):
+                    hyps.append(words_of(dictionary.string(torch.tensor(tokens,
+                                                                        dtype=torch.long))))
+                    refs.append(words_of(dictionary.string(target[target >= 0])))
         model.train(was_training)
-        return 100.0 * errors / max(words, 1)
+        return corpus_scores(refs, hyps)["wer"]
 
     def __call__(self, model, update: int) -> float:
         """Validate; keep the model as the best when it is."""
@@ -981,13 +983,14 @@ def normalized_input(cfg) -> bool:
         setting(cfg, "task.input_normalization") == "transformers"
 
 
-def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> None:
-    """The trained Wav2Vec2ForCTC as a fairseq checkpoint of the recipe's Wav2VecCtc (the
-    state fairseq's Trainer saves: cfg, model, optimizer history), written atomically, so that
-    decode, tune-lm, export-hf and compare read a transformers run as they read fairseq's.
-    A model trained on transformers-normalised audio (the seed's) says task.normalize true,
-    so that fairseq normalises its input too (F.layer_norm: eps 1e-5 where transformers has
-    1e-7; docs/seed-study.md)."""
+def write_fairseq_checkpoints(cfg, saves: list) -> None:
+    """Each trained Wav2Vec2ForCTC of `saves` ((model, updates, paths) each) as a fairseq
+    checkpoint of the recipe's Wav2VecCtc (the state fairseq's Trainer saves: cfg, model,
+    optimizer history), written atomically to its paths, so that decode, tune-lm, export-hf
+    and compare read a transformers run as they read fairseq's. fairseq's model is built once
+    for all. A model trained on transformers-normalised audio (the seed's) says task.normalize
+    true, so that fairseq normalises its input too (F.layer_norm: eps 1e-5 where transformers
+    has 1e-7; docs/seed-study.md)."""
     import torch
     from omegaconf import OmegaConf
 
@@ -995,23 +998,24 @@ def write_fairseq_checkpoint(cfg, model, updates: int, paths: list[Path]) -> Non
     from w2v2_10min.hf_export import to_fairseq
 
     _, fairseq_model = fairseq_setup(cfg)
-    to_fairseq(model, fairseq_model)
     saved = OmegaConf.to_container(fairseq_model.fairseq_cfg, resolve=True, enum_to_str=True)
     if normalized_input(cfg) and not cfg.task.normalize:
         saved["task"]["normalize"] = saved["model"]["normalize"] = True
         saved["model"]["w2v_args"]["task"]["normalize"] = True  # fairseq asserts they agree
-    state = {"args": None,
-             "cfg": saved,
-             "model": fairseq_model.state_dict(), "criterion": None,
-             "optimizer_history": [{"criterion_name": "CtcCriterion",
-                                    "optimizer_name": "transformers.Trainer (fairseq Adam)",
-                                    "lr_scheduler_state": {}, "num_updates": updates}],
-             "task_state": {}, "extra_state": {"trainer": "transformers"},
-             "last_optimizer_state": None}
-    for path in paths:  # the state is built (and fairseq's model loaded) once for all
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+    for model, updates, paths in saves:
+        to_fairseq(model, fairseq_model)
+        state = {"args": None,
+                 "cfg": saved,
+                 "model": fairseq_model.state_dict(), "criterion": None,
+                 "optimizer_history": [{"criterion_name": "CtcCriterion",
+                                        "optimizer_name": "transformers.Trainer (fairseq Adam)",
+                                        "lr_scheduler_state": {}, "num_updates": updates}],
+                 "task_state": {}, "extra_state": {"trainer": "transformers"},
+                 "last_optimizer_state": None}
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                torch.save(state, tmp)
 
 
 def main(argv=None) -> int:
@@ -1024,10 +1028,9 @@ def main(argv=None) -> int:
     import argparse
 
     from omegaconf import OmegaConf
-    from transformers import Wav2Vec2ForCTC
 
     from w2v2_10min import layout
-    from w2v2_10min.common import out_of_space
+    from w2v2_10min.common import out_of_space, write_text_atomic
     from w2v2_plugin.no_work_lost import NO_SPACE, STOPPED
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
@@ -1039,12 +1042,28 @@ def main(argv=None) -> int:
     cfg = resolve(OmegaConf.load(args.config), args.manifests)
     save_on_signal()
     try:
-        record = train(cfg, args.manifests, args.run_dir)
+        status = train_and_write(cfg, args.manifests, args.run_dir)
     except OSError as err:  # a save with no space left: the complete saves stay as they were
         if not out_of_space(err):
             raise
         print(f"no space left on device while saving in {args.run_dir}: {err}", flush=True)
-        return NO_SPACE
+        status = NO_SPACE
+    if status in (STOPPED, NO_SPACE):  # said in a file too: torchrun's status says "failed"
+        try:
+            write_text_atomic(layout.stop_status_file(args.run_dir), f"{status}\n")
+        except OSError:  # no space for it either: the exit status and the log say it
+            pass
+    return status
+
+
+def train_and_write(cfg, manifests: Path, run: Path) -> int:
+    """Train; then write RUN/checkpoints/ as fairseq would (the first process); the status."""
+    from transformers import Wav2Vec2ForCTC
+
+    from w2v2_10min import layout
+    from w2v2_plugin.no_work_lost import STOPPED
+
+    record = train(cfg, manifests, run)
     if record.get("worker"):
         return 0
     if record.get("stopped"):
@@ -1052,22 +1071,20 @@ def main(argv=None) -> int:
               flush=True)
         return STOPPED
     updates, best = len(record["updates"]), record["best"]
-    if best["update"] == updates:  # the last is the best: its state built once for both
-        write_fairseq_checkpoint(cfg, record["model"], updates, [
-            layout.last_checkpoint(args.run_dir), layout.best_checkpoint(args.run_dir)])
+    last = (record["model"], updates, [layout.last_checkpoint(run)])
+    if best["update"] == updates:  # the last is the best
+        last[2].append(layout.best_checkpoint(run))
+        write_fairseq_checkpoints(cfg, [last])
     else:
-        write_fairseq_checkpoint(cfg, record["model"], updates,
-                                 [layout.last_checkpoint(args.run_dir)])
-        write_fairseq_checkpoint(cfg, Wav2Vec2ForCTC.from_pretrained(
-            args.run_dir / "transformers" / "best"), best["update"],
-            [layout.best_checkpoint(args.run_dir)])
+        write_fairseq_checkpoints(cfg, [last, (
+            Wav2Vec2ForCTC.from_pretrained(run / "transformers" / "best"),
+            best["update"], [layout.best_checkpoint(run)])])
     said = "" if best["wer"] is None else \
         f", the best on {cfg.dataset.valid_subset} at update {best['update']} " \
         f"(WER {best['wer']:.2f})"
-    print(f"transformers trainer: {updates} updates{said}; wrote "
-          f"{layout.checkpoint_dir(args.run_dir)}", flush=True)
+    print(f"transformers trainer: {updates} updates{said}; wrote {layout.checkpoint_dir(run)}",
+          flush=True)
     return 0
-
 
 if __name__ == "__main__":
     from w2v2_10min.common import run_main
