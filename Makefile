@@ -217,7 +217,7 @@ LM_ARGS = $(LM_SEARCH) $(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) \
 	$(if $(WORD_SCORE),--word-score $(WORD_SCORE))
 TUNE_LM = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
 	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) --tune $(TUNE)
-tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=rescore, or the paper's TUNE=search: 128 trials): 4-gram (beam 500), DECODER=transformer (beam 50)
+tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=search, the default: the paper's 128 decodes; TUNE=rescore: a few): 4-gram (beam 500), DECODER=transformer (beam 50)
 	@$(TUNE_LM) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
