@@ -334,7 +334,7 @@ bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=
 		$(if $(filter released,$(SHAPE)),--released-shape --weights 0.5 0 --subsets dev_other test_other --join 3 \
 		--lm-batch 16 64,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
 
-bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER, core-seconds side by side
+bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER (and on held-out noisy draws), core-seconds side by side
 	$(PY) bench/bench_tune.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
 		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst
 
