@@ -217,7 +217,7 @@ LM_ARGS = $(LM_SEARCH) $(if $(LM_WEIGHT),--lm-weight $(LM_WEIGHT)) \
 	$(if $(WORD_SCORE),--word-score $(WORD_SCORE))
 TUNE_LM = $(PY) scripts/tune_lm.py --decoder $(DECODER) $(LM_SEARCH) --manifests $(MANIFESTS) \
 	--subset $(subst -,_,$(TUNE_SET)) --trials $(TRIALS) --tune $(TUNE)
-tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=rescore, or the paper's TUNE=search: 128 trials): 4-gram (beam 500), DECODER=transformer (beam 50)
+tune-lm: setup ## tune the LM weight and word score of the run on TUNE_SET (TUNE=search, the default: the paper's 128 decodes; TUNE=rescore: a few): 4-gram (beam 500), DECODER=transformer (beam 50)
 	@$(TUNE_LM) $(RUN_KNOBS)
 
 tune-lm-original: setup ## the same for MODEL's released 10-minute checkpoint (downloaded if needed)
@@ -334,7 +334,7 @@ bench-transformer-lm: setup ## fairseq's Transformer-LM decoder against DECODER=
 		$(if $(filter released,$(SHAPE)),--released-shape --weights 0.5 0 --subsets dev_other test_other --join 3 \
 		--lm-batch 16 64,--lm $(DEMO_ROOT)/lm/tiny_word_transformer.pt)
 
-bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER, core-seconds side by side
+bench-tune: setup ## tune the 4-gram's weights both ways (TUNE=search and rescore) on the demo model's dev_other (60 and 200k words): weights, WER (and on held-out noisy draws), core-seconds side by side
 	$(PY) bench/bench_tune.py --run $(DEMO_ROOT)/tiny-tiny/10min-0/seed-1 --manifests $(DEMO_ROOT)/manifests/10min-0 \
 		--lm $(DEMO_ROOT)/lm/4-gram.arpa.gz --lexicon $(DEMO_ROOT)/lm/lexicon.ltr.lst
 

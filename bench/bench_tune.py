@@ -1,7 +1,9 @@
 """Tune the 4-gram's weights both ways on the same emissions, in one run: the paper's full search
 (a decode per trial, TUNE=search) and rescoring the beams' hypotheses (TUNE=rescore), and print,
 side by side, the weights each chose, dev-other WER at them (a full decode: each method's
-figure is a decode's), the decodes and the core-seconds each spent.
+figure is a decode's), the decodes and the core-seconds each spent; for the noisy letters also
+the WER at them on held-out draws (twice as many fresh noisy-letter draws, not tuned on: the
+tuning set's WER favours whichever method decoded more pairs, by its lucky minimum).
 
 Usage:
   python bench/bench_tune.py --run RUN_DIR --manifests MANIFEST_DIR --lm LM --lexicon LEXICON \
@@ -35,7 +37,9 @@ from bench.bench_transformer_lm import noisy_letters  # noqa: E402
 from w2v2_10min import rescore  # noqa: E402
 from w2v2_10min.common import UserError, run_main  # noqa: E402
 from w2v2_10min.emissions import references  # noqa: E402
-from w2v2_10min.lm import SEARCH_SPACE, TUNE_BEAM, LexiconSearch, symbols  # noqa: E402
+from w2v2_10min.lm import (BEAM_THRESHOLD, SEARCH_SPACE, TUNE_BEAM, LexiconSearch,  # noqa: E402
+                           symbols)
+from w2v2_10min.score import corpus_scores  # noqa: E402
 from w2v2_10min.tune_lm import tune  # noqa: E402
 
 
@@ -61,6 +65,16 @@ def both(search: LexiconSearch, utterances: list, refs: list[str], args, folder:
                             SEARCH_SPACE)
     out.append((done["point"], done["wer"], len(done["rounds"]), time.process_time() - start))
     return out
+
+
+def held_out_wer(search: LexiconSearch, held_out, weights: dict, beam: int) -> float | None:
+    """WER of a full decode of the held-out set (utterances, references) at `weights`."""
+    if held_out is None:
+        return None
+    utterances, refs = held_out
+    settings = {"beam": beam, "beam_threshold": BEAM_THRESHOLD,
+                **{name: weights[name] for name in rescore.WEIGHTS}}
+    return corpus_scores(refs, search.decode(utterances, settings, 1))["wer"]
 
 
 def main(argv=None) -> int:
@@ -98,8 +112,14 @@ def main(argv=None) -> int:
     print(f"{args.subset} of {args.run}: {len(refs)} utterances, "
           f"{sum(len(r.split()) for r in refs)} words; beam {args.beam}, {args.trials} trials; "
           f"one process")
+    rng = np.random.default_rng(7)  # the held-out draws' own noise
+    held_out = [u + rng.normal(0, args.noise, u.shape).astype(np.float32)
+                for seed in range(args.noisy_copies, 3 * args.noisy_copies)
+                for u in noisy_letters(args.manifests, args.subset, output_symbols, seed)]
+    held_out = [None, (held_out, refs * 2 * args.noisy_copies)]  # none for the run's emissions
     print("\n| lexicon | emissions | method | lm_weight | word_score | WER at them (full decode) "
-          "| decodes | core-seconds |\n|---|---|---|---|---|---|---|---|")
+          "| WER at them, held-out draws | decodes | core-seconds |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         vocabularies = [("the run's", args.lm, args.lexicon)]
         if args.words:
@@ -108,12 +128,17 @@ def main(argv=None) -> int:
             search = LexiconSearch(lm, lexicon, output_symbols)
             for s, (what, utterances, texts) in enumerate(sets):
                 rows = both(search, utterances, texts, args, Path(tmp) / f"{v}-{s}")
-                for method, (weights, wer, decodes, seconds) in zip(("search", "rescore"), rows):
+                held = [held_out_wer(search, held_out[s], weights, args.beam)
+                        for weights, *_ in rows]  # not timed
+                for method, (weights, wer, decodes, seconds), other in zip(
+                        ("search", "rescore"), rows, held):
                     print(f"| {name} | {what} | {method} | {weights['lm_weight']:.3f} | "
-                          f"{weights['word_score']:.3f} | {wer:.2f} | {decodes} | "
+                          f"{weights['word_score']:.3f} | {wer:.2f} | "
+                          f"{'-' if other is None else f'{other:.2f}'} | {decodes} | "
                           f"{seconds:.1f} |", flush=True)
                 (_, wer_s, _, sec_s), (_, wer_r, _, sec_r) = rows
-                print(f"| {name} | {what} | rescore - search | | | {wer_r - wer_s:+.2f} | | "
+                print(f"| {name} | {what} | rescore - search | | | {wer_r - wer_s:+.2f} | "
+                      f"{'' if held[0] is None else f'{held[1] - held[0]:+.2f}'} | | "
                       f"x{sec_s / max(sec_r, 1e-9):.1f} faster |", flush=True)
     return 0
 

@@ -306,6 +306,21 @@ def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     assert abs(corpus_scores(refs, decoded)["wer"] - predicted) <= 100 * 3 / words
 
 
+def test_rescoring_does_not_trust_the_lists_where_a_decode_found_them_optimistic():
+    """A decode that measured worse than its lists say (its search pruned the hypothesis the
+    lists rank first) makes rescoring's search count that gap around it: the tuning stops at
+    the decoded pair instead of proposing a pair whose promise rests on the same lists."""
+    from w2v2_10min.rescore import Lists, search as rescoring_search
+
+    lists = Lists(["A B"])  # right when 2 * lm_weight + word_score > 5, else all words wrong
+    lists.merge([[(-10.0, -1.0, 2, "A B"), (-5.0, -3.0, 1, "X")]])
+    decoded = {"lm_weight": 4.0, "word_score": 0.0}
+    assert lists.errors(**decoded) == 0  # the lists' pick; its decode got all words wrong
+    point, predicted, close = rescoring_search(lists, 2, 16, 1, lm.SEARCH_SPACE,
+                                               [(decoded, 100.0)])
+    assert close == decoded and predicted == 100.0
+
+
 def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):
     """Interrupted after its first round, tuning resumes at the second (the first decode not run
     again); lists kept for another key are not read but started afresh; the rounds stop when

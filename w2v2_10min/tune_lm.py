@@ -21,10 +21,10 @@ RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it st
 
 --tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few decodes, each keeping every
 utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
-the kept hypotheses (a pair near a decoded one: that decode's WER), until its best pair is near
-one already decoded (at most rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER
-is chosen. The lists and rounds (hypotheses.npz, rounds.json) are kept, so
-an interrupted tuning resumes at its next round.
+the kept hypotheses (each pair's WER corrected by the gap between the nearest decode's WER and
+its WER on the lists), until its best pair is near one already decoded (at most
+rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER is chosen. The lists and
+rounds (hypotheses.npz, rounds.json) are kept, so an interrupted tuning resumes at its next round.
 
 At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
 DECODER=<decoder>` then uses) and the method that chose it (`tuning_method`), trials.json
@@ -113,8 +113,8 @@ def parse(argv) -> argparse.Namespace:
                              f"(another, without weights: the default's)")
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--tune", type=method, default=METHODS[0],
-                        help="rescore: a few decodes, the pairs searched by rescoring their "
-                             "beams (default); search: a full decode per trial (the paper's)")
+                        help="search: a full decode per trial (the paper's, the default); "
+                             "rescore: a few decodes, the pairs searched by rescoring their beams")
     parser.add_argument("--trials", type=int, default=128,
                         help="pairs tried: full decodes (search) or, per round, rescorings")
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
