@@ -31,7 +31,9 @@ TOOLS = {
 # Tests that train or decode with fairseq through these fixtures are the `chain` tier; the rest
 # are unit tests, which `make test-unit` runs alone (`pytest -m "not chain"`, the developer's
 # loop). `make test` runs both.
-CHAIN_FIXTURES = {"tiny_env", "demo"}  # tiny_run uses tiny_env
+# tiny_run uses tiny_env; split0 (test_end_to_end_paths.py) fine-tunes, lm_dir
+# (test_transformer_lm.py) trains the tiny Transformer LM with fairseq
+CHAIN_FIXTURES = {"tiny_env", "demo", "split0", "lm_dir"}
 
 
 # Under pytest-xdist (`make test`: a test file per worker at a time, in this order, as

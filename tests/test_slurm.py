@@ -280,9 +280,13 @@ def test_a_failing_squeue_in_the_warning_still_requeues(monkeypatch, tmp_path):
         raise UserError("squeue -h -j 7 -o %e failed: slurm_load_jobs error: Socket timed out")
 
     monkeypatch.setattr(cluster, "seconds_left", timed_out)
+    waited = []  # no fine-tuning running: the job waits for its requeue margin, then requeues
+    monkeypatch.setattr(cluster.time, "sleep", waited.append)
     job = cluster.RunJob(tmp_path, [], 3)
     again = job.checkpoint()
     assert again.function is job
+    # as if the warning came save_before (60 s) early: requeued REQUEUE_MARGIN before the limit
+    assert len(waited) == 1 and 0 < waited[0] <= 60 - cluster.REQUEUE_MARGIN
 
 
 @pytest.mark.parametrize("how", ["error", "exception", "terminated"])
