@@ -121,6 +121,90 @@ def test_same_final_weights_and_dev_hypotheses(runs):
         assert hyps["hf"] == hyps["fairseq"], subset
 
 
+DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "dropout_input", "final_dropout")
+
+
+def training_losses(model_loss, forwards: int, first_seed: int):
+    """The loss of `forwards` training forwards of the same batch, torch seeded afresh each."""
+    import torch
+
+    losses = []
+    with torch.no_grad():
+        for i in range(forwards):
+            torch.manual_seed(first_seed + i)
+            losses.append(float(model_loss()))
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+def test_with_the_recipes_dropouts_it_is_as_noisy_as_fairseq(runs, monkeypatch):
+    """The seed-to-seed spread of two trainers with dropouts on rests on their dropouts being
+    the same noise: from the same trained weights, every dropout of fairseq's model at 0.1 (the
+    recipe's activation_dropout among them), masks and LayerDrop off, 200 training forwards
+    of the same two utterances, each with torch seeded afresh: the CTC loss of the
+    transformers model has fairseq's mean (within 4 standard errors) and spread (sd ratio
+    within 0.8-1.25, about 3 standard errors of a ratio of two sds over 200 draws). Measured
+    (6 Dec 2026): fairseq 113.04 +- 3.52, transformers 113.30 +- 3.22 (0.8 standard errors
+    apart); with transformers' feed-forward activation dropout at 0.3, 116.98 +- 3.63 fails it
+    (11 standard errors off; at 0.2, 114.75: 4.9). Whole runs over seeds, their dev-other
+    WER: `make bench-spread` (docs/transformers-trainer.md)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from w2v2_10min.trainers import transformers_trainer as tt
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # the project's own checkpoints
+    plain = OmegaConf.to_container(runs["cfg"])
+    plain["model"].update({name: 0.1 for name in DROPOUTS}, layerdrop=0.0, apply_mask=False,
+                          freeze_finetune_updates=0)
+    cfg = tt.resolve(OmegaConf.create(plain), runs["manifests"])
+    task, fairseq_model = tt.fairseq_setup(cfg)
+    trained = torch.load(runs["fairseq"] / "checkpoints" / "checkpoint_last.pt",
+                         weights_only=False)["model"]
+    fairseq_model.load_state_dict(trained)
+    hf = tt.hf_model(fairseq_model, cfg)
+    fairseq_model.train()
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    batch = dataset.collater([dataset[i] for i in range(2)])
+    source, padding = batch["net_input"]["source"], batch["net_input"]["padding_mask"]
+    target, lengths = batch["target"], batch["target_lengths"]
+    blank = task.target_dictionary.bos()
+
+    def ctc(logits, frames):  # (B, T, V) logits, frames per utterance: fairseq's CTC sum
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+        return torch.nn.functional.ctc_loss(
+            log_probs, target, frames, lengths, blank=blank, reduction="sum", zero_infinity=True)
+
+    def fairseq_loss():
+        out = fairseq_model(source=source, padding_mask=padding)
+        frames = (~out["padding_mask"]).sum(-1) if out["padding_mask"] is not None else \
+            torch.full((len(source),), out["encoder_out"].shape[0])
+        return ctc(fairseq_model.get_logits(out).transpose(0, 1), frames)
+
+    def hf_loss():
+        mask = (~padding).long() if padding is not None else torch.ones_like(source).long()
+        logits = hf(input_values=source, attention_mask=mask).logits
+        return ctc(logits, hf._get_feat_extract_output_lengths(mask.sum(-1)))
+
+    def agree(ours, theirs) -> bool:
+        error = math.sqrt(ours.var() / len(ours) + theirs.var() / len(theirs))
+        return abs(ours.mean() - theirs.mean()) <= 4 * error and \
+            0.8 <= ours.std() / theirs.std() <= 1.25
+
+    fairseq_model.eval(), hf.eval()  # without dropouts the two are one model
+    with torch.no_grad():
+        assert float(hf_loss()) == pytest.approx(float(fairseq_loss()), rel=1e-4)
+    fairseq_model.train(), hf.train()
+    theirs = training_losses(fairseq_loss, 200, 0)
+    ours = training_losses(hf_loss, 200, 10_000)
+    assert theirs.std() > 0.01 * theirs.mean()  # the dropouts make noise
+    assert agree(ours, theirs), (ours.mean(), ours.std(), theirs.mean(), theirs.std())
+    for layer in hf.wav2vec2.encoder.layers:  # a mapping that got one rate wrong
+        layer.feed_forward.intermediate_dropout.p = 0.3
+    wrong = training_losses(hf_loss, 200, 10_000)
+    assert not agree(wrong, theirs), (wrong.mean(), wrong.std(), theirs.mean(), theirs.std())
+
+
 def test_torch_adamw_breaks_the_equality(runs, monkeypatch, tmp_path):
     """The check sees the optimizer: torch's AdamW (eps on the bias-corrected sqrt(v)) instead
     of fairseq's Adam drifts beyond the tolerance within 25 updates (measured: from update 19)."""
