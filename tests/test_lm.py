@@ -321,6 +321,30 @@ def test_rescoring_does_not_trust_the_lists_where_a_decode_found_them_optimistic
     assert close == decoded and predicted == 100.0
 
 
+def test_rescoring_never_stops_after_one_decode(tmp_path):
+    """A first decode whose beams the LM led astray holds no better hypothesis for any pair, so
+    rescoring alone would stop there (make demo's Transformer LM did, 6 Dec 2026, 3 runs worse
+    than Viterbi); a second decode at the LM's least weight brings the acoustics' choice, and
+    the pair chosen is the better of the two decodes."""
+    from w2v2_10min import rescore
+
+    calls = []
+
+    def hypotheses(utterances, settings):
+        calls.append({k: settings[k] for k in rescore.WEIGHTS})
+        if settings["lm_weight"] >= 1.0:  # the LM's favourite only, with its beam-mate
+            return [[(-9.0, -1.0, 1, "X"), (-9.5, -1.2, 1, "Y")]]
+        return [[(-2.0, -6.0, 2, "A B"), (-9.0, -1.0, 1, "X")]]
+
+    done = rescore.tune(hypotheses, [None], ["A B"], 16, 50, 1, tmp_path, {"k": 1},
+                        lm.SEARCH_SPACE)
+    assert calls[:2] == [rescore.start_point(lm.SEARCH_SPACE),
+                         {"lm_weight": 0.0, "word_score": 0.0}]
+    # the first round's search found nothing better than its own decode: it alone would stop
+    assert rescore.near(done["rounds"][0]["best"], calls[0], lm.SEARCH_SPACE)
+    assert done["wer"] == 0.0 and done["point"]["lm_weight"] < 1.0
+
+
 def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):
     """Interrupted after its first round, tuning resumes at the second (the first decode not run
     again); lists kept for another key are not read but started afresh; the rounds stop when

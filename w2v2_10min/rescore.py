@@ -24,7 +24,10 @@ again. The rounds:
      lists know is best, and the pairs around it lose them too; a decode measures how much.)
   3. stop when that search's best pair is near one already decoded (NEAR: no pair, rescored
      and corrected, beats what the decodes measured: the weights stopped moving), or after
-     MAX_ROUNDS decodes; else decode at the new pair (1).
+     MAX_ROUNDS decodes; else decode at the new pair (1). Never after the first decode alone:
+     its beam holds only what its own pair kept (a few hypotheses an utterance where the LM
+     leads it astray), so no other pair can look better on it; the second decode is then at
+     the LM's least weight (least_lm_point), whose beam holds what the acoustics favour.
 
 The weights chosen are the decoded pair whose own full decode has the lowest WER (the latest
 on a tie): every figure in weights.json is a decode's, not a rescoring's estimate. After each
@@ -205,6 +208,14 @@ def start_point(space: dict) -> dict:
             space[name][1] else sum(space[name]) / 2 for name in WEIGHTS}
 
 
+def least_lm_point(space: dict) -> dict:
+    """Where a decode leans on the LM least: the space's lowest LM weight, word score 0 (within
+    the space, else its middle)."""
+    low, high = space["word_score"]
+    return {"lm_weight": space["lm_weight"][0],
+            "word_score": 0.0 if low <= 0.0 <= high else (low + high) / 2}
+
+
 def check_space(space: dict) -> None:
     if set(space) != set(WEIGHTS):
         raise UserError(f"TUNE=rescore tunes {' and '.join(WEIGHTS)} only, this decoder also "
@@ -244,10 +255,13 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
         new = lists.merge(beams)
         decoded = [(r["point"], r["wer"]) for r in rounds] + [(point, 100.0 * errors / words)]
         best, predicted, close = search(lists, words, trials, seed + len(rounds), space, decoded)
+        following = None if close else best
+        if following is None and not rounds and not near(point, least_lm_point(space), space):
+            following = least_lm_point(space)  # one beam cannot refute the rest (step 3)
         rounds.append({"point": point, "wer": 100.0 * errors / words, "errors": errors,
                        "rescored_wer": 100.0 * lists.errors(**point) / words,
                        "new_hypotheses": new, "hypotheses": len(lists),
-                       "next": None if close else best, "best": best,
+                       "next": following, "best": best,
                        "best_wer": predicted})
         lists.save(lists_path, key)  # first: a round in rounds.json always has its lists
         write_json_atomic(rounds_path, {"tuning_key": key, "rounds": rounds})
