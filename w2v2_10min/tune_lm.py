@@ -22,8 +22,9 @@ RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it st
 --tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few decodes, each keeping every
 utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
 the kept hypotheses (each pair's WER corrected by the gap between the nearest decode's WER and
-its WER on the lists), until its best pair is near one already decoded (at most
-rescore.MAX_ROUNDS decodes); the decoded pair with the lowest WER is chosen. The lists and
+its WER on the lists), until its best pair is near one already decoded (never after the
+first decode alone: the second is at the LM's least weight; at most rescore.MAX_ROUNDS
+decodes); the decoded pair with the lowest WER is chosen. The lists and
 rounds (hypotheses.npz, rounds.json) are kept, so an interrupted tuning resumes at its next round.
 
 At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
