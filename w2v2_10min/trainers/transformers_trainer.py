@@ -709,11 +709,11 @@ class Validation:
             (epoch_end is not None and epoch_end % max(int(d.validate_interval), 1) == 0)
 
     def wer(self, model) -> float:
-        """Greedy CTC on the subset, scored as `make decode`'s Viterbi rows are (the Viterbi
-        decoder's best path and letters to words, score.corpus_scores): fairseq's WER."""
+        """Greedy CTC on the subset, decoded and scored as `make decode`'s Viterbi rows are
+        (decoders.viterbi.words, score.corpus_scores): fairseq's WER."""
         import torch
 
-        from w2v2_10min.decoders.viterbi import best_path
+        from w2v2_10min.decoders import viterbi
         from w2v2_10min.formats import words_of
         from w2v2_10min.score import corpus_scores
 
@@ -734,11 +734,10 @@ class Validation:
                 logits = model(input_values=inputs["input_values"].to(device),
                                attention_mask=inputs["attention_mask"].to(device)).logits
                 frames = model._get_feat_extract_output_lengths(inputs["attention_mask"].sum(-1))
-                paths = best_path(logits.float().cpu(), frames.tolist(), dictionary.bos())
-                for tokens, target in zip(paths, inputs["labels"]):
-                    hyps.append(words_of(dictionary.string(torch.tensor(tokens,
-                                                                        dtype=torch.long))))
-                    refs.append(words_of(dictionary.string(target[target >= 0])))
+                hyps += viterbi.words(dictionary, [row[:n].float().cpu().numpy() for row, n in
+                                                   zip(logits, frames.tolist())])
+                refs += [words_of(dictionary.string(target[target >= 0]))
+                         for target in inputs["labels"]]
         model.train(was_training)
         return corpus_scores(refs, hyps)["wer"]
 
