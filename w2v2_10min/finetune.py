@@ -309,7 +309,7 @@ def stopped(code: int, run: Path, log: Path) -> str | None:
 
     folder = layout.checkpoint_dir(run)
     text = log.read_text(errors="replace") if log.is_file() else ""
-    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates", text)
+    saved = layout.SAVED.findall(text)
     if code == STOPPED:
         return (f"stopped on signal {save_signal().name} after saving update "
                 f"{saved[-1] if saved else '?'} in {folder}; run the same command to resume "
@@ -501,7 +501,7 @@ def saved_at_the_end(run: Path) -> int | None:
         return None
     text = "".join(p.read_text(errors="replace")
                    for p in sorted(layout.logs_dir(run).glob("finetune-*.log")))
-    saved = re.findall(r"Saved checkpoint .* @ (\d+) updates", text)
+    saved = layout.SAVED.findall(text)
     last = yaml.safe_load(layout.config_file(run).read_text())["optimization"]["max_update"]
     return int(saved[-1]) if saved and int(saved[-1]) >= int(last) else None
 

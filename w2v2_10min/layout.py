@@ -291,6 +291,10 @@ def logs_dir(run: Path) -> Path:
     return Path(run) / "logs"
 
 
+# fairseq's line in RUN/logs/finetune-*.log once every copy of a save is written: the update saved
+SAVED = re.compile(r"Saved checkpoint .* @ (\d+) updates")
+
+
 def hydra_dir(run: Path) -> Path:
     """Hydra's own output of the training command (and of its launchers)."""
     return Path(run) / "hydra"

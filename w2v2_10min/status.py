@@ -28,7 +28,6 @@ from w2v2_10min import layout
 from w2v2_10min.cluster import ACTIVE, job_states, read_record
 
 UPDATE = re.compile(r"num_updates[= ](\d+)")
-SAVED = re.compile(r"Saved checkpoint .* @ (\d+) updates")
 LOADED = re.compile(r"Loaded checkpoint .* @ (\d+) updates")
 
 
@@ -88,7 +87,7 @@ def describe(run: Path, states: dict[str, str] | None) -> str:
     how = f"job {job} {state.lower() or 'gone'}" if job else "no job"
     if layout.done_file(run).exists():
         return f"interrupted ({how}): trained, not decoded; resumable: run the sweep again"
-    saved = last_match(run, SAVED)
+    saved = last_match(run, layout.SAVED)
     where = f"from update {saved} {of}" if saved else "from the start (no checkpoint yet)"
     return f"interrupted ({how}), resumable {where}: run the same make sweep again"
 
