@@ -2,9 +2,10 @@
 
 Proves learning, not just memorising: after the tiny recipe's updates every run of the demo's
 grid (3 splits x 2 seeds) reads the held-out synthetic dev and test sets, new sentences from new
-voices, with Viterbi WER under HELD_OUT_BOUND, and so does fairseq's own path (FAST=0); the
-4-gram LM lowers it further, and so does the word Transformer LM; the same recipe stopped after a
-few updates stays far above it (those two: test_end_to_end_paths.py).
+voices, with Viterbi WER under HELD_OUT_BOUND; the 4-gram LM lowers it further, and so does the
+word Transformer LM; the same recipe stopped after a few updates stays far above it, and
+fairseq's own path (FAST=0) makes those updates as the demo's fast path does (those two:
+test_end_to_end_paths.py).
 """
 import json
 import os
