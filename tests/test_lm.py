@@ -296,7 +296,7 @@ def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     lists.merge(beams)
     words = sum(len(r.split()) for r in refs)
     first = corpus_scores(refs, [beam[0][3] for beam in beams])["wer"]
-    point, predicted, close = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
+    point, predicted, close, _ = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
                                                [({"lm_weight": 0.0, "word_score": 4.0}, first)])
     assert close is None and predicted < first  # a new pair, better on the lists
     decoded = search.decode(utterances, {**start, **point}, jobs=2)
@@ -316,7 +316,7 @@ def test_rescoring_does_not_trust_the_lists_where_a_decode_found_them_optimistic
     lists.merge([[(-10.0, -1.0, 2, "A B"), (-5.0, -3.0, 1, "X")]])
     decoded = {"lm_weight": 4.0, "word_score": 0.0}
     assert lists.errors(**decoded) == 0  # the lists' pick; its decode got all words wrong
-    point, predicted, close = rescoring_search(lists, 2, 16, 1, lm.SEARCH_SPACE,
+    point, predicted, close, _ = rescoring_search(lists, 2, 16, 1, lm.SEARCH_SPACE,
                                                [(decoded, 100.0)])
     assert close == decoded and predicted == 100.0
 
@@ -343,6 +343,39 @@ def test_rescoring_never_stops_after_one_decode(tmp_path):
     # the first round's search found nothing better than its own decode: it alone would stop
     assert rescore.near(done["rounds"][0]["best"], calls[0], lm.SEARCH_SPACE)
     assert done["wer"] == 0.0 and done["point"]["lm_weight"] < 1.0
+
+
+def test_once_the_weights_stop_moving_rescoring_decodes_pairs_not_yet_decoded(tmp_path):
+    """Where the decodes so far all pruned the right hypothesis, the lists cannot point to the
+    pairs that keep it, and the search stops moving after the second decode (before CONFIRM
+    decodes of the best pairs not yet decoded, the tuning ended there, all words wrong). Each
+    further decode is at a pair near none decoded before, at most CONFIRM of them and
+    MAX_ROUNDS decodes in all, and one of them keeps it: the pair chosen decodes every word."""
+    from w2v2_10min import rescore
+
+    every = [(-2.0, -6.0, 2, "A B"), (-9.0, -1.0, 1, "X"), (-9.5, -1.2, 1, "Y")]
+
+    def hypotheses(utterances, settings):
+        """Beams as flashlight's, best first at their weights; "A B" pruned unless word
+        score > 1 (it ranks first where also word_score > 5 * lm_weight - 7)."""
+        lm_weight, word_score = settings["lm_weight"], settings["word_score"]
+        beam = [h for h in every if h[3] != "A B" or word_score > 1.0]
+        return [sorted(beam, key=lambda h: -(h[0] + lm_weight * h[1] + word_score * h[2]))]
+
+    done = rescore.tune(hypotheses, [None], ["A B"], 16, 50, 1, tmp_path, {"k": 1},
+                        lm.SEARCH_SPACE)
+    rounds = done["rounds"]
+    assert [r["wer"] for r in rounds[:2]] == [100.0, 100.0]
+    assert rounds[0]["why"] == "least LM"
+    assert rescore.near(rounds[1]["best"], rounds[0]["point"], lm.SEARCH_SPACE)  # stopped moving
+    assert rounds[1]["why"] == "confirm"
+    for r, round_ in enumerate(rounds[:-1]):
+        if round_["why"] == "confirm":
+            assert not any(rescore.near(round_["next"], earlier["point"], lm.SEARCH_SPACE)
+                           for earlier in rounds[:r + 1])
+    assert sum(r["why"] == "confirm" for r in rounds) <= rescore.CONFIRM
+    assert len(rounds) <= rescore.MAX_ROUNDS and done["converged"]
+    assert done["wer"] == 0.0 and done["point"]["word_score"] > 1.0
 
 
 def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):

@@ -22,12 +22,16 @@ again. The rounds:
      decoded pair takes its decode's WER. (Rescoring alone is optimistic where the search
      prunes: at high LM weights a decode loses, mid-search, hypotheses whose final score the
      lists know is best, and the pairs around it lose them too; a decode measures how much.)
-  3. stop when that search's best pair is near one already decoded (NEAR: no pair, rescored
+  3. stop (but see 4) when that search's best pair is near one already decoded (NEAR: no pair, rescored
      and corrected, beats what the decodes measured: the weights stopped moving), or after
      MAX_ROUNDS decodes; else decode at the new pair (1). Never after the first decode alone:
      its beam holds only what its own pair kept (a few hypotheses an utterance where the LM
      leads it astray), so no other pair can look better on it; the second decode is then at
      the LM's least weight (least_lm_point), whose beam holds what the acoustics favour.
+  4. once the weights stop moving (3), decode the search's best pair that is near no decoded
+     pair, at most CONFIRM times (each such decode is a round: its beams are merged and the
+     search runs again, so it can move the weights on): the lists promise these pairs almost
+     as much, and only a decode tells which of them the search's pruning spares.
 
 The weights chosen are the decoded pair whose own full decode has the lowest WER (the latest
 on a tie): every figure in weights.json is a decode's, not a rescoring's estimate. After each
@@ -49,6 +53,7 @@ from w2v2_10min.lm import BEAM_THRESHOLD, DEFAULT_WEIGHTS
 from w2v2_10min.score import utterance_errors
 
 MAX_ROUNDS = 10  # decodes at most (a tenth of the paper's 128, less rescoring's own search)
+CONFIRM = 3  # decodes, once the weights stop moving, of the best pairs not yet decoded
 NEAR = 0.05  # a best pair this close (a share of each weight's range) to a decoded one: stop
 WEIGHTS = ("lm_weight", "word_score")  # what rescoring can change (the score's two terms)
 
@@ -181,7 +186,8 @@ def search(lists: Lists, words: int, trials: int, seed: int, space: dict,
     the decoded pair nearest to it measured (its decode's WER less its WER on the lists): where
     a decode found rescoring optimistic (its beam pruned what the lists hold), so is rescoring
     around it; at a decoded pair, its decode's WER. Returns the pair, its WER and the decoded
-    pair it is near (NEAR; None: a new pair to decode)."""
+    pair it is near (NEAR; None: a new pair to decode), and the best pair not near any decoded
+    one (None if every draw was)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -199,7 +205,10 @@ def search(lists: Lists, words: int, trials: int, seed: int, space: dict,
     study.optimize(objective, n_trials=len(decoded) + trials)
     best = {name: study.best_trial.params[name] for name in WEIGHTS}
     close = next((point for point, _ in decoded if near(best, point, space)), None)
-    return best, study.best_value, close
+    untried = sorted((t for t in study.trials if not any(
+        near(t.params, point, space) for point, _ in decoded)), key=lambda t: t.value)
+    runner_up = {name: untried[0].params[name] for name in WEIGHTS} if untried else None
+    return best, study.best_value, close, runner_up
 
 
 def start_point(space: dict) -> dict:
@@ -254,14 +263,18 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
         errors = sum(e for e, *_ in utterance_errors(refs, [b[0][3] for b in beams]))
         new = lists.merge(beams)
         decoded = [(r["point"], r["wer"]) for r in rounds] + [(point, 100.0 * errors / words)]
-        best, predicted, close = search(lists, words, trials, seed + len(rounds), space, decoded)
-        following = None if close else best
+        best, predicted, close, runner_up = search(lists, words, trials, seed + len(rounds),
+                                                   space, decoded)
+        following, why = (None, None) if close else (best, "moved")
         if following is None and not rounds and not near(point, least_lm_point(space), space):
-            following = least_lm_point(space)  # one beam cannot refute the rest (step 3)
+            following, why = least_lm_point(space), "least LM"  # one beam cannot refute the rest
+        confirmed = sum(r.get("why") == "confirm" for r in rounds)
+        if following is None and runner_up and confirmed < CONFIRM:
+            following, why = runner_up, "confirm"  # step 4
         rounds.append({"point": point, "wer": 100.0 * errors / words, "errors": errors,
                        "rescored_wer": 100.0 * lists.errors(**point) / words,
                        "new_hypotheses": new, "hypotheses": len(lists),
-                       "next": following, "best": best,
+                       "next": following, "why": why, "best": best,
                        "best_wer": predicted})
         lists.save(lists_path, key)  # first: a round in rounds.json always has its lists
         write_json_atomic(rounds_path, {"tuning_key": key, "rounds": rounds})
@@ -269,8 +282,9 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
         print(f"round {len(rounds)}: decoded at {said} -> WER {rounds[-1]['wer']:.2f}; "
               f"{len(lists)} hypotheses kept ({new} new); best: "
               + ", ".join(f"{name} {best[name]:.3f}" for name in WEIGHTS)
-              + f" -> WER {predicted:.2f}" + (" (decoded: stop)" if close else " (rescored)"),
-              flush=True)
+              + f" -> WER {predicted:.2f}" + (" (rescored)" if not close else " (decoded)")
+              + {"moved": "", "least LM": "; next: the LM's least weight", None: ": stop",
+                 "confirm": "; next: the best pair not decoded yet"}[why], flush=True)
     best = min(reversed(rounds), key=lambda r: r["errors"])
     return {"rounds": rounds, "point": best["point"], "wer": best["wer"],
             "round": rounds.index(best) + 1,

@@ -23,8 +23,9 @@ RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it st
 utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
 the kept hypotheses (each pair's WER corrected by the gap between the nearest decode's WER and
 its WER on the lists), until its best pair is near one already decoded (never after the
-first decode alone: the second is at the LM's least weight; at most rescore.MAX_ROUNDS
-decodes); the decoded pair with the lowest WER is chosen. The lists and
+first decode alone: the second is at the LM's least weight), then decodes up to
+rescore.CONFIRM of the best pairs not yet decoded (at most rescore.MAX_ROUNDS decodes in all);
+the decoded pair with the lowest WER is chosen. The lists and
 rounds (hypotheses.npz, rounds.json) are kept, so an interrupted tuning resumes at its next round.
 
 At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
@@ -223,7 +224,7 @@ def tuned_by_rescoring(args, decode, utterances, refs, out: Path, key: dict, spa
     return {**done["point"], "wer": done["wer"], "trial": done["round"] - 1,
             "trials": args.trials, "decodes": len(done["rounds"]),
             "rounds": done["rounds"], "converged": done["converged"],
-            "max_rounds": rescore.MAX_ROUNDS}, trials
+            "max_rounds": rescore.MAX_ROUNDS, "confirm": rescore.CONFIRM}, trials
 
 
 if __name__ == "__main__":
