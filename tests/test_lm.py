@@ -376,6 +376,10 @@ def test_once_the_weights_stop_moving_rescoring_decodes_pairs_not_yet_decoded(tm
     assert sum(r["why"] == "confirm" for r in rounds) <= rescore.CONFIRM
     assert len(rounds) <= rescore.MAX_ROUNDS and done["converged"]
     assert done["wer"] == 0.0 and done["point"]["word_score"] > 1.0
+    # on a tie, a pair the rounds moved to rather than a step-4 decode, then the latest
+    tied = [i for i, r in enumerate(rounds) if r["wer"] == 0.0]
+    moved = [i for i in tied if rounds[i - 1]["why"] != "confirm"]
+    assert done["round"] - 1 == (moved or tied)[-1]
 
 
 def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, tiny_lm, capsys):

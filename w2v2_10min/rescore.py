@@ -33,8 +33,8 @@ again. The rounds:
      search runs again, so it can move the weights on): the lists promise these pairs almost
      as much, and only a decode tells which of them the search's pruning spares.
 
-The weights chosen are the decoded pair whose own full decode has the lowest WER (the latest
-on a tie): every figure in weights.json is a decode's, not a rescoring's estimate. After each
+The weights chosen are the decoded pair whose own full decode has the lowest WER (on a tie,
+one the rounds moved to rather than a step-4 decode, then the latest): every figure in weights.json is a decode's, not a rescoring's estimate. After each
 round the lists (OUT/hypotheses.npz) and the rounds (OUT/rounds.json) are written atomically,
 with the tuning key (checkpoint, LM, lexicon, set, beam...): an interrupted tuning resumes at
 its next round, and lists made for another key are never reused (started afresh, with a note).
@@ -285,7 +285,11 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
               + f" -> WER {predicted:.2f}" + (" (rescored)" if not close else " (decoded)")
               + {"moved": "", "least LM": "; next: the LM's least weight", None: ": stop",
                  "confirm": "; next: the best pair not decoded yet"}[why], flush=True)
-    best = min(reversed(rounds), key=lambda r: r["errors"])
+    def confirming(i: int) -> bool:  # a step-4 decode
+        return i > 0 and rounds[i - 1].get("why") == "confirm"
+
+    best = rounds[min(reversed(range(len(rounds))),
+                      key=lambda i: (rounds[i]["errors"], confirming(i)))]
     return {"rounds": rounds, "point": best["point"], "wer": best["wer"],
             "round": rounds.index(best) + 1,
             "converged": rounds[-1]["next"] is None}
