@@ -296,8 +296,8 @@ def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     lists.merge(beams)
     words = sum(len(r.split()) for r in refs)
     first = corpus_scores(refs, [beam[0][3] for beam in beams])["wer"]
-    point, predicted, close, _ = rescoring_search(lists, words, 64, 1, lm.SEARCH_SPACE,
-                                               [({"lm_weight": 0.0, "word_score": 4.0}, first)])
+    point, predicted, close, _ = rescoring_search(
+        lists, words, 64, 1, lm.SEARCH_SPACE, [({"lm_weight": 0.0, "word_score": 4.0}, first)])
     assert close is None and predicted < first  # a new pair, better on the lists
     decoded = search.decode(utterances, {**start, **point}, jobs=2)
     rescored = lists.best(**point)
@@ -317,7 +317,7 @@ def test_rescoring_does_not_trust_the_lists_where_a_decode_found_them_optimistic
     decoded = {"lm_weight": 4.0, "word_score": 0.0}
     assert lists.errors(**decoded) == 0  # the lists' pick; its decode got all words wrong
     point, predicted, close, _ = rescoring_search(lists, 2, 16, 1, lm.SEARCH_SPACE,
-                                               [(decoded, 100.0)])
+                                                  [(decoded, 100.0)])
     assert close == decoded and predicted == 100.0
 
 

@@ -22,22 +22,24 @@ again. The rounds:
      decoded pair takes its decode's WER. (Rescoring alone is optimistic where the search
      prunes: at high LM weights a decode loses, mid-search, hypotheses whose final score the
      lists know is best, and the pairs around it lose them too; a decode measures how much.)
-  3. stop (but see 4) when that search's best pair is near one already decoded (NEAR: no pair, rescored
-     and corrected, beats what the decodes measured: the weights stopped moving), or after
-     MAX_ROUNDS decodes; else decode at the new pair (1). Never after the first decode alone:
-     its beam holds only what its own pair kept (a few hypotheses an utterance where the LM
-     leads it astray), so no other pair can look better on it; the second decode is then at
-     the LM's least weight (least_lm_point), whose beam holds what the acoustics favour.
+  3. stop (but see 4) when that search's best pair is near one already decoded (NEAR: no
+     pair, rescored and corrected, beats what the decodes measured: the weights stopped
+     moving), or after MAX_ROUNDS decodes; else decode at the new pair (1). Never after the
+     first decode alone: its beam holds only what its own pair kept (a few hypotheses an
+     utterance where the LM leads it astray), so no other pair can look better on it; the
+     second decode is then at the LM's least weight (least_lm_point), whose beam holds what
+     the acoustics favour.
   4. once the weights stop moving (3), decode the search's best pair that is near no decoded
      pair, at most CONFIRM times (each such decode is a round: its beams are merged and the
      search runs again, so it can move the weights on): the lists promise these pairs almost
      as much, and only a decode tells which of them the search's pruning spares.
 
 The weights chosen are the decoded pair whose own full decode has the lowest WER (on a tie,
-one the rounds moved to rather than a step-4 decode, then the latest): every figure in weights.json is a decode's, not a rescoring's estimate. After each
-round the lists (OUT/hypotheses.npz) and the rounds (OUT/rounds.json) are written atomically,
-with the tuning key (checkpoint, LM, lexicon, set, beam...): an interrupted tuning resumes at
-its next round, and lists made for another key are never reused (started afresh, with a note).
+one the rounds moved to rather than a step-4 decode, then the latest): every figure in
+weights.json is a decode's, not a rescoring's estimate. After each round the lists
+(OUT/hypotheses.npz) and the rounds (OUT/rounds.json) are written atomically, with the tuning
+key (checkpoint, LM, lexicon, set, beam...): an interrupted tuning resumes at its next round,
+and lists made for another key are never reused (started afresh, with a note).
 """
 from __future__ import annotations
 
@@ -285,11 +287,12 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
               + f" -> WER {predicted:.2f}" + (" (rescored)" if not close else " (decoded)")
               + {"moved": "", "least LM": "; next: the LM's least weight", None: ": stop",
                  "confirm": "; next: the best pair not decoded yet"}[why], flush=True)
+
     def confirming(i: int) -> bool:  # a step-4 decode
         return i > 0 and rounds[i - 1].get("why") == "confirm"
 
-    best = rounds[min(reversed(range(len(rounds))),
-                      key=lambda i: (rounds[i]["errors"], confirming(i)))]
-    return {"rounds": rounds, "point": best["point"], "wer": best["wer"],
-            "round": rounds.index(best) + 1,
+    chosen = min(reversed(range(len(rounds))),
+                 key=lambda i: (rounds[i]["errors"], confirming(i)))
+    best = rounds[chosen]
+    return {"rounds": rounds, "point": best["point"], "wer": best["wer"], "round": chosen + 1,
             "converged": rounds[-1]["next"] is None}
