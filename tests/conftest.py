@@ -227,6 +227,15 @@ def tiny_run(tiny_env, tmp_path_factory):
     return root / "tiny-tiny/10min-0/seed-1"
 
 
+# fairseq's line for each update it trains (common.log_interval apart): its loss, its update
+TRAIN_INNER = re.compile(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)")
+
+
+def logged_losses(log: str) -> list[tuple[int, float]]:
+    """(update, loss) of each update a fairseq training log holds, in the log's order."""
+    return [(int(u), float(loss)) for loss, u in TRAIN_INNER.findall(log)]
+
+
 def squeeze(text: str) -> str:
     """Markdown tables without their column padding (tabulate pads each column to its widest
     cell): `| a | b |` however wide the columns, so a test can look for a row's cells."""

@@ -8,12 +8,10 @@ they fine-tune from the same committed tiny model on the same split-0 manifests 
 bound: 3 of make test's 20 minutes. test_fast.py shows the two paths equal at every update too,
 over 150 updates of another batch size.)
 """
-import re
-
 import pytest
 import torch
 
-from conftest import make
+from conftest import logged_losses, make
 from demo_bounds import HELD_OUT, HELD_OUT_BOUND, RUN, held_out_wer
 
 
@@ -62,9 +60,8 @@ def test_fairseqs_own_path_trains_the_recipe_to_the_same_weights(split0, early):
     runs = {name: root / name / RUN for name in ("early", "plain")}
     logs = {name: sorted((run / "logs").glob("finetune-*.log"))[-1].read_text()
             for name, run in runs.items()}
-    losses = {name: re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)
-              for name, log in logs.items()}
-    assert losses["plain"] == losses["early"] and [u for _, u in losses["plain"]] == ["50", "100"]
+    losses = {name: logged_losses(log) for name, log in logs.items()}
+    assert losses["plain"] == losses["early"] and [u for u, _ in losses["plain"]] == [50, 100]
     weights = {name: torch.load(run / "checkpoints" / "checkpoint_last.pt",
                                 weights_only=False) for name, run in runs.items()}
     assert [w["optimizer_history"][-1]["num_updates"] for w in weights.values()] == [100, 100]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make
+from conftest import logged_losses, make
 
 UPDATES, EVERY = 150, 25
 # Batches of two tiny utterances (4 per pass) inside an update of 8, as a 10-minute split is a
@@ -48,9 +48,7 @@ def log_of(run):
 
 def losses(run):
     """(update, loss) of every update, as fairseq logged them."""
-    log = log_of(run)
-    return [(int(u), float(loss)) for loss, u in
-            re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)]
+    return logged_losses(log_of(run))
 
 
 def test_fast_path_is_selected_with_one_pass_per_update(both):

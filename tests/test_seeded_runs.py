@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, make
+from conftest import REPO, logged_losses, make
 
 UPDATES, EVERY = 24, 8  # checkpoints (and validations) at updates 8, 16 and 24
 SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "CHECKPOINT_MINUTES=60",
@@ -50,8 +50,7 @@ def logs(run):
 
 def losses(log):
     """{update: loss} as fairseq logged them."""
-    return {int(u): float(loss) for loss, u in
-            re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)}
+    return dict(logged_losses(log))
 
 
 def kill_after(proc, run, update):

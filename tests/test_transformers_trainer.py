@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make, squeeze
+from conftest import logged_losses, make, squeeze
 
 UPDATES, UNFREEZE = 120, 40
 ARGS = (f"ARGS=optimization.max_update={UPDATES} optimization.update_freq=[2] "
@@ -37,9 +37,8 @@ SETTINGS = ["MODEL=tiny", "PROTOCOL=tiny", "MAX_TOKENS=100000", "FAST=0", "SEED=
 
 def fairseq_losses(run: Path) -> dict:
     """{update: loss} as fairseq logged them."""
-    log = "".join(p.read_text() for p in sorted((run / "logs").glob("finetune-*.log")))
-    return {int(u): float(loss) for loss, u in
-            re.findall(r"\[train_inner\].*?loss=([\d.]+).*?num_updates=(\d+)", log)}
+    return dict(logged_losses("".join(p.read_text() for p in
+                                      sorted((run / "logs").glob("finetune-*.log")))))
 
 
 def fairseq_utterances(run: Path) -> dict:
