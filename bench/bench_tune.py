@@ -12,11 +12,11 @@ Usage:
 Emissions: RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=4gram` or `make
 tune-lm`), and, since a briefly fine-tuned tiny model emits little but blanks (every pair of
 weights then gives the same empty words), the set's own letters under Gaussian noise
-(bench/bench_transformer_lm.py's noisy_letters, --noisy-copies draws, --noise more noise), on which
-the LM and word score decide. Two
-vocabularies, as bench/bench_lm.py: the given LM and lexicon, and WORDS words (the tiny
-corpus's plus made-up ones) with a 4-gram over them. Core-seconds are this process's CPU time
-(one process searches, --jobs 1), the rescoring's own search and Optuna's included.
+(bench/bench_transformer_lm.py's noisy_letters, --noisy-copies draws, --noise more noise), on
+which the LM and word score decide. Two vocabularies, as bench/bench_lm.py: the given LM and
+lexicon, and WORDS words (the tiny corpus's plus made-up ones) with a 4-gram over them.
+Core-seconds are this process's CPU time (one process searches, --jobs 1), the rescoring's own
+search and Optuna's included.
 """
 from __future__ import annotations
 
