@@ -60,9 +60,8 @@ def both(search: LexiconSearch, utterances: list, refs: list[str], args, folder:
                 time.process_time() - start))
     start = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
-        done = rescore.tune(hypotheses, utterances, refs, args.trials, args.beam,
-                            args.sampler_seed, folder / "rescore", {"bench": "rescore"},
-                            SEARCH_SPACE)
+        done = rescore.tune(hypotheses, utterances, refs, args.beam, folder / "rescore",
+                            {"bench": "rescore"}, SEARCH_SPACE)
     out.append((done["point"], done["wer"], len(done["rounds"]), time.process_time() - start))
     return out
 
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", default="dev_other")
     parser.add_argument("--words", type=int, default=200_000)
     parser.add_argument("--trials", type=int, default=128,
-                        help="full decodes of the search; rescorings per round of the other")
+                        help="full decodes of the search")
     parser.add_argument("--beam", type=int, default=TUNE_BEAM)
     parser.add_argument("--sampler-seed", type=int, default=1)
     parser.add_argument("--noisy-copies", type=int, default=20,

@@ -280,6 +280,32 @@ def test_each_kept_hypothesis_scores_as_flashlight_scored_it(tiny_lm):
     assert compared > 4 * len(utterances)  # beams of several hypotheses
 
 
+def test_the_grid_rescoring_chooses_as_rescoring_each_pair_does():
+    """Lists.grid_errors (what the search scores, the whole grid at once) gives at every pair
+    the errors of Lists.errors at that pair alone: the same hypothesis chosen, ties included
+    (whole-number scores tie often on a grid of halves), and an utterance with no hypothesis
+    kept counts all its words."""
+    from w2v2_10min.rescore import Lists
+
+    rng = np.random.default_rng(3)
+    refs = [" ".join("ABCD"[i % 4] * (1 + i % 3) for i in range(k)) for k in range(1, 41)]
+    lists = Lists(refs)
+    beams = []
+    for u, ref in enumerate(refs):
+        words = ref.split()
+        beam = [(float(rng.integers(-30, 0)), float(rng.integers(-20, 0)), n,
+                 " ".join(rng.choice(words + ["X"], size=n)))
+                for n in rng.integers(1, len(words) + 3, size=0 if u % 9 == 4 else 12)]
+        beams.append([(a, lm_, len(w.split()), w) for a, lm_, _, w in beam])
+    lists.merge(beams)
+    assert any(not kept for kept in lists.kept)
+    lm_weights, word_scores = np.linspace(0, 5, 11), np.linspace(-5, 5, 21)
+    grid = lists.grid_errors(lm_weights, word_scores)
+    one_by_one = [[lists.errors(a, b) for b in word_scores] for a in lm_weights]
+    assert grid.tolist() == one_by_one
+    assert len({*grid.ravel().tolist()}) > 5  # the weights matter on these lists
+
+
 def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     """The pair rescoring prefers, decoded in full: its best hypothesis is the rescoring's best
     for at least 90% of the utterances (those it differs on: a hypothesis the first decode's
@@ -297,7 +323,7 @@ def test_weights_found_by_rescoring_are_confirmed_by_a_full_decode(tiny_lm):
     words = sum(len(r.split()) for r in refs)
     first = corpus_scores(refs, [beam[0][3] for beam in beams])["wer"]
     point, predicted, close, _ = rescoring_search(
-        lists, words, 64, 1, lm.SEARCH_SPACE, [({"lm_weight": 0.0, "word_score": 4.0}, first)])
+        lists, words, lm.SEARCH_SPACE, [({"lm_weight": 0.0, "word_score": 4.0}, first)])
     assert close is None and predicted < first  # a new pair, better on the lists
     decoded = search.decode(utterances, {**start, **point}, jobs=2)
     rescored = lists.best(**point)
@@ -316,9 +342,26 @@ def test_rescoring_does_not_trust_the_lists_where_a_decode_found_them_optimistic
     lists.merge([[(-10.0, -1.0, 2, "A B"), (-5.0, -3.0, 1, "X")]])
     decoded = {"lm_weight": 4.0, "word_score": 0.0}
     assert lists.errors(**decoded) == 0  # the lists' pick; its decode got all words wrong
-    point, predicted, close, _ = rescoring_search(lists, 2, 16, 1, lm.SEARCH_SPACE,
-                                                  [(decoded, 100.0)])
+    point, predicted, close, _ = rescoring_search(lists, 2, lm.SEARCH_SPACE, [(decoded, 100.0)])
     assert close == decoded and predicted == 100.0
+
+
+def test_rescoring_moves_to_the_least_lm_weight_of_a_plateau_and_confirms_far_from_it():
+    """Every pair with 2 * lm_weight + word_score > 5.05 ranks the right words first on these
+    lists: among those tied pairs the search moves to the least LM weight (the least word score
+    with it), and the pair it would confirm next (near none decoded) is the tied pair farthest
+    from the decoded one."""
+    from w2v2_10min.rescore import Lists, search as rescoring_search
+
+    lists = Lists(["A B"])
+    lists.merge([[(-10.05, -1.0, 2, "A B"), (-5.0, -3.0, 1, "X")]])
+    decoded = {"lm_weight": 0.0, "word_score": 0.0}
+    point, predicted, close, runner_up = rescoring_search(lists, 2, lm.SEARCH_SPACE,
+                                                          [(decoded, 100.0)])
+    assert close is None and predicted == 0.0
+    assert point == pytest.approx({"lm_weight": 0.05, "word_score": 5.0})
+    assert runner_up == pytest.approx({"lm_weight": 5.0, "word_score": -4.9})
+    assert lists.errors(**point) == lists.errors(**runner_up) == 0
 
 
 def test_rescoring_never_stops_after_one_decode(tmp_path):
@@ -336,7 +379,7 @@ def test_rescoring_never_stops_after_one_decode(tmp_path):
             return [[(-9.0, -1.0, 1, "X"), (-9.5, -1.2, 1, "Y")]]
         return [[(-2.0, -6.0, 2, "A B"), (-9.0, -1.0, 1, "X")]]
 
-    done = rescore.tune(hypotheses, [None], ["A B"], 16, 50, 1, tmp_path, {"k": 1},
+    done = rescore.tune(hypotheses, [None], ["A B"], 50, tmp_path, {"k": 1},
                         lm.SEARCH_SPACE)
     assert calls[:2] == [rescore.start_point(lm.SEARCH_SPACE),
                          {"lm_weight": 0.0, "word_score": 0.0}]
@@ -362,7 +405,7 @@ def test_once_the_weights_stop_moving_rescoring_decodes_pairs_not_yet_decoded(tm
         beam = [h for h in every if h[3] != "A B" or word_score > 1.0]
         return [sorted(beam, key=lambda h: -(h[0] + lm_weight * h[1] + word_score * h[2]))]
 
-    done = rescore.tune(hypotheses, [None], ["A B"], 16, 50, 1, tmp_path, {"k": 1},
+    done = rescore.tune(hypotheses, [None], ["A B"], 50, tmp_path, {"k": 1},
                         lm.SEARCH_SPACE)
     rounds = done["rounds"]
     assert [r["wer"] for r in rounds[:2]] == [100.0, 100.0]
@@ -403,12 +446,12 @@ def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, ti
     out, key = tmp_path / "tune-4gram", {"checkpoint_sha256": "a", "method": "rescore"}
     interrupt, bad = True, {"lm_weight": 0.0, "word_score": 5.0}  # inserts: a round to move
     with pytest.raises(KeyboardInterrupt):
-        rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, key, lm.SEARCH_SPACE, bad)
+        rescore.tune(hypotheses, utterances, refs, 50, out, key, lm.SEARCH_SPACE, bad)
     assert len(json.loads((out / "rounds.json").read_text())["rounds"]) == 1
     assert calls[0] == bad and rescore.start_point(lm.SEARCH_SPACE) == {"lm_weight": 2.0,
                                                                         "word_score": -1.0}
     interrupt, first = False, list(calls)
-    done = rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, key, lm.SEARCH_SPACE, bad)
+    done = rescore.tune(hypotheses, utterances, refs, 50, out, key, lm.SEARCH_SPACE, bad)
     assert calls[len(first)] == calls[1]  # the round the interruption cut, not the first again
     assert "resuming after 1 round(s)" in capsys.readouterr().out
     rounds = done["rounds"]
@@ -418,7 +461,7 @@ def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, ti
     assert done["wer"] == min(r["wer"] for r in rounds)
     assert done["point"] in [r["point"] for r in rounds]  # a decoded pair, its WER a decode's
     calls.clear()
-    rescore.tune(hypotheses, utterances, refs, 16, 50, 1, out, {**key, "lm_sha256": "b"},
+    rescore.tune(hypotheses, utterances, refs, 50, out, {**key, "lm_sha256": "b"},
                  lm.SEARCH_SPACE)
     assert calls[0] == {"lm_weight": 2.0, "word_score": -1.0}  # afresh
     assert "holds hypotheses for another" in capsys.readouterr().err

@@ -269,7 +269,8 @@ def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_e
     assert 1 <= weights["decodes"] <= weights["max_rounds"]
     assert weights["wer"] == min(r["wer"] for r in weights["rounds"])
     assert weights["decoder"] == "transformer" and weights["beam"] == 50
-    assert weights["trials"] == 3 and weights["subset"] == SUBSET
+    assert weights["trials"] == weights["decodes"] and weights["subset"] == SUBSET
+    assert weights["sampler"] == "grid 101x101" and weights["tuning_key"]["grid"] == 101
     assert weights["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
     assert not (run[1] / "tune-4gram" / "weights.json").exists() or \
         json.loads((run[1] / "tune-4gram" / "weights.json").read_text()).get("decoder") != \

@@ -1,7 +1,7 @@
 """Tune an LM decoder's weights by rescoring its beam's hypotheses (`make tune-lm`, TUNE=rescore).
 
 Usage:
-  record = rescore.tune(hypotheses, utterances, refs, trials, beam, seed, out, key)
+  record = rescore.tune(hypotheses, utterances, refs, beam, out, key, space)
   (hypotheses: a decoder's `hypotheses(args)`, w2v2_10min.decoders)
 
 flashlight returns every hypothesis of the final beam with its acoustic score and LM score
@@ -16,12 +16,14 @@ again. The rounds:
   1. decode the set at a point (first: fairseq's example weights, lm_weight 2, word_score -1),
      keep each utterance's beam and merge it into the lists kept so far (per utterance, a
      word string once, with its best acoustic score);
-  2. search the pairs for the lowest WER (Optuna's TPE, `trials` draws, the pairs already
-     decoded tried first): a pair's WER is its WER by rescoring the lists plus the gap measured
-     at the decoded pair nearest to it (that decode's WER less its own WER on the lists), so a
-     decoded pair takes its decode's WER. (Rescoring alone is optimistic where the search
-     prunes: at high LM weights a decode loses, mid-search, hypotheses whose final score the
-     lists know is best, and the pairs around it lose them too; a decode measures how much.)
+  2. search the pairs for the lowest WER, all of them: the pairs decoded, and every pair of a
+     GRID x GRID grid over the space (exhaustive and deterministic; Lists.grid_errors rescores
+     all of it at about the cost of one rescoring per LM weight): a grid pair's WER is its WER
+     by rescoring the lists plus the gap measured at the decoded pair nearest to it (that
+     decode's WER less its own WER on the lists); a decoded pair takes its decode's WER.
+     (Rescoring alone is optimistic where the search prunes: at high LM weights a decode
+     loses, mid-search, hypotheses whose final score the lists know is best, and the pairs
+     around it lose them too; a decode measures how much.)
   3. stop (but see 4) when that search's best pair is near one already decoded (NEAR: no
      pair, rescored and corrected, beats what the decodes measured: the weights stopped
      moving), or after MAX_ROUNDS decodes; else decode at the new pair (1). Never after the
@@ -56,6 +58,8 @@ from w2v2_10min.score import utterance_errors
 
 MAX_ROUNDS = 10  # decodes at most (a tenth of the paper's 128, less rescoring's own search)
 CONFIRM = 3  # decodes, once the weights stop moving, of the best pairs not yet decoded
+GRID = 101  # LM weights and word scores rescored (a grid of each pair: 0.05 and 0.1 apart
+# over the paper's ranges)
 NEAR = 0.05  # a best pair this close (a share of each weight's range) to a decoded one: stop
 WEIGHTS = ("lm_weight", "word_score")  # what rescoring can change (the score's two terms)
 
@@ -125,6 +129,39 @@ class Lists:
                    set(range(len(self.kept))) - set(utterance[rows].tolist()))
         return int(errors[rows].sum()) + lost
 
+    def grid_errors(self, lm_weights: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
+        """`errors` at every pair of a grid: [i, j] at lm_weights[i], word_scores[j] (the same
+        hypotheses chosen, ties included). Per LM weight, each utterance's hypotheses with the
+        same word count keep only their best (the word score adds the same to each), so the
+        word scores are tried on a few hypotheses an utterance, not the whole beam."""
+        acoustic, lm, n, errors, utterance, _ = self.arrays()
+        out = np.zeros((len(lm_weights), len(word_scores)), dtype=np.int64)
+        out += sum(len(self.refs[u].split()) for u in
+                   set(range(len(self.kept))) - set(utterance.tolist()))
+        if not len(acoustic):
+            return out
+        rows = np.lexsort((n, utterance))  # by utterance, then word count; else as arrays'
+        u, c = utterance[rows], n[rows]
+        group_start = np.flatnonzero(np.r_[True, (u[1:] != u[:-1]) | (c[1:] != c[:-1])])
+        group_of_row = np.repeat(np.arange(len(group_start)), np.diff(np.r_[group_start, len(u)]))
+        words = c[group_start]
+        utterance_start = np.flatnonzero(np.r_[True, np.diff(u[group_start]) != 0])
+        utterance_of_group = np.repeat(np.arange(len(utterance_start)),
+                                       np.diff(np.r_[utterance_start, len(group_start)]))
+        for i, lm_weight in enumerate(lm_weights):
+            score = acoustic[rows] + lm_weight * lm[rows]
+            top = np.maximum.reduceat(score, group_start)
+            # each group's first row (of arrays') at its top: `chosen` takes the first at a tie
+            first = np.minimum.reduceat(np.where(score >= top[group_of_row], rows, len(rows)),
+                                        group_start)
+            total = top[:, None] + word_scores[None, :] * words[:, None]
+            best = np.maximum.reduceat(total, utterance_start, axis=0)
+            chosen = np.minimum.reduceat(np.where(total >= best[utterance_of_group],
+                                                  first[:, None], len(rows)),
+                                         utterance_start, axis=0)
+            out[i] += errors[chosen].sum(axis=0)
+        return out
+
     def best(self, lm_weight: float, word_score: float) -> list[str]:
         """Each utterance's best word string at these weights ("" where none is kept)."""
         out = [""] * len(self.kept)
@@ -181,36 +218,48 @@ def near(point: dict, other: dict, space: dict) -> bool:
     return distance(point, other, space) <= NEAR
 
 
-def search(lists: Lists, words: int, trials: int, seed: int, space: dict,
-           decoded: list[tuple[dict, float]]) -> tuple[dict, float, dict | None]:
-    """The pair with the lowest WER (percent of `words`) by Optuna's TPE, `trials` draws after
-    the pairs `decoded` (tried first). A pair's WER is its WER on the lists plus the gap that
-    the decoded pair nearest to it measured (its decode's WER less its WER on the lists): where
-    a decode found rescoring optimistic (its beam pruned what the lists hold), so is rescoring
-    around it; at a decoded pair, its decode's WER. Returns the pair, its WER and the decoded
-    pair it is near (NEAR; None: a new pair to decode), and the best pair not near any decoded
-    one (None if every draw was)."""
-    import optuna
+def grid(space: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The LM weights and word scores that `search` rescores: GRID of each, evenly over the
+    space, ends included."""
+    return tuple(np.linspace(*space[name], GRID) for name in WEIGHTS)
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
-    for point, _ in decoded:
-        study.enqueue_trial(point)
-    gaps = [(point, wer - 100.0 * lists.errors(**point) / words) for point, wer in decoded]
 
-    def objective(trial) -> float:
-        drawn = {name: trial.suggest_float(name, *space[name]) for name in WEIGHTS}
-        gap = min(gaps, key=lambda g: distance(drawn, g[0], space))[1]
-        return 100.0 * lists.errors(drawn["lm_weight"], drawn["word_score"]) / words + gap
+def search(lists: Lists, words: int, space: dict, decoded: list[tuple[dict, float]]
+           ) -> tuple[dict, float, dict | None, dict | None]:
+    """The pair with the lowest WER (percent of `words`): the pairs `decoded` at their decodes'
+    WER, every pair of the grid at its WER on the lists plus the gap that the decoded pair
+    nearest to it measured (its decode's WER less its WER on the lists): where a decode found
+    rescoring optimistic (its beam pruned what the lists hold), so is rescoring around it. On a
+    tie, a decoded pair (the earliest), else the least LM weight, then word score. Returns the
+    pair, its WER, the decoded pair it is near (NEAR; None: a new pair to decode), and the best grid pair near no decoded one (on a tie, the farthest from them;
+    None if every one is near one)."""
+    lm_weights, word_scores = np.meshgrid(*grid(space), indexing="ij")
+    wer = 100.0 * lists.grid_errors(*grid(space)) / words
+    spread = [space[name][1] - space[name][0] for name in WEIGHTS]
+    apart = np.stack([np.maximum(abs(lm_weights - point["lm_weight"]) / spread[0],
+                                 abs(word_scores - point["word_score"]) / spread[1])
+                      for point, _ in decoded])  # `distance` from each decoded pair
+    gaps = np.array([value - 100.0 * lists.errors(**point) / words for point, value in decoded])
+    wer = (wer + gaps[apart.argmin(axis=0)]).ravel()
+    far = apart.min(axis=0).ravel()  # from the nearest decoded pair
 
-    study.optimize(objective, n_trials=len(decoded) + trials)
-    best = {name: study.best_trial.params[name] for name in WEIGHTS}
+    def lowest(among: np.ndarray, explore: bool) -> dict:
+        """The pair of `among` (flat grid indices) with the lowest WER; on a tie, the grid's
+        first (the least LM weight, then word score: where rescoring is least optimistic, a
+        decode pruning the more the more it leans on the LM), or, to `explore`, the one
+        farthest from the decoded pairs (a plateau's decode tells most there)."""
+        tied = among[wer[among] == wer[among].min()]
+        i = int(tied[far[tied].argmax()] if explore else tied[0])
+        return {"lm_weight": float(lm_weights.flat[i]), "word_score": float(word_scores.flat[i])}
+
+    first = min(range(len(decoded)), key=lambda d: decoded[d][1])
+    if decoded[first][1] <= wer.min():
+        best, value = decoded[first]
+    else:
+        best, value = lowest(np.arange(wer.size), False), float(wer.min())
     close = next((point for point, _ in decoded if near(best, point, space)), None)
-    untried = sorted((t for t in study.trials if not any(
-        near(t.params, point, space) for point, _ in decoded)), key=lambda t: t.value)
-    runner_up = {name: untried[0].params[name] for name in WEIGHTS} if untried else None
-    return best, study.best_value, close, runner_up
+    untried = np.flatnonzero(far > NEAR)
+    return best, value, close, lowest(untried, True) if len(untried) else None
 
 
 def start_point(space: dict) -> dict:
@@ -234,8 +283,8 @@ def check_space(space: dict) -> None:
                         "TUNE=search")
 
 
-def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, seed: int,
-         out: Path, key: dict, space: dict, start: dict | None = None) -> dict:
+def tune(hypotheses, utterances: list, refs: list[str], beam: int, out: Path, key: dict,
+         space: dict, start: dict | None = None) -> dict:
     """Tune by rounds of decode, merge and rescoring search (see the module's docstring), the
     first decode at `start` (default: start_point(space));
     returns the rounds' record: `rounds` (each decode's point, measured and rescored WER,
@@ -265,8 +314,7 @@ def tune(hypotheses, utterances: list, refs: list[str], trials: int, beam: int, 
         errors = sum(e for e, *_ in utterance_errors(refs, [b[0][3] for b in beams]))
         new = lists.merge(beams)
         decoded = [(r["point"], r["wer"]) for r in rounds] + [(point, 100.0 * errors / words)]
-        best, predicted, close, runner_up = search(lists, words, trials, seed + len(rounds),
-                                                   space, decoded)
+        best, predicted, close, runner_up = search(lists, words, space, decoded)
         following, why = (None, None) if close else (best, "moved")
         if following is None and not rounds and not near(point, least_lm_point(space), space):
             following, why = least_lm_point(space), "least LM"  # one beam cannot refute the rest

@@ -20,7 +20,8 @@ the whole subset from the cached emissions and scores its WER. Trials are kept i
 RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it stopped.
 
 --tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few decodes, each keeping every
-utterance's final beam with its scores; between them TPE searches `--trials` pairs by rescoring
+utterance's final beam with its scores; between them every pair of a grid over the space
+(rescore.GRID values of each weight; --trials is the search's only) is scored by rescoring
 the kept hypotheses (each pair's WER corrected by the gap between the nearest decode's WER and
 its WER on the lists), until its best pair is near one already decoded (never after the
 first decode alone: the second is at the LM's least weight), then decodes up to
@@ -118,7 +119,7 @@ def parse(argv) -> argparse.Namespace:
                         help="search: a full decode per trial (the paper's, the default); "
                              "rescore: a few decodes, the pairs searched by rescoring their beams")
     parser.add_argument("--trials", type=int, default=128,
-                        help="pairs tried: full decodes (search) or, per round, rescorings")
+                        help="pairs tried by --tune search, each a full decode (rescore: a grid)")
     parser.add_argument("--sampler-seed", type=int, default=1, help="seed of the TPE sampler")
     parser.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
     decoders.add_arguments(parser, tuning=True)  # each decoder's options, as decode's
@@ -138,7 +139,8 @@ def weights_record(args, decoder, run: stage.Run, chosen: dict, key: dict, files
     their `files` key (its tuning_key)."""
     return {"decoder": decoder.NAME, **chosen, "tuning_method": args.tune,
             "subset": args.subset, "beam": args.beam, "beam_threshold": BEAM_THRESHOLD,
-            "sampler": "optuna TPESampler", "sampler_seed": args.sampler_seed,
+            **({"sampler": "optuna TPESampler", "sampler_seed": args.sampler_seed}
+               if args.tune == "search" else {"sampler": f"grid {rescore.GRID}x{rescore.GRID}"}),
             **{f"{name}_range": list(bounds) for name, bounds in decoder.SEARCH_SPACE.items()},
             **{option: str(getattr(args, option).resolve()) for option in decoder.FILES},
             **files, "checkpoint": str(run.checkpoint.resolve()),
@@ -178,18 +180,21 @@ def main(argv=None) -> int:
     out = tuning_dir(run.folder, decoder.NAME)
     key = {**files, "subset": args.subset, "beam": args.beam,
            "manifest_sha256": file_digest(args.manifests / f"{args.subset}.tsv"),
-           "method": args.tune}
+           "method": args.tune, **({"grid": rescore.GRID} if args.tune == "rescore" else {})}
     kept = "rounds.json" if args.tune == "rescore" else "optuna.db"
-    done = finished(out, key, args.trials, kept)
+    done = finished(out, key, args.trials if args.tune == "search" else 0, kept)
     if done:
-        print(f"{out.name} is up to date ({done['tuning_method']}, {done['trials']} trials on "
-              f"{args.subset}, best WER {done['wer']:.2f}); delete {out} to tune again")
+        print(f"{out.name} is up to date ({done['tuning_method']}, "
+              f"{done.get('decodes', done['trials'])} decodes on {args.subset}, best WER "
+              f"{done['wer']:.2f}); delete {out} to tune again")
         return 0
     if args.tune == "rescore":
         rescore.check_space(decoder.SEARCH_SPACE)
     decode = (decoder.hypotheses if args.tune == "rescore" else decoder.searcher)(args)
-    with stage.fairseq_stage("tune-lm", f"{args.tune}, {args.trials} trials on {args.subset} "
-                             f"-> {out}", run.folder, "tune-lm"):
+    how = (f"{args.trials} trials" if args.tune == "search" else
+           f"a {rescore.GRID}x{rescore.GRID} grid rescored")
+    with stage.fairseq_stage("tune-lm", f"{args.tune}, {how} on {args.subset} -> {out}",
+                             run.folder, "tune-lm"):
         frames = emissions.cached(run.folder, run.checkpoint, checkpoint_sha, args.manifests,
                                   [args.subset], stage.device(args), args.max_tokens)
         chosen, trials = (tuned_by_rescoring if args.tune == "rescore" else tuned_by_search)(
@@ -217,12 +222,11 @@ def tuned_by_search(args, decode, utterances, refs, out: Path, key: dict, space:
 def tuned_by_rescoring(args, decode, utterances, refs, out: Path, key: dict, space: dict):
     """A few decodes, the pairs searched by rescoring their beams (w2v2_10min.rescore).
     (weights.json's figures, trials.json: each decode)"""
-    done = rescore.tune(decode, utterances, refs, args.trials, args.beam, args.sampler_seed,
-                        out, key, space)
+    done = rescore.tune(decode, utterances, refs, args.beam, out, key, space)
     trials = [{"number": i, **r["point"], "wer": r["wer"], "rescored_wer": r["rescored_wer"],
                "hypotheses": r["hypotheses"]} for i, r in enumerate(done["rounds"])]
     return {**done["point"], "wer": done["wer"], "trial": done["round"] - 1,
-            "trials": args.trials, "decodes": len(done["rounds"]),
+            "trials": len(done["rounds"]), "decodes": len(done["rounds"]),
             "rounds": done["rounds"], "converged": done["converged"],
             "max_rounds": rescore.MAX_ROUNDS, "confirm": rescore.CONFIRM}, trials
 
