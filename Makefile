@@ -188,7 +188,7 @@ LM_FP16 ?=## 1: DECODER=transformer runs the LM in half precision (recorded; see
 BEAM ?=## beam of the LM search (default: the paper's, 4-gram 1500 decoding and 500 tuning, Transformer 500 and 50)
 LM_WEIGHT ?=## LM weight instead of the tuned one (with WORD_SCORE)
 WORD_SCORE ?=## word insertion score instead of the tuned one (with LM_WEIGHT)
-TRIALS ?= 128## trials of `make tune-lm` (the paper's 128): full decodes (TUNE=search) or, per round, rescorings (TUNE=rescore)
+TRIALS ?= 128## trials of `make tune-lm TUNE=search` (the paper's 128), each a full decode (TUNE=rescore rescores a grid instead)
 TUNE ?= search## how `make tune-lm` tunes: search (a full decode per trial, the paper's) or rescore (a few decodes, the weights searched by rescoring their beams' hypotheses; not yet shown as good: docs/lm.md)
 TUNE_SET ?= dev-other## the set `make tune-lm` tunes on
 LM_JOBS ?=## processes for the 4-gram search (default: all cores)
