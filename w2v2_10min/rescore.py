@@ -231,8 +231,9 @@ def search(lists: Lists, words: int, space: dict, decoded: list[tuple[dict, floa
     nearest to it measured (its decode's WER less its WER on the lists): where a decode found
     rescoring optimistic (its beam pruned what the lists hold), so is rescoring around it. On a
     tie, a decoded pair (the earliest), else the least LM weight, then word score. Returns the
-    pair, its WER, the decoded pair it is near (NEAR; None: a new pair to decode), and the best grid pair near no decoded one (on a tie, the farthest from them;
-    None if every one is near one)."""
+    pair, its WER, the decoded pair it is near (NEAR; None: a new pair to decode), and the best
+    grid pair near no decoded one (on a tie, the farthest from them; None if every one is
+    near one)."""
     lm_weights, word_scores = np.meshgrid(*grid(space), indexing="ij")
     wer = 100.0 * lists.grid_errors(*grid(space)) / words
     spread = [space[name][1] - space[name][0] for name in WEIGHTS]

@@ -15,19 +15,19 @@ with dict.txt, --decoder transformer). The decoder (w2v2_10min.decoders) gives w
 needs: its search space, tuning beam, files' key and search; one without weights (Make's default
 DECODER=viterbi) names the default's, 4gram. The model runs once (`RUN_DIR/emissions/`).
 
---tune search (the paper's way, the default): Optuna's TPE sampler proposes the pairs; each trial decodes
-the whole subset from the cached emissions and scores its WER. Trials are kept in
+--tune search (the paper's way, the default): Optuna's TPE sampler proposes the pairs; each
+trial decodes the whole subset from the cached emissions and scores its WER. Trials are kept in
 RUN_DIR/tune-<decoder>/optuna.db, so an interrupted tuning continues where it stopped.
 
---tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few decodes, each keeping every
-utterance's final beam with its scores; between them every pair of a grid over the space
-(rescore.GRID values of each weight; --trials is the search's only) is scored by rescoring
-the kept hypotheses (each pair's WER corrected by the gap between the nearest decode's WER and
-its WER on the lists), until its best pair is near one already decoded (never after the
-first decode alone: the second is at the LM's least weight), then decodes up to
-rescore.CONFIRM of the best pairs not yet decoded (at most rescore.MAX_ROUNDS decodes in all);
-the decoded pair with the lowest WER is chosen. The lists and
-rounds (hypotheses.npz, rounds.json) are kept, so an interrupted tuning resumes at its next round.
+--tune rescore (w2v2_10min.rescore; not yet shown to choose as well, docs/lm.md): a few
+decodes, each keeping every utterance's final beam with its scores; between them every pair of
+a grid over the space (rescore.GRID values of each weight; --trials is the search's only) is
+scored by rescoring the kept hypotheses (each pair's WER corrected by the gap between the
+nearest decode's WER and its WER on the lists), until its best pair is near one already decoded
+(never after the first decode alone: the second is at the LM's least weight), then decodes up
+to rescore.CONFIRM of the best pairs not yet decoded (at most rescore.MAX_ROUNDS decodes in
+all); the decoded pair with the lowest WER is chosen. The lists and rounds (hypotheses.npz,
+rounds.json) are kept, so an interrupted tuning resumes at its next round.
 
 At the end RUN_DIR/tune-<decoder>/weights.json holds the best pair (which `make decode
 DECODER=<decoder>` then uses) and the method that chose it (`tuning_method`), trials.json
