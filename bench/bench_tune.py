@@ -8,6 +8,7 @@ tuning set's WER favours whichever method decoded more pairs, by its lucky minim
 Usage:
   python bench/bench_tune.py --run RUN_DIR --manifests MANIFEST_DIR --lm LM --lexicon LEXICON \
       [--subset dev_other] [--words 200000] [--trials 128] [--beam 500] [--sampler-seed 1]
+      [--noisy-copies 20] [--draw 0] [--noise 2.5]
 
 Emissions: RUN_DIR/emissions/<subset>.npz (written by `make decode DECODER=4gram` or `make
 tune-lm`), and, since a briefly fine-tuned tiny model emits little but blanks (every pair of
@@ -93,6 +94,10 @@ def main(argv=None) -> int:
                              "demo run's 66-word dev_other 1,320 words, on which a word is 0.08 "
                              "points (at 5, a word was 0.3 and the search's lucky minimum of "
                              "its 128 decodes decided the comparison)")
+    parser.add_argument("--draw", type=int, default=0,
+                        help="which noisy-letter draws to tune on: 0, seeds 0..N-1 (N: "
+                             "--noisy-copies); K > 0, seeds (3+K)N..(4+K)N-1, beyond the "
+                             "held-out draws' N..3N-1, with noise of their own")
     parser.add_argument("--noise", type=float, default=2.5,
                         help="Gaussian noise (sd) added over noisy_letters' own (1.5): at 2.5 "
                              "the tiny LM's weights matter (WER 6%% at 2, -1; 60%% at 0.5, 0)")
@@ -104,12 +109,15 @@ def main(argv=None) -> int:
         run_emissions = [saved[f"u{i}"] for i in range(int(saved["count"]))]
     refs = references(args.manifests, args.subset)
     output_symbols = symbols(args.manifests)
-    rng = np.random.default_rng(99)
+    copies = args.noisy_copies
+    rng = np.random.default_rng(99 + args.draw)
     noisy = [u + rng.normal(0, args.noise, u.shape).astype(np.float32)
-             for seed in range(args.noisy_copies)
+             for seed in (range(copies) if args.draw == 0 else
+                          range((3 + args.draw) * copies, (4 + args.draw) * copies))
              for u in noisy_letters(args.manifests, args.subset, output_symbols, seed)]
     sets = [("the run's emissions", run_emissions, refs),
-            (f"noisy letters x{args.noisy_copies}, noise {args.noise}", noisy,
+            (f"noisy letters x{args.noisy_copies}, noise {args.noise}"
+             + (f", draw {args.draw}" if args.draw else ""), noisy,
              refs * args.noisy_copies)]
     print(f"{args.subset} of {args.run}: {len(refs)} utterances, "
           f"{sum(len(r.split()) for r in refs)} words; beam {args.beam}, {args.trials} trials; "
