@@ -18,7 +18,7 @@ again. The rounds:
      word string once, with its best acoustic score);
   2. search the pairs for the lowest WER, all of them: the pairs decoded, and every pair of a
      GRID x GRID grid over the space (exhaustive and deterministic; Lists.grid_errors rescores
-     all of it at about the cost of one rescoring per LM weight): a grid pair's WER is its WER
+     all of it at the cost of a few rescorings per LM weight): a grid pair's WER is its WER
      by rescoring the lists plus the gap measured at the decoded pair nearest to it (that
      decode's WER less its own WER on the lists); a decoded pair takes its decode's WER.
      (Rescoring alone is optimistic where the search prunes: at high LM weights a decode
@@ -58,8 +58,8 @@ from w2v2_10min.score import utterance_errors
 
 MAX_ROUNDS = 10  # decodes at most (a tenth of the paper's 128, less rescoring's own search)
 CONFIRM = 3  # decodes, once the weights stop moving, of the best pairs not yet decoded
-GRID = 101  # LM weights and word scores rescored (a grid of each pair: 0.05 and 0.1 apart
-# over the paper's ranges)
+GRID = 101  # values of each weight rescored: a grid of pairs 0.05 apart in LM weight and 0.1
+# in word score over the paper's ranges
 NEAR = 0.05  # a best pair this close (a share of each weight's range) to a decoded one: stop
 WEIGHTS = ("lm_weight", "word_score")  # what rescoring can change (the score's two terms)
 
