@@ -271,6 +271,8 @@ def test_tune_lm_transformer_tunes_at_beam_50_and_decode_uses_its_weights(tiny_e
     assert weights["decoder"] == "transformer" and weights["beam"] == 50
     assert weights["trials"] == weights["decodes"] and weights["subset"] == SUBSET
     assert weights["sampler"] == "grid 101x101" and weights["tuning_key"]["grid"] == 101
+    again = make("tune-lm", *knobs, "TUNE=rescore").stdout  # TRIALS are the search's alone
+    assert f"tune-transformer is up to date (rescore, {weights['decodes']} decodes" in again
     assert weights["dictionary_sha256"] == file_digest(lm_dir / "dict.txt")
     assert not (run[1] / "tune-4gram" / "weights.json").exists() or \
         json.loads((run[1] / "tune-4gram" / "weights.json").read_text()).get("decoder") != \
