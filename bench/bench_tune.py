@@ -110,23 +110,24 @@ def main(argv=None) -> int:
     refs = references(args.manifests, args.subset)
     output_symbols = symbols(args.manifests)
     copies = args.noisy_copies
-    rng = np.random.default_rng(99 + args.draw)
-    noisy = [u + rng.normal(0, args.noise, u.shape).astype(np.float32)
-             for seed in (range(copies) if args.draw == 0 else
-                          range((3 + args.draw) * copies, (4 + args.draw) * copies))
-             for u in noisy_letters(args.manifests, args.subset, output_symbols, seed)]
+
+    def noisy(seeds: range, noise_seed: int) -> list:
+        """noisy_letters' draws of each utterance (`seeds`), more Gaussian noise (--noise) over
+        them, drawn from `noise_seed`."""
+        rng = np.random.default_rng(noise_seed)
+        return [u + rng.normal(0, args.noise, u.shape).astype(np.float32) for seed in seeds
+                for u in noisy_letters(args.manifests, args.subset, output_symbols, seed)]
+
+    tuning = noisy(range(copies) if args.draw == 0 else
+                   range((3 + args.draw) * copies, (4 + args.draw) * copies), 99 + args.draw)
     sets = [("the run's emissions", run_emissions, refs),
-            (f"noisy letters x{args.noisy_copies}, noise {args.noise}"
-             + (f", draw {args.draw}" if args.draw else ""), noisy,
-             refs * args.noisy_copies)]
+            (f"noisy letters x{copies}, noise {args.noise}"
+             + (f", draw {args.draw}" if args.draw else ""), tuning, refs * copies)]
     print(f"{args.subset} of {args.run}: {len(refs)} utterances, "
           f"{sum(len(r.split()) for r in refs)} words; beam {args.beam}, {args.trials} trials; "
           f"one process")
-    rng = np.random.default_rng(7)  # the held-out draws' own noise
-    held_out = [u + rng.normal(0, args.noise, u.shape).astype(np.float32)
-                for seed in range(args.noisy_copies, 3 * args.noisy_copies)
-                for u in noisy_letters(args.manifests, args.subset, output_symbols, seed)]
-    held_out = [None, (held_out, refs * 2 * args.noisy_copies)]  # none for the run's emissions
+    held_out = [None,  # none for the run's emissions; the noisy letters' with noise of their own
+                (noisy(range(copies, 3 * copies), 7), refs * 2 * copies)]
     print("\n| lexicon | emissions | method | lm_weight | word_score | WER at them (full decode) "
           "| WER at them, held-out draws | decodes | core-seconds |\n"
           "|---|---|---|---|---|---|---|---|---|")

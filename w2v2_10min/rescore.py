@@ -123,11 +123,11 @@ class Lists:
     def errors(self, lm_weight: float, word_score: float) -> int:
         """Word errors of each utterance's best hypothesis at these weights, summed (an
         utterance with none kept: all its words)."""
-        rows = self.chosen(lm_weight, word_score)
-        errors, utterance = self.arrays()[3], self.arrays()[4]
-        lost = sum(len(self.refs[u].split()) for u in
-                   set(range(len(self.kept))) - set(utterance[rows].tolist()))
-        return int(errors[rows].sum()) + lost
+        return int(self.arrays()[3][self.chosen(lm_weight, word_score)].sum()) + self.lost()
+
+    def lost(self) -> int:
+        """The reference words of the utterances with no hypothesis kept (all wrong)."""
+        return sum(len(ref.split()) for ref, kept in zip(self.refs, self.kept) if not kept)
 
     def grid_errors(self, lm_weights: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
         """`errors` at every pair of a grid: [i, j] at lm_weights[i], word_scores[j] (the same
@@ -135,13 +135,11 @@ class Lists:
         same word count keep only their best (the word score adds the same to each), so the
         word scores are tried on a few hypotheses an utterance, not the whole beam."""
         acoustic, lm, n, errors, utterance, _ = self.arrays()
-        out = np.zeros((len(lm_weights), len(word_scores)), dtype=np.int64)
-        out += sum(len(self.refs[u].split()) for u in
-                   set(range(len(self.kept))) - set(utterance.tolist()))
+        out = np.full((len(lm_weights), len(word_scores)), self.lost(), dtype=np.int64)
         if not len(acoustic):
             return out
         rows = np.lexsort((n, utterance))  # by utterance, then word count; else as arrays'
-        u, c = utterance[rows], n[rows]
+        u, c, acoustic, lm = utterance[rows], n[rows], acoustic[rows], lm[rows]
         group_start = np.flatnonzero(np.r_[True, (u[1:] != u[:-1]) | (c[1:] != c[:-1])])
         group_of_row = np.repeat(np.arange(len(group_start)), np.diff(np.r_[group_start, len(u)]))
         words = c[group_start]
@@ -149,7 +147,7 @@ class Lists:
         utterance_of_group = np.repeat(np.arange(len(utterance_start)),
                                        np.diff(np.r_[utterance_start, len(group_start)]))
         for i, lm_weight in enumerate(lm_weights):
-            score = acoustic[rows] + lm_weight * lm[rows]
+            score = acoustic + lm_weight * lm
             top = np.maximum.reduceat(score, group_start)
             # each group's first row (of arrays') at its top: `chosen` takes the first at a tie
             first = np.minimum.reduceat(np.where(score >= top[group_of_row], rows, len(rows)),
@@ -208,9 +206,11 @@ class Lists:
         return lists
 
 
-def distance(point: dict, other: dict, space: dict) -> float:
-    """The larger of the two weights' differences, each as a share of its range."""
-    return max(abs(point[n] - other[n]) / (space[n][1] - space[n][0]) for n in WEIGHTS)
+def distance(point: dict, other: dict, space: dict) -> float | np.ndarray:
+    """The larger of the two weights' differences, each as a share of its range (each weight a
+    number, or an array of them: then elementwise)."""
+    return np.maximum.reduce([abs(point[n] - other[n]) / (space[n][1] - space[n][0])
+                              for n in WEIGHTS])
 
 
 def near(point: dict, other: dict, space: dict) -> bool:
@@ -234,12 +234,11 @@ def search(lists: Lists, words: int, space: dict, decoded: list[tuple[dict, floa
     pair, its WER, the decoded pair it is near (NEAR; None: a new pair to decode), and the best
     grid pair near no decoded one (on a tie, the farthest from them; None if every one is
     near one)."""
-    lm_weights, word_scores = np.meshgrid(*grid(space), indexing="ij")
-    wer = 100.0 * lists.grid_errors(*grid(space)) / words
-    spread = [space[name][1] - space[name][0] for name in WEIGHTS]
-    apart = np.stack([np.maximum(abs(lm_weights - point["lm_weight"]) / spread[0],
-                                 abs(word_scores - point["word_score"]) / spread[1])
-                      for point, _ in decoded])  # `distance` from each decoded pair
+    axes = grid(space)
+    lm_weights, word_scores = np.meshgrid(*axes, indexing="ij")
+    wer = 100.0 * lists.grid_errors(*axes) / words
+    pairs = {"lm_weight": lm_weights, "word_score": word_scores}
+    apart = np.stack([distance(pairs, point, space) for point, _ in decoded])
     gaps = np.array([value - 100.0 * lists.errors(**point) / words for point, value in decoded])
     wer = (wer + gaps[apart.argmin(axis=0)]).ravel()
     far = apart.min(axis=0).ravel()  # from the nearest decoded pair
