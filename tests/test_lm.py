@@ -473,6 +473,26 @@ def test_rescore_tuning_resumes_and_never_reuses_another_keys_lists(tmp_path, ti
     assert rescore.Lists.load(out / "hypotheses.npz", saved["tuning_key"], refs) is not None
 
 
+def test_rescore_tuning_starts_afresh_over_unreadable_lists_or_rounds(tmp_path, capsys):
+    """A hypotheses.npz or rounds.json cut short (a disk that filled, a copy broken off) is not
+    a crash: tuning says so in one line and starts afresh, to the same weights."""
+    from w2v2_10min import rescore
+
+    def hypotheses(utterances, settings):
+        return [[(-2.0, -6.0, 2, "A B"), (-9.0, -1.0, 1, "X")]]
+
+    out, key = tmp_path / "tune-4gram", {"k": 1}
+    whole = rescore.tune(hypotheses, [None], ["A B"], 50, out, key, lm.SEARCH_SPACE)
+    for broken in ("hypotheses.npz", "rounds.json"):
+        rescore.tune(hypotheses, [None], ["A B"], 50, out, key, lm.SEARCH_SPACE)
+        assert "resuming" in capsys.readouterr().out  # whole: resumed, nothing decoded again
+        (out / broken).write_bytes((out / broken).read_bytes()[:40])
+        again = rescore.tune(hypotheses, [None], ["A B"], 50, out, key, lm.SEARCH_SPACE)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "or unreadable ones; tuning afresh" in err, broken
+        assert again["point"] == whole["point"] and len(again["rounds"]) == len(whole["rounds"])
+
+
 def test_tune_lm_refuses_a_set_without_words_and_an_unknown_method(tmp_path, tiny_lm):
     data = manifest(tmp_path)
     (data / "dev_other.ltr").write_text("\n\n\n")

@@ -41,12 +41,14 @@ one the rounds moved to rather than a step-4 decode, then the latest): every fig
 weights.json is a decode's, not a rescoring's estimate. After each round the lists
 (OUT/hypotheses.npz) and the rounds (OUT/rounds.json) are written atomically, with the tuning
 key (checkpoint, LM, lexicon, set, beam...): an interrupted tuning resumes at its next round,
-and lists made for another key are never reused (started afresh, with a note).
+and lists made for another key are never reused (started afresh, with a note; so are
+lists or rounds that cannot be read).
 """
 from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import editdistance
@@ -188,14 +190,15 @@ class Lists:
 
     @classmethod
     def load(cls, path: Path, key: dict, refs: list[str]) -> "Lists | None":
-        """The lists kept at `path` for exactly `key`, else None."""
+        """The lists kept at `path` for exactly `key`, else (another key's, or unreadable)
+        None."""
         try:
             with np.load(path) as saved:
                 if str(saved["key"]) != json.dumps(key, sort_keys=True):
                     return None
                 columns = [saved[name].tolist() for name in
                            ("words", "lm", "n", "acoustic", "errors", "utterance")]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
         lists = cls(refs)
         for w, lm, n, a, e, u in zip(*columns):
@@ -295,14 +298,17 @@ def tune(hypotheses, utterances: list, refs: list[str], beam: int, out: Path, ke
     rounds: list[dict] = []
     lists = Lists(refs)
     if rounds_path.is_file():
-        saved = json.loads(rounds_path.read_text())
+        try:
+            saved = json.loads(rounds_path.read_text())
+        except ValueError:
+            saved = {}  # unreadable: as another key's
         kept = Lists.load(lists_path, key, refs)
         if saved.get("tuning_key") == key and kept is not None:
             rounds, lists = saved["rounds"], kept
             print(f"resuming after {len(rounds)} round(s) of {rounds_path}", flush=True)
         else:
             print(f"note: {out} holds hypotheses for another checkpoint, LM, lexicon, set or "
-                  "beam; tuning afresh", file=sys.stderr)
+                  "beam, or unreadable ones; tuning afresh", file=sys.stderr)
     while True:
         if rounds and (rounds[-1]["next"] is None or len(rounds) >= MAX_ROUNDS):
             break
