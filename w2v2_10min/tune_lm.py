@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     done = finished(out, key, args.trials if args.tune == "search" else 0, kept)
     if done:
         print(f"{out.name} is up to date ({done['tuning_method']}, "
-              f"{done.get('decodes', done['trials'])} decodes on {args.subset}, best WER "
+              f"{done['trials']} decodes on {args.subset}, best WER "
               f"{done['wer']:.2f}); delete {out} to tune again")
         return 0
     if args.tune == "rescore":
