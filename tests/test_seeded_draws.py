@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq.data.data_utils import compute_mask_indices
+from fairseq.data.data_utils import compute_mask_indices, numpy_seed
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 
 from w2v2_plugin.seeded_draws import SeededDraws, seeded_mask_indices
@@ -104,15 +104,19 @@ def runs(mask):
     ((4, 64), None, 0.25, 8, 0),                      # the tiny recipe's channel masks
 ])
 def test_mask_statistics_are_fairseqs(shape, lengths, prob, span, min_masks):
-    """Fraction masked and span lengths match fairseq's unseeded draws in distribution
-    (means within 5 standard errors over 400 batches each)."""
+    """Fraction masked and span lengths match fairseq's own draws in distribution (means
+    within 5 standard errors over 400 batches each). fairseq draws from numpy's global state,
+    seeded here: unseeded, its draws differed from run to run, and a rare one failed the test
+    (7 Dec 2026; the rows of a batch are not independent, so the standard errors are too
+    small: over 300 seeds |z| reached 4.4, and in one run of the tests 5.4)."""
     padding = None if lengths is None else \
         torch.arange(shape[1])[None, :] >= torch.tensor(lengths)[:, None]
     ids = np.arange(shape[0])
     seeded = [seeded_mask_indices((1, 0), update, ids, shape, padding, prob, span,
                                   min_masks=min_masks) for update in range(400)]
-    fairseq = [compute_mask_indices(shape, padding, prob, span, min_masks=min_masks)
-               for _ in range(400)]
+    with numpy_seed(0):
+        fairseq = [compute_mask_indices(shape, padding, prob, span, min_masks=min_masks)
+                   for _ in range(400)]
     for statistic in (lambda m: m.sum(axis=1) / shape[1], runs):
         a = np.concatenate([statistic(m) for m in seeded]).astype(float)
         b = np.concatenate([statistic(m) for m in fairseq]).astype(float)
